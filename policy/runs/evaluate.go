@@ -1,0 +1,186 @@
+package runs
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/tollgate-dev/tollgate/policy"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+)
+
+// Evaluate applies the built-in checks of every policy to the run. It is pure.
+// specIntegrity is decided per request (see Request), not here.
+func Evaluate(policies []*Policy, in *Input) policy.Decision {
+	d := policy.Decision{Subject: in.Subject()}
+
+	// Assemble each unit once; every policy reads the same containers.
+	built := make([]*assembled, len(in.Units))
+	var assembleErrs []finding
+	for i := range in.Units {
+		u := &in.Units[i]
+		if u.Spec == nil {
+			continue
+		}
+		a, err := assemble(u)
+		if err != nil {
+			assembleErrs = append(assembleErrs, finding{check: v1alpha1.CheckPodSecurity, unit: u, object: u.SpecObject, path: u.SpecPath,
+				message: "the task's Pod cannot be assembled: " + err.Error(), fix: "fix the stepTemplate, stepSpecs or sidecarSpecs"})
+			continue
+		}
+		built[i] = a
+	}
+
+	for _, p := range policies {
+		ex := newExempter(p, in)
+		report := func(check v1alpha1.CheckName, fs []finding) {
+			mode := p.mode(check)
+			for _, f := range fs {
+				if reason, ok := ex.exempt(check, f.unit); ok {
+					d.Exempted = appendNote(d.Exempted, policy.Note{Policy: p.Name, Rule: string(check), Task: taskOf(f.unit), Reason: "exempted: " + reason})
+					continue
+				}
+				v := f.toViolation(p.Name)
+				if mode == v1alpha1.Warn {
+					d.Warnings = append(d.Warnings, v)
+				} else {
+					d.Denials = append(d.Denials, v)
+				}
+			}
+		}
+		skip := func(check v1alpha1.CheckName, task, reason string) {
+			d.Skipped = appendNote(d.Skipped, policy.Note{Policy: p.Name, Rule: string(check), Task: task, Reason: reason})
+		}
+
+		if p.mode(v1alpha1.CheckServiceAccount) != v1alpha1.Off {
+			fs, skipped := checkServiceAccounts(p, in)
+			report(v1alpha1.CheckServiceAccount, fs)
+			for _, s := range skipped {
+				skip(v1alpha1.CheckServiceAccount, "", s)
+			}
+		}
+		psaOn := p.mode(v1alpha1.CheckPodSecurity) != v1alpha1.Off
+		resOn := p.mode(v1alpha1.CheckResources) != v1alpha1.Off
+		if psaOn {
+			report(v1alpha1.CheckPodSecurity, assembleErrs)
+		}
+		for i := range in.Units {
+			u := &in.Units[i]
+			a := built[i]
+			if a == nil {
+				if u.Unresolved != "" {
+					if psaOn {
+						skip(v1alpha1.CheckPodSecurity, u.Task, u.Unresolved)
+					}
+					if resOn {
+						skip(v1alpha1.CheckResources, u.Task, u.Unresolved)
+					}
+				}
+				continue
+			}
+			for _, c := range a.Containers {
+				if c.FromRef {
+					note := fmt.Sprintf("%s refers to a StepAction; its container is checked when Tekton creates the Pod", c.Label)
+					if psaOn {
+						skip(v1alpha1.CheckPodSecurity, u.Task, note)
+					}
+					if resOn {
+						skip(v1alpha1.CheckResources, u.Task, note)
+					}
+				}
+			}
+			if psaOn {
+				report(v1alpha1.CheckPodSecurity, checkPodSecurity(p, u, a))
+			}
+			if resOn {
+				report(v1alpha1.CheckResources, checkResources(p, u, a))
+			}
+		}
+		for _, s := range in.Unresolved {
+			if psaOn {
+				skip(v1alpha1.CheckPodSecurity, "", s)
+			}
+			if resOn {
+				skip(v1alpha1.CheckResources, "", s)
+			}
+		}
+		if p.mode(v1alpha1.CheckPinnedRefs) != v1alpha1.Off {
+			report(v1alpha1.CheckPinnedRefs, checkPinnedRefs(p, in))
+		}
+	}
+	return d
+}
+
+func taskOf(u *Unit) string {
+	if u == nil {
+		return ""
+	}
+	return u.Task
+}
+
+func appendNote(ns []policy.Note, n policy.Note) []policy.Note {
+	if slices.Contains(ns, n) {
+		return ns
+	}
+	return append(ns, n)
+}
+
+func (p *Policy) mode(c v1alpha1.CheckName) v1alpha1.Mode {
+	switch c {
+	case v1alpha1.CheckServiceAccount:
+		return p.Spec.ServiceAccount.Mode
+	case v1alpha1.CheckPodSecurity:
+		return p.Spec.PodSecurity.Mode
+	case v1alpha1.CheckResources:
+		return p.Spec.Resources.Mode
+	case v1alpha1.CheckPinnedRefs:
+		return p.Spec.PinnedRefs.Mode
+	case v1alpha1.CheckSpecIntegrity:
+		return p.Spec.SpecIntegrity.Mode
+	}
+	return v1alpha1.Enforce
+}
+
+// Mode returns the policy's mode for a check.
+func (p *Policy) Mode(c v1alpha1.CheckName) v1alpha1.Mode { return p.mode(c) }
+
+// exempter decides exemptions of one policy for one run.
+type exempter struct {
+	p  *Policy
+	in *Input
+}
+
+func newExempter(p *Policy, in *Input) exempter { return exempter{p: p, in: in} }
+
+func covers(e *v1alpha1.Exemption, c v1alpha1.CheckName) bool {
+	if len(e.Checks) == 0 {
+		return c != v1alpha1.CheckSpecIntegrity
+	}
+	return slices.Contains(e.Checks, c)
+}
+
+// exempt reports whether a finding of check in unit u (nil: run-wide) is
+// exempted, with the exemption's reason.
+func (x exempter) exempt(c v1alpha1.CheckName, u *Unit) (string, bool) {
+	for i := range x.p.Spec.Exemptions {
+		e := &x.p.Spec.Exemptions[i]
+		if !covers(e, c) {
+			continue
+		}
+		if slices.Contains(e.Namespaces, x.in.Namespace) {
+			return fmt.Sprintf("namespace %q: %s", x.in.Namespace, e.Reason), true
+		}
+		if x.in.PipelineName != "" && slices.Contains(e.Pipelines, x.in.PipelineName) {
+			return fmt.Sprintf("pipeline %q: %s", x.in.PipelineName, e.Reason), true
+		}
+		if u != nil && (slices.Contains(e.Tasks, u.Task) || (u.TaskName != "" && slices.Contains(e.Tasks, u.TaskName))) {
+			return fmt.Sprintf("task %q: %s", u.Task, e.Reason), true
+		}
+	}
+	return "", false
+}
+
+// ExemptRun reports whether a check is exempted for the whole run (by
+// namespace or pipeline), with the reason; used for request-level checks.
+func (p *Policy) ExemptRun(c v1alpha1.CheckName, in *Input) (string, bool) {
+	return newExempter(p, in).exempt(c, nil)
+}

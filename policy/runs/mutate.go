@@ -1,0 +1,183 @@
+package runs
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tollgate-dev/tollgate/policy/specdigest"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+)
+
+// Mutation is the result of the mutating path for one run.
+type Mutation struct {
+	// Object is the mutated object, as JSON.
+	Object []byte
+	// Digest is the spec digest stamped into the annotation.
+	Digest string
+	// Defaulted lists what was written, one line each, for logs and `check`.
+	Defaulted []string
+}
+
+// Mutate writes the configured default limits into inline steps and
+// sidecars that lack them, then stamps the spec digest annotation over the
+// resulting spec. raw is the object as the API server sent it; in must be
+// gathered from the same object. It is idempotent, so a reinvocation after
+// other mutating webhooks restamps the digest over their changes.
+func Mutate(policies []*Policy, in *Input, raw []byte) (*Mutation, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		return nil, fmt.Errorf("decoding object: %w", err)
+	}
+	m := &Mutation{}
+	if defaults := defaultLimits(policies); len(defaults) > 0 {
+		for i := range in.Units {
+			u := &in.Units[i]
+			if u.Spec == nil || !u.Inline {
+				continue
+			}
+			a, err := assemble(u)
+			if err != nil {
+				continue // reported by the validating path
+			}
+			for _, c := range a.Containers {
+				if c.FromRef {
+					continue
+				}
+				for _, name := range sortedNames(defaults) {
+					if _, ok := c.C.Resources.Limits[name]; ok {
+						continue
+					}
+					q := defaults[name]
+					p := c.Path.Child("computeResources", "limits", string(name))
+					if err := setPath(obj, p, q.String()); err != nil {
+						return nil, fmt.Errorf("writing default %s: %w", p, err)
+					}
+					m.Defaulted = append(m.Defaulted, fmt.Sprintf("task %q %s: %s = %s", u.Task, c.Label, p, q.String()))
+				}
+			}
+		}
+	}
+	spec, ok := obj["spec"]
+	if !ok {
+		return nil, fmt.Errorf("object has no spec")
+	}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("encoding spec: %w", err)
+	}
+	if m.Digest, err = specdigest.OfSpec(specJSON); err != nil {
+		return nil, err
+	}
+	meta, _ := obj["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		obj["metadata"] = meta
+	}
+	ann, _ := meta["annotations"].(map[string]any)
+	if ann == nil {
+		ann = map[string]any{}
+		meta["annotations"] = ann
+	}
+	ann[specdigest.Annotation] = m.Digest
+	if m.Object, err = json.Marshal(obj); err != nil {
+		return nil, fmt.Errorf("encoding object: %w", err)
+	}
+	return m, nil
+}
+
+// defaultLimits returns the default limits of the first policy (by name) that
+// has the resources check on and sets defaults.
+func defaultLimits(policies []*Policy) map[corev1.ResourceName]resource.Quantity {
+	for _, p := range policies {
+		if p.mode(v1alpha1.CheckResources) != v1alpha1.Off && len(p.defaults) > 0 {
+			return p.defaults
+		}
+	}
+	return nil
+}
+
+
+// setPath sets the value at a field path (as field.Path prints it) in a
+// decoded JSON object, creating objects on the way; arrays must exist.
+func setPath(obj map[string]any, p *field.Path, value any) error {
+	segs, err := segments(p.String())
+	if err != nil {
+		return err
+	}
+	var cur any = obj
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch k := s.(type) {
+		case string:
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return fmt.Errorf("%s: not an object", p)
+			}
+			if last {
+				m[k] = value
+				return nil
+			}
+			next, ok := m[k]
+			if !ok || next == nil {
+				if _, isIdx := segs[i+1].(int); isIdx {
+					return fmt.Errorf("%s: missing array %q", p, k)
+				}
+				next = map[string]any{}
+				m[k] = next
+			}
+			cur = next
+		case int:
+			a, ok := cur.([]any)
+			if !ok || k >= len(a) {
+				return fmt.Errorf("%s: index %d out of range", p, k)
+			}
+			if last {
+				a[k] = value
+				return nil
+			}
+			cur = a[k]
+		}
+	}
+	return nil
+}
+
+// segments splits "a.b[1].c" into "a", "b", 1, "c".
+func segments(s string) ([]any, error) {
+	var out []any
+	for i := 0; i < len(s); {
+		switch s[i] {
+		case '.':
+			i++
+		case '[':
+			j := i + 1
+			for j < len(s) && s[j] != ']' {
+				j++
+			}
+			if j == len(s) {
+				return nil, fmt.Errorf("path %q: unclosed [", s)
+			}
+			n, err := strconv.Atoi(s[i+1 : j])
+			if err != nil {
+				return nil, fmt.Errorf("path %q: index %q: %w", s, s[i+1:j], err)
+			}
+			out = append(out, n)
+			i = j + 1
+		default:
+			j := i
+			for j < len(s) && s[j] != '.' && s[j] != '[' {
+				j++
+			}
+			out = append(out, s[i:j])
+			i = j
+		}
+	}
+	return out, nil
+}

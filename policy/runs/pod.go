@@ -1,0 +1,123 @@
+package runs
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tollgate-dev/tollgate/policy"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+)
+
+// Tekton's Pod labels.
+const (
+	LabelTaskRun      = "tekton.dev/taskRun"
+	LabelPipelineTask = "tekton.dev/pipelineTask"
+	LabelTask         = "tekton.dev/task"
+	LabelPipeline     = "tekton.dev/pipeline"
+)
+
+// EvaluatePod applies podSecurity and resources to a Pod Tekton creates for a
+// TaskRun. This is where Tasks resolved remotely (hub, git, bundles) and
+// StepActions are checked: only now is their content known.
+func EvaluatePod(policies []*Policy, pod *corev1.Pod) policy.Decision {
+	name := pod.Name
+	if name == "" {
+		name = pod.GenerateName + "<generated>"
+	}
+	d := policy.Decision{Subject: fmt.Sprintf("Pod %s/%s (TaskRun %s)", pod.Namespace, name, pod.Labels[LabelTaskRun])}
+	task := pod.Labels[LabelPipelineTask]
+	if task == "" {
+		task = pod.Labels[LabelTaskRun]
+	}
+	u := &Unit{Task: task, TaskName: pod.Labels[LabelTask], Path: field.NewPath("spec")}
+	in := &Input{Kind: "Pod", Namespace: pod.Namespace, Name: name, PipelineName: pod.Labels[LabelPipeline]}
+
+	podLevel := pod.Spec.DeepCopy()
+	podLevel.Containers, podLevel.InitContainers, podLevel.EphemeralContainers = nil, nil, nil
+
+	type ctr struct {
+		c     corev1.Container
+		path  *field.Path
+		label string
+		user  bool // a step or sidecar, as opposed to Tekton's own init containers
+	}
+	var all []ctr
+	for i, c := range pod.Spec.InitContainers {
+		all = append(all, ctr{c, field.NewPath("spec", "initContainers").Index(i), fmt.Sprintf("init container %q", c.Name), false})
+	}
+	for i, c := range pod.Spec.Containers {
+		label, user := fmt.Sprintf("container %q", c.Name), false
+		if s, ok := strings.CutPrefix(c.Name, "step-"); ok {
+			label, user = fmt.Sprintf("step %q", s), true
+		} else if s, ok := strings.CutPrefix(c.Name, "sidecar-"); ok {
+			label, user = fmt.Sprintf("sidecar %q", s), true
+		}
+		all = append(all, ctr{c, field.NewPath("spec", "containers").Index(i), label, user})
+	}
+
+	for _, p := range policies {
+		ex := newExempter(p, in)
+		report := func(check v1alpha1.CheckName, fs []finding) {
+			mode := p.mode(check)
+			for _, f := range fs {
+				if reason, ok := ex.exempt(check, u); ok {
+					d.Exempted = appendNote(d.Exempted, policy.Note{Policy: p.Name, Rule: string(check), Task: task, Reason: "exempted: " + reason})
+					continue
+				}
+				v := f.toViolation(p.Name)
+				if mode == v1alpha1.Warn {
+					d.Warnings = append(d.Warnings, v)
+				} else {
+					d.Denials = append(d.Denials, v)
+				}
+			}
+		}
+		if p.mode(v1alpha1.CheckPodSecurity) != v1alpha1.Off {
+			var fs []finding
+			for _, r := range psaEvaluator.EvaluatePod(p.psa, &pod.ObjectMeta, podLevel) {
+				if !r.Allowed {
+					fs = append(fs, finding{check: v1alpha1.CheckPodSecurity, unit: u, path: field.NewPath("spec"),
+						message: fmt.Sprintf("pod: %s: %s (level %s)", r.ForbiddenReason, r.ForbiddenDetail, p.psa.String()), fix: psaFix(r.ForbiddenReason)})
+				}
+			}
+			for _, c := range all {
+				one := corev1.PodSpec{SecurityContext: pod.Spec.SecurityContext, Containers: []corev1.Container{c.c}}
+				for _, r := range psaEvaluator.EvaluatePod(p.psa, &pod.ObjectMeta, &one) {
+					if !r.Allowed {
+						fs = append(fs, finding{check: v1alpha1.CheckPodSecurity, unit: u, path: c.path.Child("securityContext"), step: c.label,
+							message: fmt.Sprintf("%s: %s (level %s)", r.ForbiddenReason, r.ForbiddenDetail, p.psa.String()), fix: psaFix(r.ForbiddenReason)})
+					}
+				}
+			}
+			report(v1alpha1.CheckPodSecurity, fs)
+		}
+		if p.mode(v1alpha1.CheckResources) != v1alpha1.Off {
+			var fs []finding
+			for _, c := range all {
+				if !c.user {
+					continue
+				}
+				if miss := missingLimits(&c.c); len(miss) > 0 {
+					names := make([]string, len(miss))
+					for i, m := range miss {
+						names[i] = string(m)
+					}
+					fs = append(fs, finding{check: v1alpha1.CheckResources, unit: u, path: c.path.Child("resources", "limits"), step: c.label,
+						message: "no " + strings.Join(names, " or ") + " limit", fix: "set computeResources.limits on the step in the Task (or stepSpecs in the run)"})
+				}
+				for _, rn := range sortedNames(p.maxima) {
+					max := p.maxima[rn]
+					if q, ok := c.c.Resources.Limits[rn]; ok && q.Cmp(max) > 0 {
+						fs = append(fs, finding{check: v1alpha1.CheckResources, unit: u, path: c.path.Child("resources", "limits", string(rn)), step: c.label,
+							message: fmt.Sprintf("%s limit %s exceeds the maximum %s", rn, q.String(), max.String()), fix: fmt.Sprintf("lower the %s limit to at most %s", rn, max.String())})
+					}
+				}
+			}
+			report(v1alpha1.CheckResources, fs)
+		}
+	}
+	return d
+}

@@ -1,0 +1,281 @@
+package runguard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/tollgate-dev/tollgate/policy"
+	"github.com/tollgate-dev/tollgate/policy/runs"
+)
+
+// Namespaces answers a namespace's labels.
+type Namespaces interface {
+	Labels(ctx context.Context, name string) (map[string]string, error)
+}
+
+// Deps are what the handlers need.
+type Deps struct {
+	// Policies returns the current policy snapshot (never nil once ready).
+	Policies func() *runs.Set
+	// Cluster answers Tasks, Pipelines, service accounts and RBAC.
+	Cluster runs.Cluster
+	// Namespaces answers namespace labels (for policy selection).
+	Namespaces Namespaces
+	// Identities are the Tekton controller and Tollgate identities.
+	Identities runs.Identities
+}
+
+// Handler is the run guard's mutating and validating admission handler.
+type Handler struct {
+	deps Deps
+}
+
+// New returns a handler.
+func New(deps Deps) (*Handler, error) {
+	if deps.Policies == nil || deps.Cluster == nil || deps.Namespaces == nil {
+		return nil, errors.New("runguard: Policies, Cluster and Namespaces are required")
+	}
+	return &Handler{deps: deps}, nil
+}
+
+// errBadRequest marks errors caused by the request itself (4xx), as opposed
+// to internal faults (5xx). Both deny.
+type errBadRequest struct{ err error }
+
+func (e errBadRequest) Error() string { return e.err.Error() }
+func (e errBadRequest) Unwrap() error { return e.err }
+
+func badRequest(format string, args ...any) error {
+	return errBadRequest{fmt.Errorf(format, args...)}
+}
+
+func errored(err error) admission.Response {
+	var br errBadRequest
+	if errors.As(err, &br) {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	return admission.Errored(http.StatusInternalServerError, fmt.Errorf("tollgate could not decide and denies (fail closed): %w", err))
+}
+
+// runKind returns PipelineRun or TaskRun for a tekton.dev request, checking
+// that the object agrees with the resource it was sent as.
+func runKind(req *admission.Request) (string, error) {
+	if req.Kind.Group != "tekton.dev" {
+		return "", badRequest("unsupported kind %s: the run guard handles tekton.dev PipelineRuns and TaskRuns", req.Kind.String())
+	}
+	if req.Kind.Version != "v1" {
+		return "", badRequest("unsupported version %s: the run guard reviews tekton.dev/v1 (register the webhook with matchPolicy: Equivalent)", req.Kind.Version)
+	}
+	switch {
+	case req.Kind.Kind == runs.KindPipelineRun && req.Resource.Resource == "pipelineruns":
+	case req.Kind.Kind == runs.KindTaskRun && req.Resource.Resource == "taskruns":
+	default:
+		return "", badRequest("kind %s does not match resource %s", req.Kind.Kind, req.Resource.Resource)
+	}
+	return req.Kind.Kind, nil
+}
+
+func (h *Handler) gather(ctx context.Context, req *admission.Request, kind string) (*runs.Input, []*runs.Policy, error) {
+	if len(req.Object.Raw) == 0 {
+		return nil, nil, badRequest("the request carries no object")
+	}
+	pr, tr, err := runs.Decode(kind, req.Object.Raw)
+	if err != nil {
+		return nil, nil, badRequest("%w", err)
+	}
+	// The namespace of the request is authoritative.
+	if pr != nil {
+		pr.Namespace = req.Namespace
+	} else {
+		tr.Namespace = req.Namespace
+	}
+	nsLabels, err := h.deps.Namespaces.Labels(ctx, req.Namespace)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading namespace %q: %w", req.Namespace, err)
+	}
+	in, err := runs.Gather(ctx, h.deps.Cluster, pr, tr)
+	if err != nil {
+		var br errBadRequest
+		if errors.As(err, &br) {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("gathering %s %s/%s: %w", kind, req.Namespace, req.Name, err)
+	}
+	return in, h.deps.Policies().ForNamespace(nsLabels), nil
+}
+
+// identify reads only what an UPDATE decision needs: the run's identity
+// (for messages and exemptions) and the policies of its namespace.
+func (h *Handler) identify(ctx context.Context, req *admission.Request, kind string) (*runs.Input, []*runs.Policy, error) {
+	var o struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+		Spec struct {
+			PipelineRef *struct {
+				Name     string `json:"name"`
+				Resolver string `json:"resolver"`
+			} `json:"pipelineRef"`
+		} `json:"spec"`
+	}
+	if len(req.Object.Raw) == 0 {
+		return nil, nil, badRequest("the request carries no object")
+	}
+	if err := json.Unmarshal(req.Object.Raw, &o); err != nil {
+		return nil, nil, badRequest("decoding %s: %w", kind, err)
+	}
+	in := &runs.Input{Kind: kind, Namespace: req.Namespace, Name: o.Metadata.Name}
+	if kind == runs.KindPipelineRun && o.Spec.PipelineRef != nil && o.Spec.PipelineRef.Resolver == "" {
+		in.PipelineName = o.Spec.PipelineRef.Name
+	}
+	nsLabels, err := h.deps.Namespaces.Labels(ctx, req.Namespace)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading namespace %q: %w", req.Namespace, err)
+	}
+	return in, h.deps.Policies().ForNamespace(nsLabels), nil
+}
+
+// Mutate stamps the spec digest on a run being created and writes the
+// configured default limits into inline steps that have none.
+func (h *Handler) Mutate(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create || req.SubResource != "" {
+		return admission.Allowed("")
+	}
+	kind, err := runKind(&req)
+	if err != nil {
+		return errored(err)
+	}
+	in, ps, err := h.gather(ctx, &req, kind)
+	if err != nil {
+		return errored(err)
+	}
+	m, err := runs.Mutate(ps, in, req.Object.Raw)
+	if err != nil {
+		return errored(badRequest("%w", err))
+	}
+	if len(m.Defaulted) > 0 {
+		logf.FromContext(ctx).V(1).Info("wrote default limits", "defaulted", m.Defaulted)
+	}
+	return admission.PatchResponseFromRaw(req.Object.Raw, m.Object)
+}
+
+// Handle implements admission.Handler for the validating path.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return h.Validate(ctx, req)
+}
+
+// MutateHandler returns the mutating path as an admission.Handler.
+func (h *Handler) MutateHandler() admission.Handler { return admission.HandlerFunc(h.Mutate) }
+
+// Validate decides a run (CREATE: every check; UPDATE and status: integrity)
+// or a Tekton-created Pod.
+func (h *Handler) Validate(ctx context.Context, req admission.Request) admission.Response {
+	if req.Kind.Group == "" && req.Kind.Kind == "Pod" {
+		return h.validatePod(ctx, &req)
+	}
+	kind, err := runKind(&req)
+	if err != nil {
+		return errored(err)
+	}
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Update:
+	default:
+		return admission.Allowed("")
+	}
+	var (
+		in *runs.Input
+		ps []*runs.Policy
+		d  policy.Decision
+	)
+	// On UPDATE the spec cannot change (integrity denies that), so the
+	// decision made at CREATE stands; re-running the other checks would
+	// break runs in flight whenever a policy is tightened.
+	if req.Operation == admissionv1.Create && req.SubResource == "" {
+		if in, ps, err = h.gather(ctx, &req, kind); err != nil {
+			return errored(err)
+		}
+		d = runs.Evaluate(ps, in)
+	} else {
+		if in, ps, err = h.identify(ctx, &req, kind); err != nil {
+			return errored(err)
+		}
+		d = policy.Decision{Subject: in.Subject()}
+	}
+	integ := runs.CheckIntegrity(ps, in, runs.Request{
+		Operation:   string(req.Operation),
+		SubResource: req.SubResource,
+		User:        req.UserInfo.Username,
+		Object:      req.Object.Raw,
+		OldObject:   req.OldObject.Raw,
+	}, h.deps.Identities)
+	d.Denials = append(d.Denials, integ.Denials...)
+	d.Warnings = append(d.Warnings, integ.Warnings...)
+	d.Exempted = append(d.Exempted, integ.Exempted...)
+	return respond(ctx, &d)
+}
+
+func (h *Handler) validatePod(ctx context.Context, req *admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create || req.SubResource != "" {
+		return admission.Allowed("")
+	}
+	if req.Resource.Resource != "pods" {
+		return errored(badRequest("kind Pod does not match resource %s", req.Resource.Resource))
+	}
+	pod := &corev1.Pod{}
+	if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
+		return errored(badRequest("decoding Pod: %w", err))
+	}
+	if _, ok := pod.Labels[runs.LabelTaskRun]; !ok {
+		return admission.Allowed("not a Tekton pod")
+	}
+	pod.Namespace = req.Namespace
+	nsLabels, err := h.deps.Namespaces.Labels(ctx, req.Namespace)
+	if err != nil {
+		return errored(fmt.Errorf("reading namespace %q: %w", req.Namespace, err))
+	}
+	d := runs.EvaluatePod(h.deps.Policies().ForNamespace(nsLabels), pod)
+	return respond(ctx, &d)
+}
+
+// respond turns a decision into an admission response, logging exemptions.
+func respond(ctx context.Context, d *policy.Decision) admission.Response {
+	log := logf.FromContext(ctx)
+	for _, e := range d.Exempted {
+		log.Info("exempted", "policy", e.Policy, "rule", e.Rule, "task", e.Task, "reason", e.Reason)
+	}
+	for _, s := range d.Skipped {
+		log.V(1).Info("not checked at admission", "policy", s.Policy, "rule", s.Rule, "task", s.Task, "reason", s.Reason)
+	}
+	warnings := make([]string, 0, len(d.Warnings))
+	for _, w := range d.Warnings {
+		warnings = append(warnings, "tollgate: "+w.String())
+	}
+	if d.Allowed() {
+		return admission.Allowed("").WithWarnings(warnings...)
+	}
+	causes := make([]metav1.StatusCause, 0, len(d.Denials))
+	for _, v := range d.Denials {
+		causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: v.Field, Message: v.String()})
+	}
+	log.Info("denied", "violations", len(d.Denials))
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
+		Allowed: false,
+		Result: &metav1.Status{
+			Status:  metav1.StatusFailure,
+			Code:    http.StatusForbidden,
+			Reason:  metav1.StatusReasonForbidden,
+			Message: d.Message(),
+			Details: &metav1.StatusDetails{Causes: causes},
+		},
+		Warnings: warnings,
+	}}
+}

@@ -1,0 +1,179 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// Paths the server answers.
+const (
+	PathMutateRuns   = "/mutate-runs"
+	PathValidateRuns = "/validate-runs"
+	PathHealthz      = "/healthz"
+	PathReadyz       = "/readyz"
+	PathMetrics      = "/metrics"
+)
+
+// Options configure the server.
+type Options struct {
+	// Addr is the listen address, e.g. ":8443".
+	Addr string
+	// CertFile and KeyFile are the PEM serving certificate and key; they are
+	// reloaded when they change on disk.
+	CertFile string
+	KeyFile  string
+	// ShutdownDelay keeps serving after readiness turns false on shutdown, so
+	// endpoints drop the pod before connections are refused.
+	ShutdownDelay time.Duration
+}
+
+// Default returns the default options.
+func Default() Options {
+	return Options{Addr: ":8443", ShutdownDelay: 5 * time.Second}
+}
+
+// Validate reports missing or inconsistent options.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Addr == "" {
+		errs = append(errs, errors.New("listen address is empty"))
+	}
+	if o.CertFile == "" || o.KeyFile == "" {
+		errs = append(errs, errors.New("a TLS certificate and key are required (--tls-cert-file, --tls-key-file)"))
+	}
+	if o.ShutdownDelay < 0 {
+		errs = append(errs, errors.New("shutdown delay is negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Handlers are the admission handlers the server routes to.
+type Handlers struct {
+	MutateRuns   admission.Handler
+	ValidateRuns admission.Handler
+}
+
+// Server is the admission server.
+type Server struct {
+	opts     Options
+	mux      *http.ServeMux
+	ready    func() error
+	shutting atomic.Bool
+	log      logr.Logger
+	// Registry holds the server's metrics.
+	Registry *prometheus.Registry
+	metrics  *metrics
+}
+
+// New returns a server for the handlers. ready reports why the server is
+// not ready yet (caches not synced, no policy snapshot), or nil.
+func New(opts Options, h Handlers, ready func() error, log logr.Logger) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s := &Server{opts: opts, mux: http.NewServeMux(), ready: ready, log: log, Registry: reg, metrics: newMetrics(reg)}
+	s.handle(PathMutateRuns, h.MutateRuns)
+	s.handle(PathValidateRuns, h.ValidateRuns)
+	s.mux.HandleFunc(PathHealthz, func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	s.mux.HandleFunc(PathReadyz, s.readyz)
+	s.mux.Handle(PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return s, nil
+}
+
+func (s *Server) handle(path string, h admission.Handler) {
+	if h == nil {
+		return
+	}
+	recover := true
+	wh := &admission.Webhook{
+		Handler:      s.metrics.instrument(path, h),
+		RecoverPanic: &recover,
+		LogConstructor: func(base logr.Logger, req *admission.Request) logr.Logger {
+			l := s.log.WithValues("path", path)
+			if req != nil {
+				l = l.WithValues("uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "user", req.UserInfo.Username)
+			}
+			return l
+		},
+	}
+	s.mux.Handle(path, wh)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.shutting.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// Handler returns the server's HTTP handler (for in-process tests and benchmarks).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run serves until ctx is done, then turns /readyz false, waits the shutdown
+// delay and drains in-flight requests.
+func (s *Server) Run(ctx context.Context, started chan<- net.Addr) error {
+	cw, err := certwatcher.New(s.opts.CertFile, s.opts.KeyFile)
+	if err != nil {
+		return fmt.Errorf("loading the serving certificate: %w", err)
+	}
+	go func() {
+		if err := cw.Start(ctx); err != nil {
+			s.log.Error(err, "certificate watcher stopped")
+		}
+	}()
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.opts.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		TLSConfig: &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: cw.GetCertificate,
+		},
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	s.log.Info("serving admission webhooks", "address", ln.Addr().String())
+	if started != nil {
+		started <- ln.Addr()
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	s.shutting.Store(true)
+	s.log.Info("shutting down: readiness is false, draining", "delay", s.opts.ShutdownDelay)
+	time.Sleep(s.opts.ShutdownDelay)
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("draining: %w", err)
+	}
+	return nil
+}
