@@ -9,6 +9,7 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	psapolicy "k8s.io/pod-security-admission/policy"
 
@@ -16,6 +17,9 @@ import (
 	"github.com/tollgate-dev/tollgate/policy/rbac"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
+
+// emptyMeta stands in for the metadata of a Pod that does not exist yet.
+var emptyMeta metav1.ObjectMeta
 
 // psaEvaluator is built once: the Pod Security Standards checks are data.
 var psaEvaluator = func() psapolicy.Evaluator {
@@ -172,7 +176,7 @@ func checkPodSecurity(p *Policy, u *Unit, a *assembled) []finding {
 	var fs []finding
 	// Pod-level fields, with no containers: volumes, host namespaces, pod securityContext.
 	pod := a.Pod
-	for _, r := range psaEvaluator.EvaluatePod(p.psa, nil, &pod) {
+	for _, r := range psaEvaluator.EvaluatePod(p.psa, &emptyMeta, &pod) {
 		if r.Allowed {
 			continue
 		}
@@ -188,7 +192,7 @@ func checkPodSecurity(p *Policy, u *Unit, a *assembled) []finding {
 			continue
 		}
 		one := corev1.PodSpec{SecurityContext: a.Pod.SecurityContext, Containers: []corev1.Container{c.C}}
-		for _, r := range psaEvaluator.EvaluatePod(p.psa, nil, &one) {
+		for _, r := range psaEvaluator.EvaluatePod(p.psa, &emptyMeta, &one) {
 			if r.Allowed {
 				continue
 			}

@@ -1,0 +1,75 @@
+// Command tollgate is the one binary of Tollgate, the supply-chain gate for
+// Tekton: `tollgate webhook` serves the admission webhooks, `tollgate check`
+// evaluates runs offline with the same checks, `tollgate version` prints
+// what this build supports. Flags and environment are read only here.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit code with its message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError is an error in the command line or the input (exit 2).
+func usageError(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tollgate",
+		Short: "The supply-chain gate for Tekton: admission checks for runs, signed provenance, and an image gate",
+		Long: `Tollgate guards Tekton CI on Kubernetes.
+
+It denies unsafe PipelineRuns and TaskRuns at admission (service accounts with
+too much power, privileged steps, missing resource limits, unpinned remote
+Tasks, specs changed after admission) and stamps every admitted run with a
+non-falsifiable spec digest.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newVersionCmd(), newWebhookCmd(), newCheckCmd())
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
+	})
+	return root
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "tollgate:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "tollgate:", err)
+	// Cobra's own argument errors ("unknown command", "accepts 1 arg") are usage errors.
+	return 2
+}

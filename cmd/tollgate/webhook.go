@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/tollgate-dev/tollgate/policy/runs"
+	"github.com/tollgate-dev/tollgate/webhook"
+)
+
+func newWebhookCmd() *cobra.Command {
+	opts := webhook.Default()
+	var (
+		kubeconfig string
+		tekton     []string
+		trusted    []string
+		verbosity  int
+	)
+	cmd := &cobra.Command{
+		Use:   "webhook",
+		Short: "Serve the run guard's admission webhooks over TLS",
+		Long: `Serve the admission webhooks over TLS:
+
+  /mutate-runs     stamps tollgate.dev/spec-digest on new PipelineRuns and TaskRuns
+                   and writes configured default limits into inline steps
+  /validate-runs   decides PipelineRuns and TaskRuns (CREATE, UPDATE, status) and
+                   Pods labelled tekton.dev/taskRun (CREATE)
+  /healthz         liveness
+  /readyz          readiness: true once the informer caches are synced
+  /metrics         Prometheus metrics
+
+The serving certificate and key are read from files and reloaded when they
+change. The webhook reads Tasks, Pipelines, ServiceAccounts, Namespaces, RBAC
+and ClusterRunPolicies through informers, and writes ClusterRunPolicy status.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rules := clientcmd.NewDefaultClientConfigLoadingRules()
+			rules.ExplicitPath = kubeconfig
+			cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+			if err != nil {
+				return usageError("loading the Kubernetes client configuration: %w", err)
+			}
+			cfg.QPS, cfg.Burst = 50, 100
+			if err := opts.Validate(); err != nil {
+				return usageError("%w", err)
+			}
+			log := zap.New(zap.UseDevMode(false), zap.Level(zapcore.Level(-verbosity))).WithName("webhook")
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			err = webhook.Run(ctx, webhook.Config{
+				Server:     opts,
+				RestConfig: cfg,
+				Identities: runs.Identities{TektonControllers: tekton, Trusted: trusted},
+			}, log, nil)
+			if err != nil {
+				return fmt.Errorf("webhook: %w", err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Addr, "listen", opts.Addr, "address to serve HTTPS on")
+	f.StringVar(&opts.CertFile, "tls-cert-file", "", "PEM serving certificate (required; reloaded on change)")
+	f.StringVar(&opts.KeyFile, "tls-key-file", "", "PEM private key of the serving certificate (required)")
+	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", opts.ShutdownDelay, "on SIGTERM, keep serving this long with /readyz false before draining")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	f.StringSliceVar(&tekton, "tekton-controller-users", []string{"system:serviceaccount:tekton-pipelines:tekton-pipelines-controller"},
+		"users allowed to update run status (the Tekton controller's service account)")
+	f.StringSliceVar(&trusted, "trusted-users", []string{"system:serviceaccount:tollgate-system:tollgate-signer"},
+		"users allowed to write tollgate.dev/* and chains.tekton.dev/* annotations (Tollgate's signer)")
+	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (0: decisions and errors, 1: also skipped checks and defaults)")
+	return cmd
+}
+

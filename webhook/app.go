@@ -1,0 +1,111 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+
+	"github.com/go-logr/logr"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tollgate-dev/tollgate/policy/runs"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/webhook/runguard"
+)
+
+// Config is everything `tollgate webhook` needs.
+type Config struct {
+	Server     Options
+	RestConfig *rest.Config
+	Identities runs.Identities
+}
+
+// Scheme returns the scheme of every type the webhook reads.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, pipelinev1.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Run wires the caches, the policy store and the handlers, and serves until
+// ctx is done. started, if not nil, receives the listening address.
+func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Addr) error {
+	if cfg.RestConfig == nil {
+		return errors.New("no Kubernetes client configuration")
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return fmt.Errorf("building the scheme: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	c, err := cache.New(cfg.RestConfig, cache.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("creating the informer cache: %w", err)
+	}
+	cl, err := client.New(cfg.RestConfig, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("creating the client: %w", err)
+	}
+	cluster, err := runguard.NewCacheCluster(ctx, c)
+	if err != nil {
+		return err
+	}
+	store, err := runguard.NewPolicyStore(ctx, c, cl, log.WithName("policies"))
+	if err != nil {
+		return err
+	}
+	h, err := runguard.New(runguard.Deps{Policies: store.Current, Cluster: cluster, Namespaces: cluster, Identities: cfg.Identities})
+	if err != nil {
+		return err
+	}
+	var synced atomic.Bool
+	ready := func() error {
+		if !synced.Load() {
+			return errors.New("informer caches are not synced yet")
+		}
+		return nil
+	}
+	srv, err := New(cfg.Server, Handlers{MutateRuns: h.MutateHandler(), ValidateRuns: h}, ready, log)
+	if err != nil {
+		return err
+	}
+
+	cacheErr := make(chan error, 1)
+	go func() { cacheErr <- c.Start(ctx) }()
+	go func() {
+		if !c.WaitForCacheSync(ctx) {
+			return
+		}
+		if err := store.Reload(ctx); err != nil {
+			log.Error(err, "loading run policies")
+		}
+		synced.Store(true)
+		log.Info("caches synced; ready")
+		store.Run(ctx)
+	}()
+
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Run(ctx, started) }()
+	select {
+	case err := <-srvErr:
+		return err
+	case err := <-cacheErr:
+		if err != nil {
+			return fmt.Errorf("informer cache: %w", err)
+		}
+		return <-srvErr
+	}
+}
