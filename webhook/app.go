@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 	if err != nil {
 		return fmt.Errorf("creating the client: %w", err)
 	}
-	cluster, err := runguard.NewCacheCluster(ctx, c)
+	cluster, err := runguard.NewCacheCluster(ctx, c, cl)
 	if err != nil {
 		return err
 	}

@@ -6,8 +6,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/clientcmd"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/tollgate-dev/tollgate/policy/runs"
@@ -77,4 +77,3 @@ and ClusterRunPolicies through informers, and writes ClusterRunPolicy status.`,
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (0: decisions and errors, 1: also skipped checks and defaults)")
 	return cmd
 }
-

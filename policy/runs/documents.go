@@ -149,4 +149,3 @@ func appendDecoded[T any](raw []byte, to *[]T) error {
 	*to = append(*to, v)
 	return nil
 }
-

@@ -104,7 +104,6 @@ func defaultLimits(policies []*Policy) map[corev1.ResourceName]resource.Quantity
 	return nil
 }
 
-
 // setPath sets the value at a field path (as field.Path prints it) in a
 // decoded JSON object, creating objects on the way; arrays must exist.
 func setPath(obj map[string]any, p *field.Path, value any) error {

@@ -85,4 +85,3 @@ func (c *StaticCluster) NamespaceLabels(name string) (map[string]string, bool) {
 	l, ok := c.namespaces[name]
 	return l, ok
 }
-

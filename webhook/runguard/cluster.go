@@ -24,6 +24,9 @@ import (
 // Role, ClusterRole or binding changes, at the next request that needs it.
 type CacheCluster struct {
 	reader client.Reader
+	// live answers what the cache says does not exist: an object created an
+	// instant before the run (kubectl apply -f with both) may not be cached yet.
+	live client.Reader
 
 	dirty atomic.Bool
 	mu    sync.Mutex
@@ -31,8 +34,9 @@ type CacheCluster struct {
 }
 
 // NewCacheCluster registers the informers it needs with c (start c afterwards).
-func NewCacheCluster(ctx context.Context, c cache.Cache) (*CacheCluster, error) {
-	cc := &CacheCluster{reader: c}
+// live is an uncached reader asked only when the cache misses.
+func NewCacheCluster(ctx context.Context, c cache.Cache, live client.Reader) (*CacheCluster, error) {
+	cc := &CacheCluster{reader: c, live: live}
 	cc.dirty.Store(true)
 	mark := toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { cc.dirty.Store(true) },
@@ -68,10 +72,19 @@ func nsMeta() *metav1.PartialObjectMetadata {
 	return m
 }
 
+// get reads from the cache, and from the API server when the cache has no such object.
+func (c *CacheCluster) get(ctx context.Context, key client.ObjectKey, obj client.Object) error {
+	err := c.reader.Get(ctx, key, obj)
+	if apierrors.IsNotFound(err) && c.live != nil {
+		return c.live.Get(ctx, key, obj)
+	}
+	return err
+}
+
 // Task implements runs.Cluster.
 func (c *CacheCluster) Task(ctx context.Context, ns, name string) (*pipelinev1.Task, error) {
 	t := &pipelinev1.Task{}
-	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, t); err != nil {
+	if err := c.get(ctx, client.ObjectKey{Namespace: ns, Name: name}, t); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, runs.ErrNotFound
 		}
@@ -83,7 +96,7 @@ func (c *CacheCluster) Task(ctx context.Context, ns, name string) (*pipelinev1.T
 // Pipeline implements runs.Cluster.
 func (c *CacheCluster) Pipeline(ctx context.Context, ns, name string) (*pipelinev1.Pipeline, error) {
 	p := &pipelinev1.Pipeline{}
-	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, p); err != nil {
+	if err := c.get(ctx, client.ObjectKey{Namespace: ns, Name: name}, p); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, runs.ErrNotFound
 		}
@@ -94,7 +107,7 @@ func (c *CacheCluster) Pipeline(ctx context.Context, ns, name string) (*pipeline
 
 // ServiceAccountExists implements runs.Cluster.
 func (c *CacheCluster) ServiceAccountExists(ctx context.Context, ns, name string) (bool, error) {
-	err := c.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, saMeta())
+	err := c.get(ctx, client.ObjectKey{Namespace: ns, Name: name}, saMeta())
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
@@ -105,7 +118,7 @@ func (c *CacheCluster) ServiceAccountExists(ctx context.Context, ns, name string
 // error: the request is denied rather than checked against no policy.
 func (c *CacheCluster) Labels(ctx context.Context, name string) (map[string]string, error) {
 	m := nsMeta()
-	if err := c.reader.Get(ctx, client.ObjectKey{Name: name}, m); err != nil {
+	if err := c.get(ctx, client.ObjectKey{Name: name}, m); err != nil {
 		return nil, err
 	}
 	return m.Labels, nil

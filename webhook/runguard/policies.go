@@ -88,6 +88,11 @@ func (s *PolicyStore) Reload(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var inForce []*runs.Policy
+	type status struct {
+		p    *v1alpha1.ClusterRunPolicy
+		cond metav1.Condition
+	}
+	var statuses []status
 	seen := map[string]bool{}
 	for i := range list.Items {
 		p := &list.Items[i]
@@ -110,7 +115,7 @@ func (s *PolicyStore) Reload(ctx context.Context) error {
 		if err != nil {
 			s.log.Info("run policy does not compile", "policy", p.Name, "generation", p.Generation, "error", err.Error())
 		}
-		s.setStatus(ctx, p, cond)
+		statuses = append(statuses, status{p, cond})
 	}
 	for uid := range s.lastGood {
 		if !seen[uid] {
@@ -118,6 +123,10 @@ func (s *PolicyStore) Reload(ctx context.Context) error {
 		}
 	}
 	s.snapshot.Store(runs.NewSet(runs.BuiltinDefault(), inForce...))
+	// Status after the snapshot: Ready=True means the policy is in force.
+	for _, st := range statuses {
+		s.setStatus(ctx, st.p, st.cond)
+	}
 	return nil
 }
 

@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tollgate-dev/tollgate/policy/runs"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/webhook/runguard"
+)
+
+// Alice is the user who creates runs: a developer with rights on runs, nothing more.
+const Alice = "alice@example.com"
+
+// startGuarded starts the control plane with the run guard's webhooks, the
+// sample cluster state, the test fixtures fs (applied before the webhook
+// starts, so its caches begin complete), and the webhook.
+func startGuarded(t *testing.T, fixtures ...client.Object) *envtest.Env {
+	t.Helper()
+	ctx := t.Context()
+	env := envtest.Start(t, envtest.Options{Webhooks: true})
+	if err := env.GrantTekton(ctx); err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, env.Client, sampleState(t)...)
+	applyAll(t, env.Client, aliceRBAC()...)
+	applyAll(t, env.Client, fixtures...)
+	env.StartWebhook(t)
+	return env
+}
+
+func aliceRBAC() []client.Object {
+	return []client.Object{
+		&rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: "test-run-author"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{"tekton.dev"}, Resources: []string{"pipelineruns", "taskruns", "pipelineruns/status", "taskruns/status"}, Verbs: []string{"*"}},
+				{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get"}},
+			},
+		},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "test-run-author"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "test-run-author"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: Alice}},
+		},
+	}
+}
+
+// sampleState reads testing/samples/cluster as objects to create.
+func sampleState(t *testing.T) []client.Object {
+	t.Helper()
+	return readObjects(t, filepath.Join(envtest.Root(), "testing", "samples", "cluster"))
+}
+
+func readObjects(t *testing.T, dir string) []client.Object {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []client.Object
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs, err := runs.ParseDocuments(data, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range docs {
+			u := &unstructured.Unstructured{}
+			if err := u.UnmarshalJSON(d.Raw); err != nil {
+				t.Fatalf("%s: %v", d.Source, err)
+			}
+			objs = append(objs, u)
+		}
+	}
+	return objs
+}
+
+// applyAll creates objects in order (namespaces first).
+func applyAll(t *testing.T, c client.Client, objs ...client.Object) {
+	t.Helper()
+	ordered := make([]client.Object, 0, len(objs))
+	for _, o := range objs {
+		if o.GetObjectKind().GroupVersionKind().Kind == "Namespace" {
+			ordered = append(ordered, o)
+		} else if _, ok := o.(*corev1.Namespace); ok {
+			ordered = append(ordered, o)
+		}
+	}
+	for _, o := range objs {
+		_, isNS := o.(*corev1.Namespace)
+		if o.GetObjectKind().GroupVersionKind().Kind != "Namespace" && !isNS {
+			ordered = append(ordered, o)
+		}
+	}
+	for _, o := range ordered {
+		if err := c.Create(t.Context(), o); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("creating %T %s/%s: %v", o, o.GetNamespace(), o.GetName(), err)
+		}
+	}
+}
+
+// namespace returns a namespace object with labels.
+func namespace(name string, labels map[string]string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+// serviceAccount returns a service account object.
+func serviceAccount(ns, name string) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+}
+
+// applyPolicy creates or updates a ClusterRunPolicy and waits until the
+// webhook reports it in force (Ready=True for its generation).
+func applyPolicy(t *testing.T, c client.Client, p *v1alpha1.ClusterRunPolicy) *v1alpha1.ClusterRunPolicy {
+	t.Helper()
+	ctx := t.Context()
+	cur := &v1alpha1.ClusterRunPolicy{}
+	err := c.Get(ctx, client.ObjectKeyFromObject(p), cur)
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatalf("creating ClusterRunPolicy %s: %v", p.Name, err)
+		}
+	case err != nil:
+		t.Fatal(err)
+	default:
+		cur.Spec = p.Spec
+		if err := c.Update(ctx, cur); err != nil {
+			t.Fatalf("updating ClusterRunPolicy %s: %v", p.Name, err)
+		}
+		p = cur
+	}
+	return waitPolicy(t, c, p.Name, metav1.ConditionTrue)
+}
+
+// waitPolicy waits until a policy's Ready condition has status want for its current generation.
+func waitPolicy(t *testing.T, c client.Client, name string, want metav1.ConditionStatus) *v1alpha1.ClusterRunPolicy {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		p := &v1alpha1.ClusterRunPolicy{}
+		if err := c.Get(t.Context(), client.ObjectKey{Name: name}, p); err != nil {
+			t.Fatal(err)
+		}
+		cond := meta.FindStatusCondition(p.Status.Conditions, runguard.ConditionReady)
+		if cond != nil && cond.ObservedGeneration == p.Generation && cond.Status == want {
+			return p
+		}
+		if cond != nil {
+			last = string(cond.Status) + ": " + cond.Message
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("ClusterRunPolicy %s did not become Ready=%s (last: %s)", name, want, last)
+	return nil
+}
+
+// denied asserts err is an admission denial from the run guard containing every want.
+func denied(t *testing.T, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("admitted; want a denial containing %q", want)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "denied the request") {
+		t.Fatalf("error is not an admission denial: %v", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("denial does not mention %q:\n%s", w, msg)
+		}
+	}
+}
+
+func waitFor(ctx context.Context, d time.Duration, f func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if f() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return f()
+}
+
+// recordedWarnings collects the warnings the API server returns.
+type recordedWarnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *recordedWarnings) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, text)
+}
+
+func (r *recordedWarnings) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.msgs...)
+}
+
+func (r *recordedWarnings) contains(s string) bool {
+	for _, m := range r.all() {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}

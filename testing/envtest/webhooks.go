@@ -1,0 +1,115 @@
+package envtest
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// The webhook configurations the harness registers; the Helm chart renders
+// the same rules. Paths have no leading slash: envtest joins them to the URL.
+var (
+	runResources = []string{"pipelineruns", "taskruns"}
+	runStatus    = []string{"pipelineruns/status", "taskruns/status"}
+	excludeNS    = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "tollgate-system"},
+	}}}
+)
+
+func svc(path string) admissionregistrationv1.WebhookClientConfig {
+	return admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
+		Namespace: "tollgate-system", Name: "tollgate-webhook", Path: ptr.To(path),
+	}}
+}
+
+// MutatingRuns is the run guard's mutating webhook: it stamps the spec
+// digest, and is reinvoked after other mutating webhooks so the stamp covers
+// their changes.
+func MutatingRuns() *admissionregistrationv1.MutatingWebhookConfiguration {
+	return &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-runs"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:         "runs.mutate.tollgate.dev",
+			ClientConfig: svc("mutate-runs"),
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{"tekton.dev"}, APIVersions: []string{"v1"}, Resources: runResources, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
+			}},
+			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+			NamespaceSelector:       excludeNS,
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			TimeoutSeconds:          ptr.To[int32](10),
+			AdmissionReviewVersions: []string{"v1"},
+			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
+		}},
+	}
+}
+
+// ValidatingRuns is the run guard's validating webhook for runs (CREATE,
+// UPDATE, status) and for Pods Tekton creates.
+func ValidatingRuns() *admissionregistrationv1.ValidatingWebhookConfiguration {
+	return &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-runs"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{
+			{
+				Name:         "runs.validate.tollgate.dev",
+				ClientConfig: svc("validate-runs"),
+				Rules: []admissionregistrationv1.RuleWithOperations{{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{"tekton.dev"}, APIVersions: []string{"v1"}, Resources: append(append([]string{}, runResources...), runStatus...), Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
+				}},
+				MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+				NamespaceSelector:       excludeNS,
+				FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+				SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+				TimeoutSeconds:          ptr.To[int32](10),
+				AdmissionReviewVersions: []string{"v1"},
+			},
+			{
+				Name:         "pods.validate.tollgate.dev",
+				ClientConfig: svc("validate-runs"),
+				Rules: []admissionregistrationv1.RuleWithOperations{{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
+				}},
+				MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+				NamespaceSelector:       excludeNS,
+				ObjectSelector:          &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tekton.dev/taskRun", Operator: metav1.LabelSelectorOpExists}}},
+				FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+				SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+				TimeoutSeconds:          ptr.To[int32](10),
+				AdmissionReviewVersions: []string{"v1"},
+			},
+		},
+	}
+}
+
+// WaitReady polls the webhook's /readyz over TLS until it answers 200.
+func WaitReady(addr string, ca []byte, timeout time.Duration) error {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := c.Get("https://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("webhook at %s not ready after %s: %s", addr, timeout, last)
+}
