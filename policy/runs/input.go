@@ -23,6 +23,10 @@ const (
 // ErrNotFound is returned by a Cluster for an object that does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrInvalidRun marks errors caused by the run itself (a 4xx at admission),
+// as opposed to failures reading the cluster.
+var ErrInvalidRun = errors.New("invalid run")
+
 // Cluster answers the questions the checks ask about the cluster. The webhook
 // answers from informer caches; `tollgate check` from a directory of YAML.
 type Cluster interface {
@@ -123,23 +127,23 @@ func Decode(kind string, raw []byte) (*pipelinev1.PipelineRun, *pipelinev1.TaskR
 	case KindPipelineRun:
 		pr := &pipelinev1.PipelineRun{}
 		if err := json.Unmarshal(raw, pr); err != nil {
-			return nil, nil, fmt.Errorf("decoding PipelineRun: %w", err)
+			return nil, nil, fmt.Errorf("%w: decoding PipelineRun: %w", ErrInvalidRun, err)
 		}
 		if pr.Kind != "" && pr.Kind != KindPipelineRun {
-			return nil, nil, fmt.Errorf("object kind %q is not PipelineRun", pr.Kind)
+			return nil, nil, fmt.Errorf("%w: object kind %q is not PipelineRun", ErrInvalidRun, pr.Kind)
 		}
 		return pr, nil, nil
 	case KindTaskRun:
 		tr := &pipelinev1.TaskRun{}
 		if err := json.Unmarshal(raw, tr); err != nil {
-			return nil, nil, fmt.Errorf("decoding TaskRun: %w", err)
+			return nil, nil, fmt.Errorf("%w: decoding TaskRun: %w", ErrInvalidRun, err)
 		}
 		if tr.Kind != "" && tr.Kind != KindTaskRun {
-			return nil, nil, fmt.Errorf("object kind %q is not TaskRun", tr.Kind)
+			return nil, nil, fmt.Errorf("%w: object kind %q is not TaskRun", ErrInvalidRun, tr.Kind)
 		}
 		return nil, tr, nil
 	}
-	return nil, nil, fmt.Errorf("unsupported kind %q (want PipelineRun or TaskRun)", kind)
+	return nil, nil, fmt.Errorf("%w: unsupported kind %q (want PipelineRun or TaskRun)", ErrInvalidRun, kind)
 }
 
 // Gather builds the Input for a PipelineRun or TaskRun (exactly one non-nil).
@@ -246,7 +250,7 @@ func gatherPipelineRun(ctx context.Context, cluster Cluster, pr *pipelinev1.Pipe
 			in.Unresolved = append(in.Unresolved, fmt.Sprintf("pipeline is resolved remotely (%s); its Pods are checked when Tekton creates them", ref.Resolver))
 		}
 	default:
-		return nil, errors.New("spec has neither pipelineRef nor pipelineSpec")
+		return nil, fmt.Errorf("%w: spec has neither pipelineRef nor pipelineSpec", ErrInvalidRun)
 	}
 	if ps == nil {
 		return in, nil
@@ -323,7 +327,7 @@ func gatherTaskRun(ctx context.Context, cluster Cluster, tr *pipelinev1.TaskRun)
 		ComputeResources: tr.Spec.ComputeResources,
 	}
 	if tr.Spec.TaskRef == nil && tr.Spec.TaskSpec == nil {
-		return nil, errors.New("spec has neither taskRef nor taskSpec")
+		return nil, fmt.Errorf("%w: spec has neither taskRef nor taskSpec", ErrInvalidRun)
 	}
 	if err := resolveTask(ctx, cluster, in, &u, tr.Namespace, tr.Spec.TaskRef, tr.Spec.TaskSpec, spec, ""); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"fmt"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -84,4 +85,13 @@ func (c *StaticCluster) RBAC(context.Context) (*rbac.Index, error) { return c.in
 func (c *StaticCluster) NamespaceLabels(name string) (map[string]string, bool) {
 	l, ok := c.namespaces[name]
 	return l, ok
+}
+
+// Labels answers a namespace's labels; a namespace not in the state is an error.
+func (c *StaticCluster) Labels(_ context.Context, name string) (map[string]string, error) {
+	l, ok := c.namespaces[name]
+	if !ok {
+		return nil, fmt.Errorf("namespace %q: %w", name, ErrNotFound)
+	}
+	return l, nil
 }

@@ -60,7 +60,7 @@ func badRequest(format string, args ...any) error {
 
 func errored(err error) admission.Response {
 	var br errBadRequest
-	if errors.As(err, &br) {
+	if errors.As(err, &br) || errors.Is(err, runs.ErrInvalidRun) {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 	return admission.Errored(http.StatusInternalServerError, fmt.Errorf("tollgate could not decide and denies (fail closed): %w", err))
@@ -74,6 +74,9 @@ func runKind(req *admission.Request) (string, error) {
 	}
 	if req.Kind.Version != "v1" {
 		return "", badRequest("unsupported version %s: the run guard reviews tekton.dev/v1 (register the webhook with matchPolicy: Equivalent)", req.Kind.Version)
+	}
+	if req.Kind.Kind != runs.KindPipelineRun && req.Kind.Kind != runs.KindTaskRun {
+		return "", badRequest("unsupported kind %s: the run guard handles tekton.dev PipelineRuns and TaskRuns", req.Kind.String())
 	}
 	switch {
 	case req.Kind.Kind == runs.KindPipelineRun && req.Resource.Resource == "pipelineruns":
