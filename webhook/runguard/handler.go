@@ -66,6 +66,15 @@ func errored(err error) admission.Response {
 	return admission.Errored(http.StatusInternalServerError, fmt.Errorf("tollgate could not decide and denies (fail closed): %w", err))
 }
 
+// wellFormed rejects requests the API server would never send: an empty
+// review decodes into a zero request, which must not pass as "nothing to do".
+func wellFormed(req *admission.Request) error {
+	if req.UID == "" || req.Kind.Kind == "" || req.Operation == "" {
+		return badRequest("malformed AdmissionReview: request uid, kind and operation are required")
+	}
+	return nil
+}
+
 // runKind returns PipelineRun or TaskRun for a tekton.dev request, checking
 // that the object agrees with the resource it was sent as.
 func runKind(req *admission.Request) (string, error) {
@@ -150,6 +159,9 @@ func (h *Handler) identify(ctx context.Context, req *admission.Request, kind str
 // Mutate stamps the spec digest on a run being created and writes the
 // configured default limits into inline steps that have none.
 func (h *Handler) Mutate(ctx context.Context, req admission.Request) admission.Response {
+	if err := wellFormed(&req); err != nil {
+		return errored(err)
+	}
 	if req.Operation != admissionv1.Create || req.SubResource != "" {
 		return admission.Allowed("")
 	}
@@ -182,6 +194,9 @@ func (h *Handler) MutateHandler() admission.Handler { return admission.HandlerFu
 // Validate decides a run (CREATE: every check; UPDATE and status: integrity)
 // or a Tekton-created Pod.
 func (h *Handler) Validate(ctx context.Context, req admission.Request) admission.Response {
+	if err := wellFormed(&req); err != nil {
+		return errored(err)
+	}
 	if req.Kind.Group == "" && req.Kind.Kind == "Pod" {
 		return h.validatePod(ctx, &req)
 	}
