@@ -7,6 +7,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -52,12 +53,14 @@ non-falsifiable spec digest.`,
 }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	root := newRoot()
 	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.Execute()
 	if err == nil {
 		return 0
@@ -65,11 +68,11 @@ func run(args []string) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "tollgate:", ee.err)
+			fmt.Fprintln(stderr, "tollgate:", ee.err)
 		}
 		return ee.code
 	}
-	fmt.Fprintln(os.Stderr, "tollgate:", err)
+	fmt.Fprintln(stderr, "tollgate:", err)
 	// Cobra's own argument errors ("unknown command", "accepts 1 arg") are usage errors.
 	return 2
 }
