@@ -247,7 +247,9 @@ func TestIntegrityUpdates(t *testing.T) {
 		return CheckIntegrity(ps, in, Request{Operation: OpUpdate, SubResource: sub, User: user, Object: newRaw, OldObject: created}, ids)
 	}
 	spec := func(m map[string]any) map[string]any { return m["spec"].(map[string]any) }
-	ann := func(m map[string]any) map[string]any { return m["metadata"].(map[string]any)["annotations"].(map[string]any) }
+	ann := func(m map[string]any) map[string]any {
+		return m["metadata"].(map[string]any)["annotations"].(map[string]any)
+	}
 	for _, tc := range []struct {
 		name    string
 		user    string

@@ -86,7 +86,7 @@ func TestValid(t *testing.T) {
 		"sha256:" + strings.Repeat("A", 64): false,
 		"sha256:" + strings.Repeat("a", 63): false,
 		"sha512:" + strings.Repeat("a", 64): false,
-		"": false,
+		"":                                  false,
 	} {
 		if Valid(s) != want {
 			t.Errorf("Valid(%q) = %v", s, !want)

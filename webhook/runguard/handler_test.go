@@ -30,7 +30,7 @@ func server(t testing.TB) http.Handler {
 	c := runs.NewStaticCluster(runs.StaticObjects{
 		Namespaces:      []corev1.Namespace{{ObjectMeta: metav1.ObjectMeta{Name: "ns"}}},
 		ServiceAccounts: []corev1.ServiceAccount{{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "builder"}}},
-		RBAC: rbac.Objects{ClusterRoles: []rbacv1.ClusterRole{{ObjectMeta: metav1.ObjectMeta{Name: runs.DefaultCeilingClusterRole}}}},
+		RBAC:            rbac.Objects{ClusterRoles: []rbacv1.ClusterRole{{ObjectMeta: metav1.ObjectMeta{Name: runs.DefaultCeilingClusterRole}}}},
 	})
 	set := runs.NewSet(runs.BuiltinDefault())
 	h, err := runguard.New(runguard.Deps{Policies: func() *runs.Set { return set }, Cluster: c, Namespaces: c})
