@@ -98,19 +98,7 @@ func (s *Server) handle(path string, h admission.Handler) {
 	if h == nil {
 		return
 	}
-	recover := true
-	wh := &admission.Webhook{
-		Handler:      s.metrics.instrument(path, h),
-		RecoverPanic: &recover,
-		LogConstructor: func(base logr.Logger, req *admission.Request) logr.Logger {
-			l := s.log.WithValues("path", path)
-			if req != nil {
-				l = l.WithValues("uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "user", req.UserInfo.Username)
-			}
-			return l
-		},
-	}
-	s.mux.Handle(path, wh)
+	s.mux.Handle(path, &reviewHandler{handler: s.metrics.instrument(path, h), log: s.log.WithValues("path", path)})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -30,7 +30,7 @@ func Admit(ctx context.Context, cluster Cluster, policies []*Policy, kind, names
 		return nil, err
 	}
 	d := Evaluate(policies, in)
-	integ := CheckIntegrity(policies, in, Request{Operation: OpCreate, User: user, Object: m.Object}, ids)
+	integ := CheckIntegrity(policies, in, Request{Operation: OpCreate, User: user, Object: m.Object, Annotations: in.Annotations, Decoded: true}, ids)
 	d.Denials = append(d.Denials, integ.Denials...)
 	d.Warnings = append(d.Warnings, integ.Warnings...)
 	d.Exempted = append(d.Exempted, integ.Exempted...)

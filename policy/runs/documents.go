@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	kjson "sigs.k8s.io/json"
 
 	"k8s.io/apimachinery/pkg/util/yaml"
 
@@ -56,7 +57,7 @@ func ParseDocuments(data []byte, source string) ([]Document, error) {
 			} `json:"metadata"`
 			Items []json.RawMessage `json:"items"`
 		}
-		if err := json.Unmarshal(raw, &head); err != nil {
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &head); err != nil {
 			return nil, fmt.Errorf("%s#%d: not an object: %w", source, i, err)
 		}
 		if head.Kind == "" || head.APIVersion == "" {
@@ -127,10 +128,12 @@ func PoliciesFromDocuments(docs []Document) ([]*Policy, error) {
 			return nil, fmt.Errorf("%s: kind %s %s is not a ClusterRunPolicy", d.Source, d.APIVersion, d.Kind)
 		}
 		var p v1alpha1.ClusterRunPolicy
-		dec := json.NewDecoder(bytes.NewReader(d.Raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&p); err != nil {
+		strict, err := kjson.UnmarshalStrict(d.Raw, &p, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+		if err != nil {
 			return nil, fmt.Errorf("%s: decoding ClusterRunPolicy: %w", d.Source, err)
+		}
+		if len(strict) > 0 {
+			return nil, fmt.Errorf("%s: ClusterRunPolicy: %w", d.Source, errors.Join(strict...))
 		}
 		c, err := Compile(&p)
 		if err != nil {
@@ -143,7 +146,7 @@ func PoliciesFromDocuments(docs []Document) ([]*Policy, error) {
 
 func appendDecoded[T any](raw []byte, to *[]T) error {
 	var v T
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &v); err != nil {
 		return err
 	}
 	*to = append(*to, v)

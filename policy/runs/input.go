@@ -2,9 +2,9 @@ package runs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/pod"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -100,6 +100,8 @@ type Input struct {
 	Name      string
 	// PipelineName is the cluster Pipeline a PipelineRun refers to, if any.
 	PipelineName string
+	// Annotations of the run as decoded.
+	Annotations map[string]string
 
 	Units           []Unit
 	ServiceAccounts []ServiceAccountUse
@@ -126,7 +128,7 @@ func Decode(kind string, raw []byte) (*pipelinev1.PipelineRun, *pipelinev1.TaskR
 	switch kind {
 	case KindPipelineRun:
 		pr := &pipelinev1.PipelineRun{}
-		if err := json.Unmarshal(raw, pr); err != nil {
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, pr); err != nil {
 			return nil, nil, fmt.Errorf("%w: decoding PipelineRun: %w", ErrInvalidRun, err)
 		}
 		if pr.Kind != "" && pr.Kind != KindPipelineRun {
@@ -135,7 +137,7 @@ func Decode(kind string, raw []byte) (*pipelinev1.PipelineRun, *pipelinev1.TaskR
 		return pr, nil, nil
 	case KindTaskRun:
 		tr := &pipelinev1.TaskRun{}
-		if err := json.Unmarshal(raw, tr); err != nil {
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, tr); err != nil {
 			return nil, nil, fmt.Errorf("%w: decoding TaskRun: %w", ErrInvalidRun, err)
 		}
 		if tr.Kind != "" && tr.Kind != KindTaskRun {
@@ -203,7 +205,7 @@ func runName(m interface {
 }
 
 func gatherPipelineRun(ctx context.Context, cluster Cluster, pr *pipelinev1.PipelineRun) (*Input, error) {
-	in := &Input{Kind: KindPipelineRun, Namespace: pr.Namespace, Name: runName(pr)}
+	in := &Input{Kind: KindPipelineRun, Namespace: pr.Namespace, Name: runName(pr), Annotations: pr.Annotations}
 	spec := field.NewPath("spec")
 
 	// Service accounts: the template's, and each taskRunSpecs override. These
@@ -315,7 +317,7 @@ func appendOnce(s []string, v string) []string {
 
 func gatherTaskRun(ctx context.Context, cluster Cluster, tr *pipelinev1.TaskRun) (*Input, error) {
 	name := runName(tr)
-	in := &Input{Kind: KindTaskRun, Namespace: tr.Namespace, Name: name}
+	in := &Input{Kind: KindTaskRun, Namespace: tr.Namespace, Name: name, Annotations: tr.Annotations}
 	spec := field.NewPath("spec")
 	in.ServiceAccounts = []ServiceAccountUse{{Name: tr.Spec.ServiceAccountName, Path: spec.Child("serviceAccountName"), Tasks: []string{name}}}
 	u := Unit{

@@ -1,8 +1,8 @@
 package runs
 
 import (
-	"encoding/json"
 	"fmt"
+	kjson "sigs.k8s.io/json"
 	"slices"
 	"sort"
 	"strings"
@@ -34,6 +34,12 @@ type Request struct {
 	// Object and OldObject are the raw JSON of the run (OldObject on UPDATE).
 	Object    []byte
 	OldObject []byte
+	// Annotations and OldAnnotations, when the caller has decoded them
+	// already; otherwise they are read from Object and OldObject.
+	Annotations    map[string]string
+	OldAnnotations map[string]string
+	// Decoded says Annotations (and OldAnnotations on UPDATE) are set.
+	Decoded bool
 }
 
 // Identities configures who is more than a user to the run guard.
@@ -91,7 +97,7 @@ type objectMeta struct {
 
 func annotationsOf(raw []byte) (map[string]string, error) {
 	var m objectMeta
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &m); err != nil {
 		return nil, fmt.Errorf("decoding metadata: %w", err)
 	}
 	return m.Metadata.Annotations, nil
@@ -120,14 +126,16 @@ func integrityFindings(req Request, ids Identities) []finding {
 	if req.SubResource != "" {
 		return nil
 	}
-	newAnn, err := annotationsOf(req.Object)
-	if err != nil {
-		return []finding{mk("metadata", err.Error(), "send a valid object")}
-	}
-	var oldAnn map[string]string
-	if req.Operation == OpUpdate {
-		if oldAnn, err = annotationsOf(req.OldObject); err != nil {
-			return []finding{mk("metadata", "old object: "+err.Error(), "")}
+	newAnn, oldAnn := req.Annotations, req.OldAnnotations
+	if !req.Decoded {
+		var err error
+		if newAnn, err = annotationsOf(req.Object); err != nil {
+			return []finding{mk("metadata", err.Error(), "send a valid object")}
+		}
+		if req.Operation == OpUpdate {
+			if oldAnn, err = annotationsOf(req.OldObject); err != nil {
+				return []finding{mk("metadata", "old object: "+err.Error(), "")}
+			}
 		}
 	}
 	var fs []finding

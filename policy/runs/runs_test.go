@@ -301,3 +301,19 @@ func FuzzAdmit(f *testing.F) {
 		}
 	})
 }
+
+// Tekton decodes runs case-sensitively (client-go); so must we, or a
+// case-variant key ("SecurityContext") could overwrite what Tekton will run
+// with a harmless-looking value in what we check.
+func TestDecodeIsCaseSensitive(t *testing.T) {
+	raw := `{"spec":{"serviceAccountName":"builder","taskSpec":{"steps":[{"name":"s","image":"i",
+		"securityContext":{"privileged":true},"SecurityContext":{"privileged":false}}]}}}`
+	_, tr, err := Decode(KindTaskRun, []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := tr.Spec.TaskSpec.Steps[0].SecurityContext
+	if sc == nil || sc.Privileged == nil || !*sc.Privileged {
+		t.Fatalf("decoded securityContext %+v: a case-variant key overrode the one Tekton reads", sc)
+	}
+}

@@ -1,6 +1,7 @@
 package specdigest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -106,8 +107,22 @@ func FuzzCanonical(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, err := Canonical(in)
+		ref, refErr := referenceCanonical(in)
+		if (err == nil) != (refErr == nil) {
+			t.Fatalf("one-pass and reference disagree on validity: %v vs %v\n%q", err, refErr, in)
+		}
 		if err != nil {
 			return
+		}
+		if string(c) != string(ref) {
+			t.Fatalf("one-pass and reference canonical forms differ:\n%s\n%s", c, ref)
+		}
+		var obj bytes.Buffer
+		obj.WriteString(`{"kind":"X","spec":`)
+		obj.Write(in)
+		obj.WriteString(`}`)
+		if d1, d2 := mustDigest(t, in), mustObjectDigest(t, obj.Bytes()); d1 != d2 {
+			t.Fatalf("OfObject and OfSpec disagree: %s vs %s", d2, d1)
 		}
 		c2, err := Canonical(c)
 		if err != nil {
@@ -135,4 +150,34 @@ func FuzzCanonical(f *testing.F) {
 			t.Fatalf("digest changed across a decode/encode round trip:\n%s\n%s", in, re)
 		}
 	})
+}
+
+func mustDigest(t *testing.T, spec []byte) string {
+	t.Helper()
+	d, err := OfSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func mustObjectDigest(t *testing.T, obj []byte) string {
+	t.Helper()
+	d, err := OfObject(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func BenchmarkOfObject(b *testing.B) {
+	obj := []byte(`{"apiVersion":"tekton.dev/v1","kind":"PipelineRun","metadata":{"name":"x","annotations":{"a":"b"}},"spec":{"pipelineSpec":{"tasks":[` +
+		strings.Repeat(`{"name":"t","taskSpec":{"steps":[{"name":"s","image":"i@sha256:0000","script":"make build","securityContext":{"runAsNonRoot":true,"capabilities":{"drop":["ALL"]}},"computeResources":{"limits":{"cpu":"1","memory":"1Gi"}}}]}},`, 14) +
+		`{"name":"last"}]},"taskRunTemplate":{"serviceAccountName":"sa"}}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := OfObject(obj); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -2,10 +2,10 @@ package runguard
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	kjson "sigs.k8s.io/json"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -127,10 +127,11 @@ func (h *Handler) gather(ctx context.Context, req *admission.Request, kind strin
 
 // identify reads only what an UPDATE decision needs: the run's identity
 // (for messages and exemptions) and the policies of its namespace.
-func (h *Handler) identify(ctx context.Context, req *admission.Request, kind string) (*runs.Input, []*runs.Policy, error) {
+func (h *Handler) identify(ctx context.Context, req *admission.Request, kind string) (*runs.Input, map[string]string, []*runs.Policy, error) {
 	var o struct {
 		Metadata struct {
-			Name string `json:"name"`
+			Name        string            `json:"name"`
+			Annotations map[string]string `json:"annotations"`
 		} `json:"metadata"`
 		Spec struct {
 			PipelineRef *struct {
@@ -140,20 +141,32 @@ func (h *Handler) identify(ctx context.Context, req *admission.Request, kind str
 		} `json:"spec"`
 	}
 	if len(req.Object.Raw) == 0 {
-		return nil, nil, badRequest("the request carries no object")
+		return nil, nil, nil, badRequest("the request carries no object")
 	}
-	if err := json.Unmarshal(req.Object.Raw, &o); err != nil {
-		return nil, nil, badRequest("decoding %s: %w", kind, err)
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, &o); err != nil {
+		return nil, nil, nil, badRequest("decoding %s: %w", kind, err)
 	}
-	in := &runs.Input{Kind: kind, Namespace: req.Namespace, Name: o.Metadata.Name}
+	var old map[string]string
+	if req.Operation == admissionv1.Update && req.SubResource == "" {
+		var oo struct {
+			Metadata struct {
+				Annotations map[string]string `json:"annotations"`
+			} `json:"metadata"`
+		}
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(req.OldObject.Raw, &oo); err != nil {
+			return nil, nil, nil, badRequest("decoding the old %s: %w", kind, err)
+		}
+		old = oo.Metadata.Annotations
+	}
+	in := &runs.Input{Kind: kind, Namespace: req.Namespace, Name: o.Metadata.Name, Annotations: o.Metadata.Annotations}
 	if kind == runs.KindPipelineRun && o.Spec.PipelineRef != nil && o.Spec.PipelineRef.Resolver == "" {
 		in.PipelineName = o.Spec.PipelineRef.Name
 	}
 	nsLabels, err := h.deps.Namespaces.Labels(ctx, req.Namespace)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading namespace %q: %w", req.Namespace, err)
+		return nil, nil, nil, fmt.Errorf("reading namespace %q: %w", req.Namespace, err)
 	}
-	return in, h.deps.Policies().ForNamespace(nsLabels), nil
+	return in, old, h.deps.Policies().ForNamespace(nsLabels), nil
 }
 
 // Mutate stamps the spec digest on a run being created and writes the
@@ -210,9 +223,10 @@ func (h *Handler) Validate(ctx context.Context, req admission.Request) admission
 		return admission.Allowed("")
 	}
 	var (
-		in *runs.Input
-		ps []*runs.Policy
-		d  policy.Decision
+		in  *runs.Input
+		ps  []*runs.Policy
+		d   policy.Decision
+		old map[string]string
 	)
 	// On UPDATE the spec cannot change (integrity denies that), so the
 	// decision made at CREATE stands; re-running the other checks would
@@ -223,17 +237,20 @@ func (h *Handler) Validate(ctx context.Context, req admission.Request) admission
 		}
 		d = runs.Evaluate(ps, in)
 	} else {
-		if in, ps, err = h.identify(ctx, &req, kind); err != nil {
+		if in, old, ps, err = h.identify(ctx, &req, kind); err != nil {
 			return errored(err)
 		}
 		d = policy.Decision{Subject: in.Subject()}
 	}
 	integ := runs.CheckIntegrity(ps, in, runs.Request{
-		Operation:   string(req.Operation),
-		SubResource: req.SubResource,
-		User:        req.UserInfo.Username,
-		Object:      req.Object.Raw,
-		OldObject:   req.OldObject.Raw,
+		Operation:      string(req.Operation),
+		SubResource:    req.SubResource,
+		User:           req.UserInfo.Username,
+		Object:         req.Object.Raw,
+		OldObject:      req.OldObject.Raw,
+		Annotations:    in.Annotations,
+		OldAnnotations: old,
+		Decoded:        true,
 	}, h.deps.Identities)
 	d.Denials = append(d.Denials, integ.Denials...)
 	d.Warnings = append(d.Warnings, integ.Warnings...)
@@ -249,7 +266,7 @@ func (h *Handler) validatePod(ctx context.Context, req *admission.Request) admis
 		return errored(badRequest("kind Pod does not match resource %s", req.Resource.Resource))
 	}
 	pod := &corev1.Pod{}
-	if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, pod); err != nil {
 		return errored(badRequest("decoding Pod: %w", err))
 	}
 	if _, ok := pod.Labels[runs.LabelTaskRun]; !ok {

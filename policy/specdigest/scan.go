@@ -1,0 +1,501 @@
+package specdigest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// canonicalizer writes the canonical form of JSON in one pass over the bytes,
+// without building maps: members of each object are canonicalized into the
+// output buffer, then reordered by key. It produces exactly what the
+// reference implementation (decode into maps, encode sorted) produces; the
+// fuzz test holds the two together.
+type canonicalizer struct {
+	in  []byte
+	pos int
+	out []byte
+	// scratch for member reordering, reused across objects
+	tmp []byte
+	// stack of members of the objects being read (one region per nesting level)
+	stack []member
+}
+
+var errSyntax = errors.New("invalid JSON")
+
+func (c *canonicalizer) fail(what string) error {
+	return fmt.Errorf("decoding spec: %w: %s at offset %d", errSyntax, what, c.pos)
+}
+
+func (c *canonicalizer) ws() {
+	for c.pos < len(c.in) {
+		switch c.in[c.pos] {
+		case ' ', '\t', '\n', '\r':
+			c.pos++
+		default:
+			return
+		}
+	}
+}
+
+// value canonicalizes one value. top drops the lifecycle members of the
+// outermost object.
+func (c *canonicalizer) value(depth int, top bool) error {
+	if depth > MaxDepth {
+		return fmt.Errorf("spec nests deeper than %d levels", MaxDepth)
+	}
+	c.ws()
+	if c.pos >= len(c.in) {
+		return c.fail("unexpected end")
+	}
+	switch ch := c.in[c.pos]; {
+	case ch == '{':
+		return c.object(depth, top)
+	case ch == '[':
+		return c.array(depth)
+	case ch == '"':
+		s, err := c.strBytes()
+		if err != nil {
+			return err
+		}
+		c.out = appendStringBytes(c.out, s)
+		return nil
+	case ch == 't':
+		return c.lit("true")
+	case ch == 'f':
+		return c.lit("false")
+	case ch == 'n':
+		return c.lit("null")
+	case ch == '-' || ('0' <= ch && ch <= '9'):
+		return c.number()
+	default:
+		return c.fail(fmt.Sprintf("unexpected character %q", ch))
+	}
+}
+
+func (c *canonicalizer) lit(s string) error {
+	if !bytes.HasPrefix(c.in[c.pos:], []byte(s)) {
+		return c.fail("invalid literal")
+	}
+	c.pos += len(s)
+	c.out = append(c.out, s...)
+	return nil
+}
+
+func (c *canonicalizer) number() error {
+	start := c.pos
+	i := c.pos
+	if c.in[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(c.in) && '0' <= c.in[i] && c.in[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(c.in) && c.in[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return c.fail("invalid number")
+	}
+	if i < len(c.in) && c.in[i] == '.' {
+		i++
+		if digits() == 0 {
+			return c.fail("invalid number")
+		}
+	}
+	if i < len(c.in) && (c.in[i] == 'e' || c.in[i] == 'E') {
+		i++
+		if i < len(c.in) && (c.in[i] == '+' || c.in[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return c.fail("invalid number")
+		}
+	}
+	c.pos = i
+	c.out = append(c.out, c.in[start:i]...)
+	return nil
+}
+
+func (c *canonicalizer) array(depth int) error {
+	c.pos++ // [
+	c.out = append(c.out, '[')
+	c.ws()
+	if c.pos < len(c.in) && c.in[c.pos] == ']' {
+		c.pos++
+		c.out = append(c.out, ']')
+		return nil
+	}
+	for n := 0; ; n++ {
+		if n > 0 {
+			c.out = append(c.out, ',')
+		}
+		if err := c.value(depth+1, false); err != nil {
+			return err
+		}
+		c.ws()
+		if c.pos >= len(c.in) {
+			return c.fail("unterminated array")
+		}
+		switch c.in[c.pos] {
+		case ',':
+			c.pos++
+		case ']':
+			c.pos++
+			c.out = append(c.out, ']')
+			return nil
+		default:
+			return c.fail("expected , or ] in array")
+		}
+	}
+}
+
+type member struct {
+	key        []byte // decoded name; aliases the input when it had no escapes
+	start, end int    // canonical "key":value in c.out
+}
+
+func (c *canonicalizer) object(depth int, top bool) error {
+	c.pos++ // {
+	base := len(c.out)
+	sbase := len(c.stack)
+	defer func() { c.stack = c.stack[:sbase] }()
+	replacedAny := false
+	c.out = append(c.out, '{')
+	c.ws()
+	if c.pos < len(c.in) && c.in[c.pos] == '}' {
+		c.pos++
+		c.out = append(c.out, '}')
+		return nil
+	}
+	for n := 0; ; n++ {
+		c.ws()
+		if c.pos >= len(c.in) || c.in[c.pos] != '"' {
+			return c.fail("expected a member name")
+		}
+		if n > 0 {
+			c.out = append(c.out, ',')
+		}
+		key, err := c.strBytes()
+		if err != nil {
+			return err
+		}
+		c.ws()
+		if c.pos >= len(c.in) || c.in[c.pos] != ':' {
+			return c.fail("expected :")
+		}
+		c.pos++
+		start := len(c.out)
+		c.out = appendStringBytes(c.out, key)
+		c.out = append(c.out, ':')
+		if err := c.value(depth+1, false); err != nil {
+			return err
+		}
+		m := member{key: key, start: start, end: len(c.out)}
+		// A repeated key: the last one wins, as when decoding into a map.
+		replaced := false
+		for i := sbase; i < len(c.stack); i++ {
+			if bytes.Equal(c.stack[i].key, key) {
+				c.stack[i] = m
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			c.stack = append(c.stack, m)
+		} else {
+			replacedAny = true
+		}
+		c.ws()
+		if c.pos >= len(c.in) {
+			return c.fail("unterminated object")
+		}
+		if c.in[c.pos] == ',' {
+			c.pos++
+			continue
+		}
+		if c.in[c.pos] == '}' {
+			c.pos++
+			break
+		}
+		return c.fail("expected , or } in object")
+	}
+	members := c.stack[sbase:]
+	dropped := false
+	if top {
+		kept := members[:0]
+		for _, m := range members {
+			if !lifecycleFields[string(m.key)] {
+				kept = append(kept, m)
+			} else {
+				dropped = true
+			}
+		}
+		members = kept
+	}
+	cmp := func(a, b member) int { return bytes.Compare(a.key, b.key) }
+	if !dropped && !replacedAny && slices.IsSortedFunc(members, cmp) {
+		// Already in canonical order (the API server writes sorted keys):
+		// only the closing brace is missing.
+		c.out = append(c.out, '}')
+		return nil
+	}
+	slices.SortStableFunc(members, cmp)
+	// Rewrite this object's region of out in key order.
+	c.tmp = append(c.tmp[:0], '{')
+	for i, m := range members {
+		if i > 0 {
+			c.tmp = append(c.tmp, ',')
+		}
+		c.tmp = append(c.tmp, c.out[m.start:m.end]...)
+	}
+	c.tmp = append(c.tmp, '}')
+	c.out = append(c.out[:base], c.tmp...)
+	return nil
+}
+
+// str reads a JSON string at pos and returns its value.
+func (c *canonicalizer) str() (string, error) {
+	b, err := c.strBytes()
+	return string(b), err
+}
+
+// strBytes reads a JSON string at pos and returns its value, with invalid
+// UTF-8 and unpaired surrogates replaced by U+FFFD, as encoding/json does.
+// Without escapes the result aliases the input.
+func (c *canonicalizer) strBytes() ([]byte, error) {
+	c.pos++ // opening quote
+	start := c.pos
+	// Fast path: no escapes, valid UTF-8, no control characters.
+	for i := start; i < len(c.in); i++ {
+		ch := c.in[i]
+		if ch == '"' {
+			s := c.in[start:i]
+			if utf8.Valid(s) {
+				c.pos = i + 1
+				return s, nil
+			}
+			break
+		}
+		if ch == '\\' || ch < 0x20 {
+			break
+		}
+	}
+	b := []byte{}
+	i := start
+	for {
+		if i >= len(c.in) {
+			c.pos = i
+			return nil, c.fail("unterminated string")
+		}
+		ch := c.in[i]
+		switch {
+		case ch == '"':
+			c.pos = i + 1
+			return b, nil
+		case ch < 0x20:
+			c.pos = i
+			return nil, c.fail("control character in string")
+		case ch == '\\':
+			if i+1 >= len(c.in) {
+				c.pos = i
+				return nil, c.fail("unterminated escape")
+			}
+			switch e := c.in[i+1]; e {
+			case '"', '\\', '/':
+				b = append(b, e)
+				i += 2
+			case 'b':
+				b = append(b, '\b')
+				i += 2
+			case 'f':
+				b = append(b, '\f')
+				i += 2
+			case 'n':
+				b = append(b, '\n')
+				i += 2
+			case 'r':
+				b = append(b, '\r')
+				i += 2
+			case 't':
+				b = append(b, '\t')
+				i += 2
+			case 'u':
+				r, ok := hex4(c.in, i+2)
+				if !ok {
+					c.pos = i
+					return nil, c.fail("invalid \\u escape")
+				}
+				i += 6
+				if utf16.IsSurrogate(r) {
+					r2, ok2 := rune(-1), false
+					if i+1 < len(c.in) && c.in[i] == '\\' && c.in[i+1] == 'u' {
+						r2, ok2 = hex4(c.in, i+2)
+					}
+					if ok2 {
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							i += 6
+							b = utf8.AppendRune(b, dec)
+							break
+						}
+					}
+					r = utf8.RuneError
+				}
+				b = utf8.AppendRune(b, r)
+			default:
+				c.pos = i
+				return nil, c.fail("invalid escape")
+			}
+		case ch < utf8.RuneSelf:
+			b = append(b, ch)
+			i++
+		default:
+			r, size := utf8.DecodeRune(c.in[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = utf8.AppendRune(b, utf8.RuneError)
+			} else {
+				b = append(b, c.in[i:i+size]...)
+			}
+			i += size
+		}
+	}
+}
+
+func hex4(b []byte, at int) (rune, bool) {
+	if at+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, ch := range b[at : at+4] {
+		switch {
+		case '0' <= ch && ch <= '9':
+			ch -= '0'
+		case 'a' <= ch && ch <= 'f':
+			ch = ch - 'a' + 10
+		case 'A' <= ch && ch <= 'F':
+			ch = ch - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(ch)
+	}
+	return r, true
+}
+
+// appendStringBytes appends s as a canonical JSON string: the characters
+// JSON requires escaped, escaped; nothing else (no HTML escaping).
+func appendStringBytes(out []byte, s []byte) []byte {
+	out = append(out, '"')
+	for i := 0; i < len(s); {
+		ch := s[i]
+		if ch < utf8.RuneSelf {
+			switch {
+			case ch == '"':
+				out = append(out, '\\', '"')
+			case ch == '\\':
+				out = append(out, '\\', '\\')
+			case ch < 0x20:
+				out = append(out, '\\', 'u', '0', '0', "0123456789abcdef"[ch>>4], "0123456789abcdef"[ch&0xf])
+			default:
+				out = append(out, ch)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = append(out, `\ufffd`...)
+		} else {
+			out = append(out, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(out, '"')
+}
+
+// skipValue advances over one value without canonicalizing it.
+func (c *canonicalizer) skipValue(depth int) error {
+	mark := len(c.out)
+	err := c.value(depth, false)
+	c.out = c.out[:mark]
+	return err
+}
+
+// canonicalSpecOf finds the top-level "spec" member of an object and
+// canonicalizes it; other members are only validated.
+func canonicalSpecOf(obj []byte) ([]byte, error) {
+	c := &canonicalizer{in: obj, out: make([]byte, 0, len(obj))}
+	c.ws()
+	if c.pos >= len(c.in) || c.in[c.pos] != '{' {
+		return nil, fmt.Errorf("decoding object: %w", ErrNotObject)
+	}
+	c.pos++
+	var spec []byte
+	found := false
+	c.ws()
+	if c.pos < len(c.in) && c.in[c.pos] == '}' {
+		return nil, fmt.Errorf("object has no spec: %w", ErrNotObject)
+	}
+	for {
+		c.ws()
+		if c.pos >= len(c.in) || c.in[c.pos] != '"' {
+			return nil, c.fail("expected a member name")
+		}
+		key, err := c.str()
+		if err != nil {
+			return nil, err
+		}
+		c.ws()
+		if c.pos >= len(c.in) || c.in[c.pos] != ':' {
+			return nil, c.fail("expected :")
+		}
+		c.pos++
+		if key == "spec" {
+			c.out = c.out[:0]
+			c.ws()
+			if c.pos < len(c.in) && c.in[c.pos] != '{' {
+				if err := c.skipValue(1); err != nil {
+					return nil, err
+				}
+				spec, found = nil, false
+				// A non-object spec: remembered as invalid unless a later "spec" replaces it.
+				found = true
+			} else {
+				if err := c.value(1, true); err != nil {
+					return nil, err
+				}
+				spec, found = append(spec[:0], c.out...), true
+			}
+		} else if err := c.skipValue(1); err != nil {
+			return nil, err
+		}
+		c.ws()
+		if c.pos >= len(c.in) {
+			return nil, c.fail("unterminated object")
+		}
+		if c.in[c.pos] == ',' {
+			c.pos++
+			continue
+		}
+		if c.in[c.pos] == '}' {
+			c.pos++
+			break
+		}
+		return nil, c.fail("expected , or } in object")
+	}
+	c.ws()
+	if c.pos != len(c.in) {
+		return nil, errors.New("decoding object: trailing data after the JSON value")
+	}
+	if !found || spec == nil {
+		return nil, fmt.Errorf("object has no spec: %w", ErrNotObject)
+	}
+	return spec, nil
+}

@@ -1,0 +1,97 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// MaxRequestBytes bounds an AdmissionReview body. The API server's own
+// request limit is 3 MiB per object; a review carries the object twice on
+// UPDATE.
+const MaxRequestBytes = 7 << 20
+
+// reviewHandler serves admission.v1 AdmissionReviews. It decodes the review
+// in one pass with encoding/json (controller-runtime's generic decoder reads
+// the body twice), recovers panics into a 500 that denies, and puts a logger
+// with the request's fields in the context.
+type reviewHandler struct {
+	handler admission.Handler
+	log     logr.Logger
+}
+
+func (h *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "admission reviews are POSTed", http.StatusMethodNotAllowed)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		h.reject(w, http.StatusUnsupportedMediaType, fmt.Errorf("content type %q: want application/json", ct))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBytes+1))
+	if err != nil {
+		h.reject(w, http.StatusBadRequest, fmt.Errorf("reading the request: %w", err))
+		return
+	}
+	if len(body) > MaxRequestBytes {
+		h.reject(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request is over %d bytes", MaxRequestBytes))
+		return
+	}
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &review); err != nil {
+		h.reject(w, http.StatusBadRequest, fmt.Errorf("decoding the AdmissionReview: %w", err))
+		return
+	}
+	if review.Request == nil {
+		h.reject(w, http.StatusBadRequest, errors.New("the AdmissionReview has no request"))
+		return
+	}
+	if review.APIVersion != "" && review.APIVersion != admissionv1.SchemeGroupVersion.String() {
+		h.reject(w, http.StatusBadRequest, fmt.Errorf("AdmissionReview version %q: want admission.k8s.io/v1", review.APIVersion))
+		return
+	}
+	req := admission.Request{AdmissionRequest: *review.Request}
+	log := h.log.WithValues("uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "user", req.UserInfo.Username)
+	resp := h.handle(logf.IntoContext(r.Context(), log), req, log)
+	resp.UID = req.UID
+	h.write(w, resp.AdmissionResponse)
+}
+
+func (h *reviewHandler) handle(ctx context.Context, req admission.Request, log logr.Logger) (resp admission.Response) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error(fmt.Errorf("panic: %v", p), "handler panicked; denying", "stack", string(debug.Stack()))
+			resp = admission.Errored(http.StatusInternalServerError, errors.New("tollgate failed internally and denies (fail closed)"))
+		}
+	}()
+	return h.handler.Handle(ctx, req)
+}
+
+// reject answers a review that could not be read: a denial the API server
+// shows, with the HTTP status of the problem.
+func (h *reviewHandler) reject(w http.ResponseWriter, code int32, err error) {
+	h.log.Info("rejected a malformed admission request", "error", err.Error())
+	h.write(w, admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{Code: code, Message: err.Error()}})
+}
+
+func (h *reviewHandler) write(w http.ResponseWriter, resp admissionv1.AdmissionResponse) {
+	out := admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"},
+		Response: &resp,
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(out); err != nil {
+		h.log.Error(err, "writing the admission response")
+	}
+}

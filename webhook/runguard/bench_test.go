@@ -1,0 +1,178 @@
+package runguard_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tollgate-dev/tollgate/policy/runs"
+	"github.com/tollgate-dev/tollgate/policy/specdigest"
+	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/webhook"
+	"github.com/tollgate-dev/tollgate/webhook/runguard"
+)
+
+// benchRun is a PipelineRun with 5 tasks × 3 steps, every step restricted
+// and limited, one hub reference per task: every check has work to do.
+func benchRun() []byte {
+	step := func(i int) map[string]any {
+		return map[string]any{
+			"name": fmt.Sprintf("step-%d", i), "image": "registry.example/tool@sha256:" + fmt.Sprintf("%064d", i),
+			"script": "make build", "securityContext": map[string]any{
+				"runAsNonRoot": true, "allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}},
+				"seccompProfile": map[string]any{"type": "RuntimeDefault"},
+			},
+			"computeResources": map[string]any{"limits": map[string]any{"cpu": "1", "memory": "1Gi"}},
+		}
+	}
+	var tasks []any
+	for t := 0; t < 5; t++ {
+		tasks = append(tasks, map[string]any{
+			"name": fmt.Sprintf("task-%d", t),
+			"taskSpec": map[string]any{
+				"steps": []any{step(0), step(1), step(2)},
+			},
+		})
+	}
+	tasks = append(tasks, map[string]any{"name": "fetch", "taskRef": map[string]any{"resolver": "hub", "params": []any{
+		map[string]any{"name": "name", "value": "git-clone"}, map[string]any{"name": "version", "value": "0.9"},
+	}}})
+	spec := map[string]any{
+		"taskRunTemplate": map[string]any{"serviceAccountName": "tekton-builder"},
+		"pipelineSpec":    map[string]any{"tasks": tasks},
+	}
+	specJSON, _ := json.Marshal(spec)
+	d, _ := specdigest.OfSpec(specJSON)
+	obj := map[string]any{
+		"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+		"metadata": map[string]any{"name": "bench", "namespace": "team-a", "annotations": map[string]any{specdigest.Annotation: d}},
+		"spec":     spec,
+	}
+	b, _ := json.Marshal(obj)
+	return b
+}
+
+// BenchmarkValidatePipelineRun measures the validating path in-process, from
+// AdmissionReview bytes to response bytes, with every built-in check on and
+// the cluster answered by the real informer caches of a real API server.
+// Run with -cpu 1 for the per-core figure.
+func BenchmarkValidatePipelineRun(b *testing.B) {
+	env := envtest.Start(b, envtest.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	objs := []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "tekton-builder"}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: runs.DefaultCeilingClusterRole}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}}},
+	}
+	// A realistic amount of RBAC besides the API server's own: 200 bindings.
+	for i := 0; i < 200; i++ {
+		objs = append(objs, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: fmt.Sprintf("rb-%d", i)},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "team-a", Name: fmt.Sprintf("other-%d", i)}},
+		})
+	}
+	for _, o := range objs {
+		if err := env.Client.Create(ctx, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	scheme, _ := webhook.Scheme()
+	c, err := cache.New(env.Config, cache.Options{Scheme: scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl, err := runguard.NewCacheCluster(ctx, c, env.Client)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		b.Fatal("cache did not sync")
+	}
+	set := runs.NewSet(runs.BuiltinDefault())
+	h, err := runguard.New(runguard.Deps{Policies: func() *runs.Set { return set }, Cluster: cl, Namespaces: cl})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := webhook.New(webhook.Options{Addr: "127.0.0.1:0", CertFile: "x", KeyFile: "x"}, webhook.Handlers{ValidateRuns: h}, nil, logr.Discard())
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := s.Handler()
+	body, _ := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{
+			UID: "bench", Kind: metav1.GroupVersionKind{Group: "tekton.dev", Version: "v1", Kind: "PipelineRun"},
+			Resource:  metav1.GroupVersionResource{Group: "tekton.dev", Version: "v1", Resource: "pipelineruns"},
+			Namespace: "team-a", Name: "bench", Operation: admissionv1.Create,
+			UserInfo: authUser("alice"), Object: runtime.RawExtension{Raw: benchRun()},
+		},
+	})
+	check := func() *admissionv1.AdmissionResponse {
+		req := httptest.NewRequest(http.MethodPost, webhook.PathValidateRuns, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		var out admissionv1.AdmissionReview
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Response == nil {
+			b.Fatalf("bad response: %s", rec.Body.String())
+		}
+		return out.Response
+	}
+	if r := check(); !r.Allowed {
+		b.Fatalf("the benchmark run is denied: %v", r.Result)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		req := httptest.NewRequest(http.MethodPost, webhook.PathValidateRuns, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 {
+		i := int(float64(len(lat)-1) * p)
+		return float64(lat[i].Microseconds())
+	}
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+	var total time.Duration
+	for _, l := range lat {
+		total += l
+	}
+	b.ReportMetric(float64(len(lat))/total.Seconds(), "reviews/s")
+}
+
+func authUser(name string) authenticationv1.UserInfo {
+	return authenticationv1.UserInfo{Username: name}
+}
