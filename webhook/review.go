@@ -65,6 +65,19 @@ func (h *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := h.log.WithValues("uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "user", req.UserInfo.Username)
 	resp := h.handle(logf.IntoContext(r.Context(), log), req, log)
 	resp.UID = req.UID
+	// admission.Response carries JSON patch operations; the wire format
+	// wants them encoded in Patch, with PatchType only when there is one.
+	resp.Patch, resp.PatchType = nil, nil
+	if len(resp.Patches) > 0 {
+		patch, err := json.Marshal(resp.Patches)
+		if err != nil {
+			log.Error(err, "encoding the patch; denying")
+			h.write(w, admission.Errored(http.StatusInternalServerError, errors.New("tollgate could not encode its patch and denies (fail closed)")).AdmissionResponse)
+			return
+		}
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = patch, &pt
+	}
 	h.write(w, resp.AdmissionResponse)
 }
 

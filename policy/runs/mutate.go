@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	kjson "sigs.k8s.io/json"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -179,4 +180,34 @@ func segments(s string) ([]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// NeedsDefaults reports whether any of the policies writes default limits,
+// that is, whether the mutating path must look inside the run at all.
+func NeedsDefaults(policies []*Policy) bool { return len(defaultLimits(policies)) > 0 }
+
+// Stamp is the mutating path when no defaults are configured: only the spec
+// digest annotation is written. It reads the object once and decodes nothing
+// but the annotations; HasAnnotations says whether metadata.annotations
+// exists (a JSON patch adds the map or the key accordingly).
+type Stamp struct {
+	Digest         string
+	HasAnnotations bool
+}
+
+// StampOf computes the stamp of a run given as raw JSON.
+func StampOf(raw []byte) (*Stamp, error) {
+	d, err := specdigest.OfObject(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRun, err)
+	}
+	var meta struct {
+		Metadata struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
+	}
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &meta); err != nil {
+		return nil, fmt.Errorf("%w: decoding metadata: %w", ErrInvalidRun, err)
+	}
+	return &Stamp{Digest: d, HasAnnotations: meta.Metadata.Annotations != nil}, nil
 }

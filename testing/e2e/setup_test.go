@@ -29,7 +29,15 @@ const Alice = "alice@example.com"
 // startGuarded starts the control plane with the run guard's webhooks, the
 // sample cluster state, the test fixtures fs (applied before the webhook
 // starts, so its caches begin complete), and the webhook.
-func startGuarded(t *testing.T, fixtures ...client.Object) *envtest.Env {
+func startGuarded(t testing.TB, fixtures ...client.Object) *envtest.Env {
+	t.Helper()
+	env := prepareGuarded(t, fixtures...)
+	env.StartWebhook(t)
+	return env
+}
+
+// prepareGuarded is startGuarded without starting the webhook.
+func prepareGuarded(t testing.TB, fixtures ...client.Object) *envtest.Env {
 	t.Helper()
 	ctx := t.Context()
 	env := envtest.Start(t, envtest.Options{Webhooks: true})
@@ -39,7 +47,6 @@ func startGuarded(t *testing.T, fixtures ...client.Object) *envtest.Env {
 	applyAll(t, env.Client, sampleState(t)...)
 	applyAll(t, env.Client, aliceRBAC()...)
 	applyAll(t, env.Client, fixtures...)
-	env.StartWebhook(t)
 	return env
 }
 
@@ -61,12 +68,12 @@ func aliceRBAC() []client.Object {
 }
 
 // sampleState reads testing/samples/cluster as objects to create.
-func sampleState(t *testing.T) []client.Object {
+func sampleState(t testing.TB) []client.Object {
 	t.Helper()
 	return readObjects(t, filepath.Join(envtest.Root(), "testing", "samples", "cluster"))
 }
 
-func readObjects(t *testing.T, dir string) []client.Object {
+func readObjects(t testing.TB, dir string) []client.Object {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
@@ -94,7 +101,7 @@ func readObjects(t *testing.T, dir string) []client.Object {
 }
 
 // applyAll creates objects in order (namespaces first).
-func applyAll(t *testing.T, c client.Client, objs ...client.Object) {
+func applyAll(t testing.TB, c client.Client, objs ...client.Object) {
 	t.Helper()
 	ordered := make([]client.Object, 0, len(objs))
 	for _, o := range objs {
