@@ -2,13 +2,16 @@ package envtest
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/go-logr/logr"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/tollgate-dev/tollgate/policy/runs"
@@ -29,6 +33,10 @@ const (
 	TektonController = "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller"
 	Signer           = "system:serviceaccount:tollgate-system:tollgate-signer"
 )
+
+// quietGlobalLogger silences controller-runtime's global logger (informers
+// log through it); the webhook logs through its own logger into the test log.
+var quietGlobalLogger sync.Once
 
 // Root returns the repository root.
 func Root() string {
@@ -61,6 +69,7 @@ type Options struct {
 // installed, and stops them when the test ends.
 func Start(t testing.TB, opts Options) *Env {
 	t.Helper()
+	quietGlobalLogger.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	bin := filepath.Join(Root(), "bin")
 	for _, b := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
