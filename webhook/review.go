@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"runtime/debug"
+	"sync"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -20,6 +22,8 @@ import (
 // request limit is 3 MiB per object; a review carries the object twice on
 // UPDATE.
 const MaxRequestBytes = 7 << 20
+
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // reviewHandler serves admission.v1 AdmissionReviews. It decodes the review
 // in one pass with encoding/json (controller-runtime's generic decoder reads
@@ -39,11 +43,24 @@ func (h *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, http.StatusUnsupportedMediaType, fmt.Errorf("content type %q: want application/json", ct))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBytes+1))
-	if err != nil {
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 1<<20 { // keep the pool small; huge reviews are rare
+			buf.Reset()
+			bodyBuffers.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if r.ContentLength > 0 && r.ContentLength <= MaxRequestBytes {
+		buf.Grow(int(r.ContentLength))
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxRequestBytes+1)); err != nil {
 		h.reject(w, http.StatusBadRequest, fmt.Errorf("reading the request: %w", err))
 		return
 	}
+	// The decoded review copies what it keeps (RawExtension copies the
+	// object), so the buffer can be reused once the request is answered.
+	body := buf.Bytes()
 	if len(body) > MaxRequestBytes {
 		h.reject(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request is over %d bytes", MaxRequestBytes))
 		return

@@ -40,9 +40,10 @@ func assemble(u *Unit) (*assembled, error) {
 	if err != nil {
 		return nil, fmt.Errorf("merging stepTemplate into steps: %w", err)
 	}
-	steps, err = pipelinev1.MergeStepsWithSpecs(steps, u.StepSpecs)
-	if err != nil {
-		return nil, fmt.Errorf("applying stepSpecs: %w", err)
+	if len(u.StepSpecs) > 0 {
+		if steps, err = pipelinev1.MergeStepsWithSpecs(steps, u.StepSpecs); err != nil {
+			return nil, fmt.Errorf("applying stepSpecs: %w", err)
+		}
 	}
 	sidecars := append([]pipelinev1.Sidecar(nil), spec.Sidecars...)
 	sidecars, err = pipelinev1.MergeSidecarsWithSpecs(sidecars, u.SidecarSpecs)

@@ -458,7 +458,7 @@ func canonicalSpecOf(obj []byte) ([]byte, error) {
 		}
 		c.pos++
 		if key == "spec" {
-			c.out = c.out[:0]
+			c.out = c.out[len(c.out):]
 			c.ws()
 			if c.pos < len(c.in) && c.in[c.pos] != '{' {
 				if err := c.skipValue(1); err != nil {
@@ -471,7 +471,10 @@ func canonicalSpecOf(obj []byte) ([]byte, error) {
 				if err := c.value(1, true); err != nil {
 					return nil, err
 				}
-				spec, found = append(spec[:0], c.out...), true
+				// Keep the canonical spec; later members are only
+				// validated, into the free capacity after it.
+				spec, found = c.out, true
+				c.out = c.out[len(c.out):]
 			}
 		} else if err := c.skipValue(1); err != nil {
 			return nil, err

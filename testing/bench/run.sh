@@ -25,7 +25,7 @@ go test ./testing/e2e -run '^$' -bench BenchmarkCreateThroughAPIServer -benchtim
 echo
 
 # Summary: the median of the in-process runs, and what the webhooks add.
-awk '
+awk 'BEGIN { n = 0 }
 /BenchmarkValidatePipelineRun/ && /reviews\/s/ {
   for (i = 1; i <= NF; i++) { if ($(i+1) == "p99-µs") p99[n] = $i + 0; if ($(i+1) == "reviews/s") rps[n] = $i + 0 }
   n++

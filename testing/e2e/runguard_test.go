@@ -4,14 +4,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/pod"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -293,6 +298,123 @@ func TestRunGuard(t *testing.T) {
 			}}},
 		}
 		denied(t, tekton.Create(ctx, pod), `[podSecurity] task "build" step "docker-build"`, "spec.containers[0].securityContext", "privileged")
+	})
+
+	t.Run("invalid policy settings are refused by the schema", func(t *testing.T) {
+		for name, raw := range map[string]string{
+			"unknown mode":             `{"podSecurity":{"mode":"Sometimes"}}`,
+			"unknown level":            `{"podSecurity":{"level":"privileged"}}`,
+			"exemption without reason": `{"exemptions":[{"namespaces":["x"]}]}`,
+			"exemption naming nothing": `{"exemptions":[{"reason":"because"}]}`,
+			"unknown resource default": `{"resources":{"defaultLimits":{"nvidia.com/gpu":"1"}}}`,
+		} {
+			u := &unstructured.Unstructured{}
+			if err := u.UnmarshalJSON([]byte(`{"apiVersion":"tollgate.dev/v1alpha1","kind":"ClusterRunPolicy","metadata":{"name":"invalid"},"spec":` + raw + `}`)); err != nil {
+				t.Fatal(err)
+			}
+			if err := env.Client.Create(ctx, u); err == nil || !apierrors.IsInvalid(err) {
+				t.Errorf("%s: created (err %v), want the schema to refuse it", name, err)
+			}
+		}
+	})
+
+	t.Run("a policy that stops compiling reports Ready=False and its last good version stays in force", func(t *testing.T) {
+		applyAll(t, env.Client, namespace("lastgood-ns", map[string]string{"tollgate.dev/test": "lastgood"}), serviceAccount("lastgood-ns", "tekton-builder"))
+		good := applyPolicy(t, env.Client, &v1alpha1.ClusterRunPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "lastgood"},
+			Spec: v1alpha1.ClusterRunPolicySpec{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"tollgate.dev/test": "lastgood"}},
+				Resources:         v1alpha1.ResourcesCheck{Mode: v1alpha1.Warn},
+			},
+		})
+		// Valid for the schema, invalid as a whole: the default is above the maximum.
+		good.Spec.Resources.DefaultLimits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}
+		good.Spec.Resources.MaxLimits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}
+		if err := env.Client.Update(ctx, good); err != nil {
+			t.Fatal(err)
+		}
+		bad := waitPolicy(t, env.Client, "lastgood", metav1.ConditionFalse)
+		cond := meta.FindStatusCondition(bad.Status.Conditions, "Ready")
+		if !strings.Contains(cond.Message, "spec.resources.defaultLimits.cpu: 4 exceeds spec.resources.maxLimits.cpu 2") || !strings.Contains(cond.Message, "stays in force") {
+			t.Errorf("Ready=False message = %q", cond.Message)
+		}
+		s := safeStep("test")
+		s.ComputeResources = corev1.ResourceRequirements{}
+		warnings := &recordedWarnings{}
+		if err := env.AsWithWarnings(t, Alice, warnings).Create(ctx, taskRun("lastgood-ns", "still-warn", "tekton-builder", s)); err != nil {
+			t.Fatalf("the last good version (resources in Warn) is not in force: %v", err)
+		}
+		if !warnings.contains("[resources]") {
+			t.Errorf("no warning from the last good version: %q", warnings.all())
+		}
+	})
+
+	t.Run("a status update racing a spec update: the spec update is denied, the status update is not", func(t *testing.T) {
+		tr := taskRun(ns, "racing", "tekton-builder", safeStep("compile"))
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var specErr, statusErr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			cur := &pipelinev1.TaskRun{}
+			if specErr = env.Client.Get(ctx, client.ObjectKeyFromObject(tr), cur); specErr != nil {
+				return
+			}
+			cur.Spec.TaskSpec.Steps[0].Image = "registry.example/evil:latest"
+			specErr = alice.Update(ctx, cur)
+		}()
+		go func() {
+			defer wg.Done()
+			statusErr = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur := &pipelinev1.TaskRun{}
+				if err := env.Client.Get(ctx, client.ObjectKeyFromObject(tr), cur); err != nil {
+					return err
+				}
+				return envtest.CompleteTaskRun(ctx, tekton, cur, true)
+			})
+		}()
+		wg.Wait()
+		if apierrors.IsConflict(specErr) {
+			t.Logf("the spec update lost the race on resourceVersion; retrying it")
+			cur := &pipelinev1.TaskRun{}
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(tr), cur); err != nil {
+				t.Fatal(err)
+			}
+			cur.Spec.TaskSpec.Steps[0].Image = "registry.example/evil:latest"
+			specErr = alice.Update(ctx, cur)
+		}
+		denied(t, specErr, "the spec of an admitted run may not change")
+		if statusErr != nil {
+			t.Errorf("the Tekton controller's status update failed: %v", statusErr)
+		}
+		final := &pipelinev1.TaskRun{}
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(tr), final); err != nil {
+			t.Fatal(err)
+		}
+		if final.Spec.TaskSpec.Steps[0].Image == "registry.example/evil:latest" {
+			t.Error("the spec changed")
+		}
+		assertStamped(t, env.Client, final)
+	})
+
+	t.Run("a run with a 1 MiB script and 2,000 params is decided and stamped", func(t *testing.T) {
+		s := safeStep("big")
+		s.Script = strings.Repeat("echo tollgate\n", (1<<20)/14)
+		tr := taskRun(ns, "huge", "tekton-builder", s)
+		for i := 0; i < 2000; i++ {
+			tr.Spec.Params = append(tr.Spec.Params, pipelinev1.Param{Name: fmt.Sprintf("p%d", i), Value: *pipelinev1.NewStructuredValues("v")})
+		}
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatalf("a large safe run was denied: %v", err)
+		}
+		got := &pipelinev1.TaskRun{}
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(tr), got); err != nil {
+			t.Fatal(err)
+		}
+		assertStamped(t, env.Client, got)
 	})
 
 	t.Run("a pod that is not Tekton's is not reviewed", func(t *testing.T) {
