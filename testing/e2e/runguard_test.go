@@ -417,6 +417,10 @@ func TestRunGuard(t *testing.T) {
 		assertStamped(t, env.Client, got)
 	})
 
+	t.Run("the stamp covers what a later mutating webhook adds (reinvocation)", func(t *testing.T) {
+		testReinvocation(t, env, alice)
+	})
+
 	t.Run("a pod that is not Tekton's is not reviewed", func(t *testing.T) {
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "not-tekton"},
