@@ -32,21 +32,7 @@ func Evaluate(policies []*Policy, in *Input) policy.Decision {
 
 	for _, p := range policies {
 		ex := newExempter(p, in)
-		report := func(check v1alpha1.CheckName, fs []finding) {
-			mode := p.mode(check)
-			for _, f := range fs {
-				if reason, ok := ex.exempt(check, f.unit); ok {
-					d.Exempted = appendNote(d.Exempted, policy.Note{Policy: p.Name, Rule: string(check), Task: taskOf(f.unit), Reason: "exempted: " + reason})
-					continue
-				}
-				v := f.toViolation(p.Name)
-				if mode == v1alpha1.Warn {
-					d.Warnings = append(d.Warnings, v)
-				} else {
-					d.Denials = append(d.Denials, v)
-				}
-			}
-		}
+		report := func(check v1alpha1.CheckName, fs []finding) { route(&d, p, ex, check, fs) }
 		skip := func(check v1alpha1.CheckName, task, reason string) {
 			d.Skipped = appendNote(d.Skipped, policy.Note{Policy: p.Name, Rule: string(check), Task: task, Reason: reason})
 		}
@@ -108,6 +94,24 @@ func Evaluate(policies []*Policy, in *Input) policy.Decision {
 		}
 	}
 	return d
+}
+
+// route files the findings of one check of one policy: exempted (with the
+// exemption's reason), a warning in Warn mode, a denial otherwise.
+func route(d *policy.Decision, p *Policy, ex exempter, check v1alpha1.CheckName, fs []finding) {
+	mode := p.mode(check)
+	for _, f := range fs {
+		if reason, ok := ex.exempt(check, f.unit); ok {
+			d.Exempted = appendNote(d.Exempted, policy.Note{Policy: p.Name, Rule: string(check), Task: taskOf(f.unit), Reason: "exempted: " + reason})
+			continue
+		}
+		v := f.toViolation(p.Name)
+		if mode == v1alpha1.Warn {
+			d.Warnings = append(d.Warnings, v)
+		} else {
+			d.Denials = append(d.Denials, v)
+		}
+	}
 }
 
 func taskOf(u *Unit) string {

@@ -60,21 +60,7 @@ func EvaluatePod(policies []*Policy, pod *corev1.Pod) policy.Decision {
 
 	for _, p := range policies {
 		ex := newExempter(p, in)
-		report := func(check v1alpha1.CheckName, fs []finding) {
-			mode := p.mode(check)
-			for _, f := range fs {
-				if reason, ok := ex.exempt(check, u); ok {
-					d.Exempted = appendNote(d.Exempted, policy.Note{Policy: p.Name, Rule: string(check), Task: task, Reason: "exempted: " + reason})
-					continue
-				}
-				v := f.toViolation(p.Name)
-				if mode == v1alpha1.Warn {
-					d.Warnings = append(d.Warnings, v)
-				} else {
-					d.Denials = append(d.Denials, v)
-				}
-			}
-		}
+		report := func(check v1alpha1.CheckName, fs []finding) { route(&d, p, ex, check, fs) }
 		if p.mode(v1alpha1.CheckPodSecurity) != v1alpha1.Off {
 			var fs []finding
 			for _, r := range psaEvaluator.EvaluatePod(p.psa, &pod.ObjectMeta, podLevel) {

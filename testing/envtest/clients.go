@@ -21,25 +21,22 @@ import (
 // real API server, so admission sees that identity.
 func (e *Env) As(t testing.TB, user string, groups ...string) client.Client {
 	t.Helper()
-	cfg := rest.CopyConfig(e.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append(groups, "system:authenticated")}
-	scheme, err := webhook.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return e.impersonating(t, nil, user, groups...)
 }
 
 // AsWithWarnings is As with a handler that receives the admission warnings.
 func (e *Env) AsWithWarnings(t testing.TB, user string, h rest.WarningHandlerWithContext) client.Client {
 	t.Helper()
+	return e.impersonating(t, h, user)
+}
+
+func (e *Env) impersonating(t testing.TB, h rest.WarningHandlerWithContext, user string, groups ...string) client.Client {
+	t.Helper()
 	cfg := rest.CopyConfig(e.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:authenticated"}}
-	cfg.WarningHandlerWithContext = h
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append(groups, "system:authenticated")}
+	if h != nil {
+		cfg.WarningHandlerWithContext = h
+	}
 	scheme, err := webhook.Scheme()
 	if err != nil {
 		t.Fatal(err)
