@@ -308,26 +308,11 @@ func (c *canonicalizer) strBytes() ([]byte, error) {
 				c.pos = i
 				return nil, c.fail("unterminated escape")
 			}
-			switch e := c.in[i+1]; e {
-			case '"', '\\', '/':
-				b = append(b, e)
+			switch e := c.in[i+1]; {
+			case simpleEscapes[e] != 0:
+				b = append(b, simpleEscapes[e])
 				i += 2
-			case 'b':
-				b = append(b, '\b')
-				i += 2
-			case 'f':
-				b = append(b, '\f')
-				i += 2
-			case 'n':
-				b = append(b, '\n')
-				i += 2
-			case 'r':
-				b = append(b, '\r')
-				i += 2
-			case 't':
-				b = append(b, '\t')
-				i += 2
-			case 'u':
+			case e == 'u':
 				r, ok := hex4(c.in, i+2)
 				if !ok {
 					c.pos = i
@@ -367,6 +352,9 @@ func (c *canonicalizer) strBytes() ([]byte, error) {
 		}
 	}
 }
+
+// simpleEscapes maps the character after a backslash to what it stands for.
+var simpleEscapes = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 func hex4(b []byte, at int) (rune, bool) {
 	if at+4 > len(b) {
