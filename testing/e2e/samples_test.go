@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,13 +14,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 )
 
-// checkSamples admits every sample run through the API server and through
-// runs.Admit (what `tollgate check` runs) with the same cluster state, and
+// checkSamples admits every sample run through the API server and runs the
+// real `tollgate check` binary on the same files and cluster state, and
 // requires the same decision, message and stamp from both.
 func checkSamples(t *testing.T, env *envtest.Env) {
 	ctx := t.Context()
@@ -31,14 +35,33 @@ func checkSamples(t *testing.T, env *envtest.Env) {
 		t.Fatal(err)
 	}
 
-	stateDocs := readDocs(t, filepath.Join(root, "cluster"))
-	objs, err := runs.StateFromDocuments(stateDocs)
-	if err != nil {
-		t.Fatal(err)
+	// The real CLI, built from this checkout, on the whole samples directory.
+	bin := filepath.Join(t.TempDir(), "tollgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
+	build.Dir = envtest.Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building tollgate: %v\n%s", err, out)
 	}
-	static := runs.NewStaticCluster(objs)
-	set := runs.NewSet(runs.BuiltinDefault())
-	ids := runs.Identities{TektonControllers: []string{envtest.TektonController}, Trusted: []string{envtest.Signer}}
+	check := exec.Command(bin, "check", "-o", "json", "--as", Alice,
+		"--tekton-controller-users", envtest.TektonController, "--trusted-users", envtest.Signer,
+		"--cluster-state", filepath.Join(root, "cluster"), filepath.Join(root, "runs"))
+	out, err := check.Output()
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		t.Fatalf("tollgate check: %v\n%s", err, out)
+	}
+	var results []struct {
+		Allowed  bool            `json:"allowed"`
+		Decision policy.Decision `json:"decision"`
+		Digest   string          `json:"specDigest"`
+	}
+	if err := json.Unmarshal(out, &results); err != nil {
+		t.Fatalf("tollgate check -o json: %v\n%s", err, out)
+	}
+	offline := map[string]int{}
+	for i, r := range results {
+		offline[r.Decision.Subject] = i
+	}
 	alice := env.As(t, Alice)
 
 	docs := readDocs(t, filepath.Join(root, "runs"))
@@ -51,13 +74,13 @@ func checkSamples(t *testing.T, env *envtest.Env) {
 			if !ok {
 				t.Fatalf("no expectation for %s", d.Name)
 			}
-			labels, _ := static.NamespaceLabels(d.Namespace)
-			offline, err := runs.Admit(ctx, static, set.ForNamespace(labels), d.Kind, d.Namespace, Alice, d.Raw, ids)
-			if err != nil {
-				t.Fatal(err)
+			i, ok := offline[d.Kind+" "+d.Namespace+"/"+d.Name]
+			if !ok {
+				t.Fatalf("tollgate check printed no decision for %s %s/%s", d.Kind, d.Namespace, d.Name)
 			}
+			r := results[i]
 			var rules []string
-			for _, v := range offline.Decision.Denials {
+			for _, v := range r.Decision.Denials {
 				if !slices.Contains(rules, v.Rule) {
 					rules = append(rules, v.Rule)
 				}
@@ -71,7 +94,10 @@ func checkSamples(t *testing.T, env *envtest.Env) {
 				t.Fatal(err)
 			}
 			err = alice.Create(ctx, u)
-			if offline.Decision.Allowed() {
+			if r.Allowed != r.Decision.Allowed() {
+				t.Fatalf("tollgate check says allowed=%v with %d denials", r.Allowed, len(r.Decision.Denials))
+			}
+			if r.Allowed {
 				if err != nil {
 					t.Fatalf("tollgate check allows it, the webhook denied it: %v", err)
 				}
@@ -80,16 +106,16 @@ func checkSamples(t *testing.T, env *envtest.Env) {
 				if err := env.Client.Get(ctx, client.ObjectKeyFromObject(u), got); err != nil {
 					t.Fatal(err)
 				}
-				if stamp := got.GetAnnotations()[specdigest.Annotation]; stamp != offline.Mutation.Digest {
-					t.Errorf("webhook stamped %s, tollgate check computed %s", stamp, offline.Mutation.Digest)
+				if stamp := got.GetAnnotations()[specdigest.Annotation]; stamp != r.Digest {
+					t.Errorf("webhook stamped %s, tollgate check computed %s", stamp, r.Digest)
 				}
 				return
 			}
 			if err == nil {
-				t.Fatalf("tollgate check denies it, the webhook admitted it:\n%s", offline.Decision.Message())
+				t.Fatalf("tollgate check denies it, the webhook admitted it:\n%s", r.Decision.Message())
 			}
-			if !strings.Contains(err.Error(), offline.Decision.Message()) {
-				t.Errorf("the webhook's denial differs from tollgate check's.\nwebhook: %v\ncheck:   %s", err, offline.Decision.Message())
+			if !strings.Contains(err.Error(), r.Decision.Message()) {
+				t.Errorf("the webhook's denial differs from tollgate check's.\nwebhook: %v\ncheck:   %s", err, r.Decision.Message())
 			}
 		})
 	}
