@@ -28,10 +28,10 @@ build: ## build bin/tollgate
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/tollgate ./cmd/tollgate
 
 .PHONY: tools
-tools: ## build kube-apiserver, etcd and controller-gen into the cache (once; ~4-10 min cold)
-	./testing/tools/build.sh etcd kube-apiserver controller-gen
+tools: ## build kube-apiserver, etcd, controller-gen and cosign into the cache (once; ~10-15 min cold)
+	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign
 
-bin/kube-apiserver bin/etcd bin/controller-gen:
+bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign:
 	./testing/tools/build.sh $(notdir $@)
 
 .PHONY: test
