@@ -52,6 +52,10 @@ fuzz: ## fuzz the spec digest, run extraction and handler (FUZZTIME=30s each)
 bench: $(TEST_TOOLS) ## benchmarks: run guard in-process and through the API server (see BENCHMARKS.md)
 	./testing/bench/run.sh
 
+.PHONY: golden
+golden: ## regenerate signer/provenance/testdata/chains from Tekton Chains v0.24.0 itself
+	cd testing/tools/chainsgolden && $(GO) run . -out ../../../signer/provenance/testdata/chains
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
