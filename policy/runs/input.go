@@ -20,12 +20,6 @@ const (
 	KindTaskRun     = "TaskRun"
 )
 
-// ErrNotFound is returned by a Cluster for an object that does not exist.
-var ErrNotFound = errors.New("not found")
-
-// ErrInvalidRun marks errors caused by the run itself (a 4xx at admission),
-// as opposed to failures reading the cluster.
-var ErrInvalidRun = errors.New("invalid run")
 
 // Cluster answers the questions the checks ask about the cluster. The webhook
 // answers from informer caches; `tollgate check` from a directory of YAML.
