@@ -20,7 +20,6 @@ const (
 	KindTaskRun     = "TaskRun"
 )
 
-
 // Cluster answers the questions the checks ask about the cluster. The webhook
 // answers from informer caches; `tollgate check` from a directory of YAML.
 type Cluster interface {
