@@ -1,0 +1,272 @@
+package provenance
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
+	intoto "github.com/in-toto/attestation/go/v1"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tollgate-dev/tollgate/signer/hints"
+)
+
+// Build types and the SLSA v1.0 predicate type.
+const (
+	BuildTypeSLSA       = "https://tekton.dev/chains/v2/slsa"
+	BuildTypeSLSATekton = "https://tekton.dev/chains/v2/slsa-tekton"
+	PredicateSLSAv1     = "https://slsa.dev/provenance/v1"
+)
+
+// Names Chains gives resolved dependencies and byproducts.
+const (
+	depTask        = "task"
+	depPipeline    = "pipeline"
+	depInputResult = "inputs/result"
+)
+
+// Options configure a formatter.
+type Options struct {
+	// BuilderID is runDetails.builder.id (chains-config builder.id).
+	BuilderID string
+	// BuildType is buildDefinition.buildType (chains-config builddefinition.buildtype).
+	BuildType string
+}
+
+// TaskRunV2Alpha4 returns the SLSA v1.0 statement Chains' slsa/v2alpha4
+// format produces for a finished TaskRun.
+func TaskRunV2Alpha4(tr *pipelinev1.TaskRun, opts Options) (*intoto.Statement, error) {
+	buildType := opts.BuildType
+	if buildType == "" {
+		buildType = BuildTypeSLSA
+	}
+	subjects := taskRunSubjects(tr)
+
+	deps, err := taskRunDependencies(tr)
+	if err != nil {
+		return nil, err
+	}
+	external := map[string]any{"runSpec": tr.Spec}
+	if src := remoteSource(tr); src != nil {
+		external["buildConfigSource"] = src
+	}
+	internal, err := internalParameters(tr.Status.Provenance, tr.Labels, tr.Annotations, buildType)
+	if err != nil {
+		return nil, err
+	}
+	ext, err := toStruct(external)
+	if err != nil {
+		return nil, fmt.Errorf("encoding externalParameters: %w", err)
+	}
+	in, err := toStruct(internal)
+	if err != nil {
+		return nil, fmt.Errorf("encoding internalParameters: %w", err)
+	}
+	byproducts, err := taskRunByproducts(tr)
+	if err != nil {
+		return nil, err
+	}
+	pred := &slsa.Provenance{
+		BuildDefinition: &slsa.BuildDefinition{
+			BuildType:            buildType,
+			ExternalParameters:   ext,
+			InternalParameters:   in,
+			ResolvedDependencies: deps,
+		},
+		RunDetails: &slsa.RunDetails{
+			Builder:    &slsa.Builder{Id: opts.BuilderID},
+			Metadata:   buildMetadata(string(tr.UID), tr.Status.StartTime, tr.Status.CompletionTime),
+			Byproducts: byproducts,
+		},
+	}
+	predJSON, err := protojson.Marshal(pred)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the predicate: %w", err)
+	}
+	predStruct := &structpb.Struct{}
+	if err := protojson.Unmarshal(predJSON, predStruct); err != nil {
+		return nil, fmt.Errorf("encoding the predicate: %w", err)
+	}
+	return &intoto.Statement{
+		Type:          intoto.StatementTypeUri,
+		Subject:       subjects,
+		PredicateType: PredicateSLSAv1,
+		Predicate:     predStruct,
+	}, nil
+}
+
+// taskRunSubjects: build artifacts and images of each step's results, then
+// of the TaskRun's results.
+func taskRunSubjects(tr *pipelinev1.TaskRun) []*intoto.ResourceDescriptor {
+	var all []hints.Artifact
+	for _, s := range tr.Status.Steps {
+		rs := make([]hints.Result, 0, len(s.Results))
+		for _, r := range s.Results {
+			rs = append(rs, hints.Result{Name: r.Name, Value: r.Value})
+		}
+		ba, _ := hints.BuildArtifacts(rs)
+		all = hints.Append(all, ba...)
+		im, _ := hints.Images(rs)
+		all = hints.Append(all, im...)
+	}
+	rs := taskRunResults(tr)
+	ba, _ := hints.BuildArtifacts(rs)
+	all = hints.Append(all, ba...)
+	im, _ := hints.Images(rs)
+	all = hints.Append(all, im...)
+	return subjectDescriptors(all)
+}
+
+// subjectDescriptors: a subject names its artifact in name.
+func subjectDescriptors(as []hints.Artifact) []*intoto.ResourceDescriptor {
+	out := make([]*intoto.ResourceDescriptor, 0, len(as))
+	for _, a := range as {
+		out = append(out, &intoto.ResourceDescriptor{Name: a.Name, Digest: a.Digest})
+	}
+	return out
+}
+
+// depDescriptors: a dependency names its artifact in uri, and carries a
+// fixed name (or none).
+func depDescriptors(as []hints.Artifact, name string) []*intoto.ResourceDescriptor {
+	out := make([]*intoto.ResourceDescriptor, 0, len(as))
+	for _, a := range as {
+		out = append(out, &intoto.ResourceDescriptor{Name: name, Uri: a.Name, Digest: a.Digest})
+	}
+	return out
+}
+
+// taskRunDependencies: the remote Task source, step and sidecar images,
+// sources reported by steps, sources of the TaskRun; duplicates removed.
+func taskRunDependencies(tr *pipelinev1.TaskRun) ([]*intoto.ResourceDescriptor, error) {
+	var deps []*intoto.ResourceDescriptor
+	if p := tr.Status.Provenance; p != nil && p.RefSource != nil {
+		deps = append(deps, &intoto.ResourceDescriptor{Name: depTask, Uri: p.RefSource.URI, Digest: p.RefSource.Digest})
+	}
+	imgs, err := imageMaterials(tr)
+	if err != nil {
+		return nil, err
+	}
+	deps = append(deps, depDescriptors(imgs, "")...)
+	deps = append(deps, depDescriptors(stepSourceMaterials(tr), depInputResult)...)
+	deps = append(deps, depDescriptors(sourceMaterials(tr), depInputResult)...)
+	return dedupe(deps)
+}
+
+// dedupe drops a dependency equal (uri, digest, content) to an earlier one,
+// except the run's own task or pipeline source.
+func dedupe(deps []*intoto.ResourceDescriptor) ([]*intoto.ResourceDescriptor, error) {
+	out := make([]*intoto.ResourceDescriptor, 0, len(deps))
+	seen := map[string]bool{}
+	for _, d := range deps {
+		key, err := protojson.Marshal(&intoto.ResourceDescriptor{Uri: d.Uri, Digest: d.Digest, Content: d.Content})
+		if err != nil {
+			return nil, err
+		}
+		k := string(key)
+		if seen[k] && d.Name != depTask && d.Name != depPipeline {
+			continue
+		}
+		seen[k] = true
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// remoteSource is externalParameters.buildConfigSource for a run whose Task
+// (or Pipeline) was resolved remotely.
+func remoteSource(tr *pipelinev1.TaskRun) map[string]string {
+	p := tr.Status.Provenance
+	if p == nil || p.RefSource == nil || tr.Spec.TaskRef == nil || tr.Spec.TaskRef.Resolver == "" || tr.Spec.TaskRef.Resolver == "Cluster" {
+		return nil
+	}
+	return map[string]string{"ref": firstDigest(p.RefSource.Digest), "repository": p.RefSource.URI, "path": p.RefSource.EntryPoint}
+}
+
+func internalParameters(p *pipelinev1.Provenance, labels, annotations map[string]string, buildType string) (map[string]any, error) {
+	out := map[string]any{}
+	if p != nil && p.FeatureFlags != nil {
+		ff, err := recordedFeatureFlags(p.FeatureFlags)
+		if err != nil {
+			return nil, err
+		}
+		out["tekton-pipelines-feature-flags"] = ff
+	}
+	switch buildType {
+	case BuildTypeSLSA:
+	case BuildTypeSLSATekton:
+		out["labels"] = labels
+		out["annotations"] = annotations
+	default:
+		return nil, fmt.Errorf("unsupported build type %q", buildType)
+	}
+	return out, nil
+}
+
+// taskRunByproducts: every result that is neither a build artifact nor an
+// image hint, TaskRun results first, then step results.
+func taskRunByproducts(tr *pipelinev1.TaskRun) ([]*intoto.ResourceDescriptor, error) {
+	var out []*intoto.ResourceDescriptor
+	add := func(rs []hints.Result, prefix string) error {
+		for _, r := range rs {
+			if isBuildArtifact(r) || isImageHint(r.Name) {
+				continue
+			}
+			content, err := json.Marshal(r.Value)
+			if err != nil {
+				return fmt.Errorf("encoding result %s: %w", r.Name, err)
+			}
+			out = append(out, &intoto.ResourceDescriptor{Name: prefix + r.Name, Content: content, MediaType: "application/json"})
+		}
+		return nil
+	}
+	if err := add(taskRunResults(tr), "taskRunResults/"); err != nil {
+		return nil, err
+	}
+	if err := add(stepResults(tr), "stepResults/"); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func isBuildArtifact(r hints.Result) bool {
+	if !strings.HasSuffix(r.Name, hints.OutputsSuffix) {
+		return false
+	}
+	// A malformed *ARTIFACT_OUTPUTS is neither a subject nor a byproduct (Chains).
+	ba, rej := hints.BuildArtifacts([]hints.Result{r})
+	return len(ba) > 0 || len(rej) > 0
+}
+
+func isImageHint(name string) bool {
+	return strings.HasSuffix(name, hints.ImageURLSuffix) || strings.HasSuffix(name, hints.ImageDigestSuffix) || name == hints.ImagesResult
+}
+
+func buildMetadata(uid string, start, end *metav1.Time) *slsa.BuildMetadata {
+	m := &slsa.BuildMetadata{InvocationId: uid}
+	if start != nil {
+		m.StartedOn = timestamppb.New(start.UTC())
+	}
+	if end != nil {
+		m.FinishedOn = timestamppb.New(end.UTC())
+	}
+	return m
+}
+
+// toStruct encodes a value as a protobuf Struct through JSON.
+func toStruct(v any) (*structpb.Struct, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	s := &structpb.Struct{}
+	if err := protojson.Unmarshal(b, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
