@@ -99,3 +99,36 @@ func TestTaskRunV2Alpha4MatchesChains(t *testing.T) {
 		})
 	}
 }
+
+func TestPipelineRunV2Alpha4MatchesChains(t *testing.T) {
+	gs := loadGoldens(t, "slsa/v2alpha4", "pipelinerun")
+	if len(gs) < 8 {
+		t.Fatalf("%d slsa/v2alpha4 PipelineRun goldens, want 8", len(gs))
+	}
+	for name, g := range gs {
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(goldenDir, "runs", g.Run))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &PipelineRun{Run: &pipelinev1.PipelineRun{}}
+			if err := json.Unmarshal(data, p.Run); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range g.ChildTaskRuns {
+				p.TaskRuns = append(p.TaskRuns, readTaskRun(t, c))
+			}
+			st, err := PipelineRunV2Alpha4(p, Options{BuilderID: g.BuilderID, BuildType: g.BuildType}, g.DeepInspection)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := protojson.Marshal(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(normalize(t, g.Statement), normalize(t, got)); diff != "" {
+				t.Errorf("statement (-chains +tollgate):\n%s", diff)
+			}
+		})
+	}
+}

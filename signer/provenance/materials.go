@@ -32,24 +32,25 @@ func imageMaterial(imageID string) (hints.Artifact, error) {
 	return hints.Artifact{Name: ociScheme + strings.TrimPrefix(uri, "docker-pullable://"), Digest: map[string]string{alg: hex}}, nil
 }
 
-// imageMaterials returns the step images, then the sidecar images, of a TaskRun.
+// imageMaterials returns the step images, then the sidecar images, of a
+// TaskRun (each list merged within itself, as Chains does).
 func imageMaterials(tr *pipelinev1.TaskRun) ([]hints.Artifact, error) {
-	var out []hints.Artifact
+	var steps, sidecars []hints.Artifact
 	for _, s := range tr.Status.Steps {
 		m, err := imageMaterial(s.ImageID)
 		if err != nil {
 			return nil, fmt.Errorf("step %q: %w", s.Name, err)
 		}
-		out = hints.Append(out, m)
+		steps = hints.Append(steps, m)
 	}
 	for _, s := range tr.Status.Sidecars {
 		m, err := imageMaterial(s.ImageID)
 		if err != nil {
 			return nil, fmt.Errorf("sidecar %q: %w", s.Name, err)
 		}
-		out = hints.Append(out, m)
+		sidecars = hints.Append(sidecars, m)
 	}
-	return out, nil
+	return append(steps, sidecars...), nil
 }
 
 // gitURI writes a git URL as an SPDX download location: git+URL.git.

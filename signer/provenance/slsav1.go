@@ -59,31 +59,28 @@ func TaskRunV2Alpha4(tr *pipelinev1.TaskRun, opts Options) (*intoto.Statement, e
 	if err != nil {
 		return nil, err
 	}
-	ext, err := toStruct(external)
-	if err != nil {
-		return nil, fmt.Errorf("encoding externalParameters: %w", err)
-	}
-	in, err := toStruct(internal)
-	if err != nil {
-		return nil, fmt.Errorf("encoding internalParameters: %w", err)
-	}
 	byproducts, err := taskRunByproducts(tr)
 	if err != nil {
 		return nil, err
 	}
-	pred := &slsa.Provenance{
-		BuildDefinition: &slsa.BuildDefinition{
-			BuildType:            buildType,
-			ExternalParameters:   ext,
-			InternalParameters:   in,
-			ResolvedDependencies: deps,
-		},
-		RunDetails: &slsa.RunDetails{
+	return statementV1(subjects, &slsa.BuildDefinition{BuildType: buildType, ResolvedDependencies: deps}, external, internal,
+		&slsa.RunDetails{
 			Builder:    &slsa.Builder{Id: opts.BuilderID},
 			Metadata:   buildMetadata(string(tr.UID), tr.Status.StartTime, tr.Status.CompletionTime),
 			Byproducts: byproducts,
-		},
+		})
+}
+
+// statementV1 assembles an in-toto v1 statement with an SLSA v1.0 predicate.
+func statementV1(subjects []*intoto.ResourceDescriptor, bd *slsa.BuildDefinition, external, internal map[string]any, rd *slsa.RunDetails) (*intoto.Statement, error) {
+	var err error
+	if bd.ExternalParameters, err = toStruct(external); err != nil {
+		return nil, fmt.Errorf("encoding externalParameters: %w", err)
 	}
+	if bd.InternalParameters, err = toStruct(internal); err != nil {
+		return nil, fmt.Errorf("encoding internalParameters: %w", err)
+	}
+	pred := &slsa.Provenance{BuildDefinition: bd, RunDetails: rd}
 	predJSON, err := protojson.Marshal(pred)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the predicate: %w", err)
