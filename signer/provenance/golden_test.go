@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	intoto "github.com/in-toto/attestation/go/v1"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -78,14 +79,26 @@ func normalize(t *testing.T, raw []byte) map[string]any {
 }
 
 func TestTaskRunV2Alpha4MatchesChains(t *testing.T) {
-	gs := loadGoldens(t, "slsa/v2alpha4", "taskrun")
-	if len(gs) < 5 {
-		t.Fatalf("%d slsa/v2alpha4 TaskRun goldens, want 5", len(gs))
+	testTaskRuns(t, "slsa/v2alpha4", 5, TaskRunV2Alpha4)
+}
+
+func TestTaskRunV2Alpha3MatchesChains(t *testing.T) {
+	testTaskRuns(t, "slsa/v2alpha3", 3, TaskRunV2Alpha3)
+}
+
+func TestPipelineRunV2Alpha3MatchesChains(t *testing.T) {
+	testPipelineRuns(t, "slsa/v2alpha3", 2, PipelineRunV2Alpha3)
+}
+
+func testTaskRuns(t *testing.T, format string, want int, build func(*pipelinev1.TaskRun, Options) (*intoto.Statement, error)) {
+	gs := loadGoldens(t, format, "taskrun")
+	if len(gs) < want {
+		t.Fatalf("%d %s TaskRun goldens, want %d", len(gs), format, want)
 	}
 	for name, g := range gs {
 		t.Run(name, func(t *testing.T) {
 			tr := readTaskRun(t, g.Run)
-			st, err := TaskRunV2Alpha4(tr, Options{BuilderID: g.BuilderID, BuildType: g.BuildType})
+			st, err := build(tr, Options{BuilderID: g.BuilderID, BuildType: g.BuildType})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,9 +114,13 @@ func TestTaskRunV2Alpha4MatchesChains(t *testing.T) {
 }
 
 func TestPipelineRunV2Alpha4MatchesChains(t *testing.T) {
-	gs := loadGoldens(t, "slsa/v2alpha4", "pipelinerun")
-	if len(gs) < 8 {
-		t.Fatalf("%d slsa/v2alpha4 PipelineRun goldens, want 8", len(gs))
+	testPipelineRuns(t, "slsa/v2alpha4", 8, PipelineRunV2Alpha4)
+}
+
+func testPipelineRuns(t *testing.T, format string, want int, build func(*PipelineRun, Options, bool) (*intoto.Statement, error)) {
+	gs := loadGoldens(t, format, "pipelinerun")
+	if len(gs) < want {
+		t.Fatalf("%d %s PipelineRun goldens, want %d", len(gs), format, want)
 	}
 	for name, g := range gs {
 		t.Run(name, func(t *testing.T) {
@@ -118,7 +135,7 @@ func TestPipelineRunV2Alpha4MatchesChains(t *testing.T) {
 			for _, c := range g.ChildTaskRuns {
 				p.TaskRuns = append(p.TaskRuns, readTaskRun(t, c))
 			}
-			st, err := PipelineRunV2Alpha4(p, Options{BuilderID: g.BuilderID, BuildType: g.BuildType}, g.DeepInspection)
+			st, err := build(p, Options{BuilderID: g.BuilderID, BuildType: g.BuildType}, g.DeepInspection)
 			if err != nil {
 				t.Fatal(err)
 			}

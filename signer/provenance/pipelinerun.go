@@ -44,6 +44,16 @@ func (p *PipelineRun) executed() []*pipelinev1.TaskRun {
 // format produces for a finished PipelineRun. With deep inspection, the
 // child TaskRuns' subjects, byproducts and sources are included.
 func PipelineRunV2Alpha4(p *PipelineRun, opts Options, deep bool) (*intoto.Statement, error) {
+	return pipelineRunV1(p, opts, deep, v2alpha4)
+}
+
+// PipelineRunV2Alpha3 returns the SLSA v1.0 statement Chains' slsa/v2alpha3
+// format produces for a finished PipelineRun.
+func PipelineRunV2Alpha3(p *PipelineRun, opts Options, deep bool) (*intoto.Statement, error) {
+	return pipelineRunV1(p, opts, deep, v2alpha3)
+}
+
+func pipelineRunV1(p *PipelineRun, opts Options, deep bool, v variant) (*intoto.Statement, error) {
 	pr := p.Run
 	buildType := opts.BuildType
 	if buildType == "" {
@@ -54,19 +64,23 @@ func PipelineRunV2Alpha4(p *PipelineRun, opts Options, deep bool) (*intoto.State
 	}
 	executed := p.executed()
 
-	// Subjects: the PipelineRun's build artifacts and images, then (deep) each task's.
+	// Subjects. v2alpha4: the PipelineRun's build artifacts and images,
+	// then (deep) each task's. v2alpha3: (deep) each task's type hints,
+	// then the PipelineRun's.
 	prResults := pipelineRunResults(pr)
 	var subjects []hints.Artifact
-	ba, _ := hints.BuildArtifacts(prResults)
-	subjects = hints.Append(subjects, ba...)
-	im, _ := hints.Images(prResults)
-	subjects = hints.Append(subjects, im...)
+	if v.alpha4 {
+		subjects = buildSubjects(prResults)
+	}
 	if deep {
 		for _, tr := range executed {
-			for _, s := range taskRunSubjects(tr) {
+			for _, s := range v.taskRunSubjects(tr) {
 				subjects = hints.Append(subjects, hints.Artifact{Name: s.Name, Digest: s.Digest})
 			}
 		}
+	}
+	if !v.alpha4 {
+		subjects = hints.Append(subjects, hintSubjects(prResults)...)
 	}
 
 	// Resolved dependencies.
@@ -88,7 +102,7 @@ func PipelineRunV2Alpha4(p *PipelineRun, opts Options, deep bool) (*intoto.State
 		}
 		deps = append(deps, depDescriptors(imgs, "")...)
 	}
-	if deep {
+	if deep && v.alpha4 {
 		for _, tr := range executed {
 			deps = append(deps, depDescriptors(stepSourceMaterials(tr), depInputResult)...)
 		}
@@ -111,7 +125,7 @@ func PipelineRunV2Alpha4(p *PipelineRun, opts Options, deep bool) (*intoto.State
 	// Byproducts: the PipelineRun's results, then (deep) each task's.
 	var byproducts []*intoto.ResourceDescriptor
 	for _, r := range prResults {
-		if isBuildArtifact(r) || isImageHint(r.Name) {
+		if v.alpha4 && (isBuildArtifact(r) || isImageHint(r.Name)) {
 			continue
 		}
 		content, err := json.Marshal(r.Value)
@@ -120,9 +134,9 @@ func PipelineRunV2Alpha4(p *PipelineRun, opts Options, deep bool) (*intoto.State
 		}
 		byproducts = append(byproducts, &intoto.ResourceDescriptor{Name: "pipelineRunResults/" + r.Name, Content: content, MediaType: "application/json"})
 	}
-	if deep {
+	if deep && v.alpha4 {
 		for _, tr := range executed {
-			bp, err := taskRunByproducts(tr)
+			bp, err := v.taskRunByproducts(tr)
 			if err != nil {
 				return nil, err
 			}

@@ -38,16 +38,39 @@ type Options struct {
 	BuildType string
 }
 
+// variant is what distinguishes Chains' two SLSA v1.0 formats.
+type variant struct {
+	// alpha4: subjects are build artifacts and images (v2alpha3: every
+	// type hint, as SLSA v0.2 does); byproducts leave out what became a
+	// subject; steps' own results (StepActions) count as sources and
+	// byproducts; deep inspection adds the tasks' byproducts.
+	alpha4 bool
+}
+
+var (
+	v2alpha3 = variant{}
+	v2alpha4 = variant{alpha4: true}
+)
+
 // TaskRunV2Alpha4 returns the SLSA v1.0 statement Chains' slsa/v2alpha4
 // format produces for a finished TaskRun.
 func TaskRunV2Alpha4(tr *pipelinev1.TaskRun, opts Options) (*intoto.Statement, error) {
+	return taskRunV1(tr, opts, v2alpha4)
+}
+
+// TaskRunV2Alpha3 returns the SLSA v1.0 statement Chains' slsa/v2alpha3
+// format produces for a finished TaskRun.
+func TaskRunV2Alpha3(tr *pipelinev1.TaskRun, opts Options) (*intoto.Statement, error) {
+	return taskRunV1(tr, opts, v2alpha3)
+}
+
+func taskRunV1(tr *pipelinev1.TaskRun, opts Options, v variant) (*intoto.Statement, error) {
 	buildType := opts.BuildType
 	if buildType == "" {
 		buildType = BuildTypeSLSA
 	}
-	subjects := taskRunSubjects(tr)
-
-	deps, err := taskRunDependencies(tr)
+	subjects := v.taskRunSubjects(tr)
+	deps, err := taskRunDependencies(tr, v)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +82,7 @@ func TaskRunV2Alpha4(tr *pipelinev1.TaskRun, opts Options) (*intoto.Statement, e
 	if err != nil {
 		return nil, err
 	}
-	byproducts, err := taskRunByproducts(tr)
+	byproducts, err := v.taskRunByproducts(tr)
 	if err != nil {
 		return nil, err
 	}
@@ -97,26 +120,38 @@ func statementV1(subjects []*intoto.ResourceDescriptor, bd *slsa.BuildDefinition
 	}, nil
 }
 
-// taskRunSubjects: build artifacts and images of each step's results, then
-// of the TaskRun's results.
-func taskRunSubjects(tr *pipelinev1.TaskRun) []*intoto.ResourceDescriptor {
+// taskRunSubjects: v2alpha4 takes build artifacts and images of each
+// step's results, then of the TaskRun's; v2alpha3 takes every type hint of
+// the TaskRun's results.
+func (v variant) taskRunSubjects(tr *pipelinev1.TaskRun) []*intoto.ResourceDescriptor {
+	if !v.alpha4 {
+		return subjectDescriptors(hintSubjects(taskRunResults(tr)))
+	}
 	var all []hints.Artifact
 	for _, s := range tr.Status.Steps {
 		rs := make([]hints.Result, 0, len(s.Results))
 		for _, r := range s.Results {
 			rs = append(rs, hints.Result{Name: r.Name, Value: r.Value})
 		}
-		ba, _ := hints.BuildArtifacts(rs)
-		all = hints.Append(all, ba...)
-		im, _ := hints.Images(rs)
-		all = hints.Append(all, im...)
+		all = hints.Append(all, buildSubjects(rs)...)
 	}
-	rs := taskRunResults(tr)
-	ba, _ := hints.BuildArtifacts(rs)
-	all = hints.Append(all, ba...)
-	im, _ := hints.Images(rs)
-	all = hints.Append(all, im...)
+	all = hints.Append(all, buildSubjects(taskRunResults(tr))...)
 	return subjectDescriptors(all)
+}
+
+// buildSubjects: build artifacts, then images.
+func buildSubjects(rs []hints.Result) []hints.Artifact {
+	ba, _ := hints.BuildArtifacts(rs)
+	im, _ := hints.Images(rs)
+	return hints.Append(hints.Append(nil, ba...), im...)
+}
+
+// hintSubjects: images, ARTIFACT_URI/DIGEST pairs, ARTIFACT_OUTPUTS.
+func hintSubjects(rs []hints.Result) []hints.Artifact {
+	im, _ := hints.Images(rs)
+	st, _ := hints.SignableTargets(rs)
+	so, _ := hints.Structured(rs, hints.OutputsSuffix)
+	return hints.Append(hints.Append(hints.Append(nil, im...), st...), so...)
 }
 
 // subjectDescriptors: a subject names its artifact in name.
@@ -140,7 +175,7 @@ func depDescriptors(as []hints.Artifact, name string) []*intoto.ResourceDescript
 
 // taskRunDependencies: the remote Task source, step and sidecar images,
 // sources reported by steps, sources of the TaskRun; duplicates removed.
-func taskRunDependencies(tr *pipelinev1.TaskRun) ([]*intoto.ResourceDescriptor, error) {
+func taskRunDependencies(tr *pipelinev1.TaskRun, v variant) ([]*intoto.ResourceDescriptor, error) {
 	var deps []*intoto.ResourceDescriptor
 	if p := tr.Status.Provenance; p != nil && p.RefSource != nil {
 		deps = append(deps, &intoto.ResourceDescriptor{Name: depTask, Uri: p.RefSource.URI, Digest: p.RefSource.Digest})
@@ -150,7 +185,9 @@ func taskRunDependencies(tr *pipelinev1.TaskRun) ([]*intoto.ResourceDescriptor, 
 		return nil, err
 	}
 	deps = append(deps, depDescriptors(imgs, "")...)
-	deps = append(deps, depDescriptors(stepSourceMaterials(tr), depInputResult)...)
+	if v.alpha4 {
+		deps = append(deps, depDescriptors(stepSourceMaterials(tr), depInputResult)...)
+	}
 	deps = append(deps, depDescriptors(sourceMaterials(tr), depInputResult)...)
 	return dedupe(deps)
 }
@@ -205,13 +242,14 @@ func internalParameters(p *pipelinev1.Provenance, labels, annotations map[string
 	return out, nil
 }
 
-// taskRunByproducts: every result that is neither a build artifact nor an
-// image hint, TaskRun results first, then step results.
-func taskRunByproducts(tr *pipelinev1.TaskRun) ([]*intoto.ResourceDescriptor, error) {
+// taskRunByproducts: v2alpha4 takes every result that is neither a build
+// artifact nor an image hint, TaskRun results first, then step results;
+// v2alpha3 every TaskRun result.
+func (v variant) taskRunByproducts(tr *pipelinev1.TaskRun) ([]*intoto.ResourceDescriptor, error) {
 	var out []*intoto.ResourceDescriptor
 	add := func(rs []hints.Result, prefix string) error {
 		for _, r := range rs {
-			if isBuildArtifact(r) || isImageHint(r.Name) {
+			if v.alpha4 && (isBuildArtifact(r) || isImageHint(r.Name)) {
 				continue
 			}
 			content, err := json.Marshal(r.Value)
@@ -225,8 +263,10 @@ func taskRunByproducts(tr *pipelinev1.TaskRun) ([]*intoto.ResourceDescriptor, er
 	if err := add(taskRunResults(tr), "taskRunResults/"); err != nil {
 		return nil, err
 	}
-	if err := add(stepResults(tr), "stepResults/"); err != nil {
-		return nil, err
+	if v.alpha4 {
+		if err := add(stepResults(tr), "stepResults/"); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
