@@ -149,3 +149,7 @@ func testPipelineRuns(t *testing.T, format string, want int, build func(*Pipelin
 		})
 	}
 }
+
+func TestTaskRunSLSAv02MatchesChains(t *testing.T) {
+	testTaskRuns(t, "slsa/v1", 3, TaskRunSLSAv02)
+}
