@@ -153,3 +153,7 @@ func testPipelineRuns(t *testing.T, format string, want int, build func(*Pipelin
 func TestTaskRunSLSAv02MatchesChains(t *testing.T) {
 	testTaskRuns(t, "slsa/v1", 3, TaskRunSLSAv02)
 }
+
+func TestPipelineRunSLSAv02MatchesChains(t *testing.T) {
+	testPipelineRuns(t, "slsa/v1", 4, PipelineRunSLSAv02)
+}
