@@ -121,6 +121,9 @@ func pipelineRunV1(p *PipelineRun, opts Options, deep bool, v variant) (*intoto.
 	if err != nil {
 		return nil, err
 	}
+	if err := addTollgate(internal, pr.Annotations, resolvedPipelineSpec(pr)); err != nil {
+		return nil, err
+	}
 
 	// Byproducts: the PipelineRun's results, then (deep) each task's.
 	var byproducts []*intoto.ResourceDescriptor

@@ -69,10 +69,14 @@ func PipelineRunSLSAv02(p *PipelineRun, opts Options, deep bool) (*intoto.Statem
 	if err != nil {
 		return nil, err
 	}
+	inv := invocationV02(pr.Status.Provenance, pr.Spec.Params, paramSpecs, pr.Annotations, pr.Labels)
+	if err := addTollgateV02(&inv, pr.Annotations, resolvedPipelineSpec(pr)); err != nil {
+		return nil, err
+	}
 	pred := v02Predicate{
 		Builder:     v02Builder{ID: opts.BuilderID},
 		BuildType:   pipelineRunV1Beta1GVK,
-		Invocation:  invocationV02(pr.Status.Provenance, pr.Spec.Params, paramSpecs, pr.Annotations, pr.Labels),
+		Invocation:  inv,
 		BuildConfig: map[string]any{"tasks": tasks},
 		Metadata:    metadataV02(pr.Status.StartTime, pr.Status.CompletionTime, pr.Labels),
 		Materials:   materialsV02(mats),

@@ -88,15 +88,35 @@ func TaskRunSLSAv02(tr *pipelinev1.TaskRun, opts Options) (*intoto.Statement, er
 	if ts := tr.Status.TaskSpec; ts != nil {
 		paramSpecs = ts.Params
 	}
+	inv := invocationV02(tr.Status.Provenance, tr.Spec.Params, paramSpecs, tr.Annotations, tr.Labels)
+	if err := addTollgateV02(&inv, tr.Annotations, resolvedTaskSpec(tr)); err != nil {
+		return nil, err
+	}
 	pred := v02Predicate{
 		Builder:     v02Builder{ID: opts.BuilderID},
 		BuildType:   taskRunV1Beta1GVK,
-		Invocation:  invocationV02(tr.Status.Provenance, tr.Spec.Params, paramSpecs, tr.Annotations, tr.Labels),
+		Invocation:  inv,
 		BuildConfig: map[string]any{"steps": stepsV02(tr)},
 		Metadata:    metadataV02(tr.Status.StartTime, tr.Status.CompletionTime, tr.Labels),
 		Materials:   materialsV02(mats),
 	}
 	return statementV02(subjectDescriptors(hintSubjects(taskRunResults(tr))), pred)
+}
+
+// addTollgateV02 records the run guard's digests in invocation.environment.
+func addTollgateV02(inv *v02Invocation, annotations map[string]string, resolved any) error {
+	rec, err := tollgateFor(annotations, resolved)
+	if err != nil || rec == nil {
+		return err
+	}
+	env, _ := inv.Environment.(map[string]map[string]string)
+	out := map[string]any{}
+	for k, v := range env {
+		out[k] = v
+	}
+	out[TollgateKey] = rec
+	inv.Environment = out
+	return nil
 }
 
 func statementV02(subjects []*intoto.ResourceDescriptor, pred v02Predicate) (*intoto.Statement, error) {

@@ -82,6 +82,9 @@ func taskRunV1(tr *pipelinev1.TaskRun, opts Options, v variant) (*intoto.Stateme
 	if err != nil {
 		return nil, err
 	}
+	if err := addTollgate(internal, tr.Annotations, resolvedTaskSpec(tr)); err != nil {
+		return nil, err
+	}
 	byproducts, err := v.taskRunByproducts(tr)
 	if err != nil {
 		return nil, err
@@ -92,6 +95,16 @@ func taskRunV1(tr *pipelinev1.TaskRun, opts Options, v variant) (*intoto.Stateme
 			Metadata:   buildMetadata(string(tr.UID), tr.Status.StartTime, tr.Status.CompletionTime),
 			Byproducts: byproducts,
 		})
+}
+
+// addTollgate records the run guard's digests in a parameters map.
+func addTollgate(params map[string]any, annotations map[string]string, resolved any) error {
+	rec, err := tollgateFor(annotations, resolved)
+	if err != nil || rec == nil {
+		return err
+	}
+	params[TollgateKey] = rec
+	return nil
 }
 
 // statementV1 assembles an in-toto v1 statement with an SLSA v1.0 predicate.
