@@ -17,7 +17,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TEST_TIMEOUT ?= 20m
 FUZZTIME ?= 30s
 
-TEST_TOOLS := bin/kube-apiserver bin/etcd
+TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign
 
 .PHONY: help
 help: ## list the targets
