@@ -1,0 +1,112 @@
+// Package oci stores signatures and attestations in an OCI registry in
+// cosign's layout: the `sha256-<hex>.sig` and `sha256-<hex>.att` tags of the
+// image's repository (or of storage.oci.repository), so `cosign verify` and
+// `cosign verify-attestation` find them.
+package oci
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	"github.com/sigstore/cosign/v2/pkg/types"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
+)
+
+// Store writes to registries with the given remote options (auth, transport).
+type Store struct {
+	remote []remote.Option
+	// repository, when set, receives signatures and attestations instead of
+	// the image's own repository (chains-config storage.oci.repository).
+	repository *name.Repository
+}
+
+// New returns a store. repository may be empty.
+func New(repository string, opts ...remote.Option) (*Store, error) {
+	s := &Store{remote: opts}
+	if repository != "" {
+		r, err := name.NewRepository(repository)
+		if err != nil {
+			return nil, fmt.Errorf("storage.oci.repository %q: %w", repository, err)
+		}
+		s.repository = &r
+	}
+	return s, nil
+}
+
+func (s *Store) ociOptions(ctx context.Context) []ociremote.Option {
+	opts := append([]remote.Option{remote.WithContext(ctx)}, s.remote...)
+	o := []ociremote.Option{ociremote.WithRemoteOptions(opts...)}
+	if s.repository != nil {
+		o = append(o, ociremote.WithTargetRepository(*s.repository))
+	}
+	return o
+}
+
+func (s *Store) target(img name.Digest) name.Repository {
+	if s.repository != nil {
+		return *s.repository
+	}
+	return img.Repository
+}
+
+// SimpleSigningPayload returns the payload `cosign sign` signs for an image:
+// the "cosign container image signature" JSON naming its digest.
+func SimpleSigningPayload(img name.Digest) ([]byte, error) {
+	return payload.Cosign{Image: img}.MarshalJSON()
+}
+
+// StoreSignature attaches a simple-signing signature (payload and the raw
+// signature over it) to an image.
+func (s *Store) StoreSignature(ctx context.Context, img name.Digest, simpleSigning, sig, cert, chain []byte) error {
+	se, err := ociremote.SignedEntity(img, s.ociOptions(ctx)...)
+	if err != nil {
+		return fmt.Errorf("reading %s from the registry: %w", img, err)
+	}
+	var opts []static.Option
+	if len(cert) > 0 {
+		opts = append(opts, static.WithCertChain(cert, chain))
+	}
+	o, err := static.NewSignature(simpleSigning, base64.StdEncoding.EncodeToString(sig), opts...)
+	if err != nil {
+		return fmt.Errorf("building the signature: %w", err)
+	}
+	se, err = mutate.AttachSignatureToEntity(se, o)
+	if err != nil {
+		return fmt.Errorf("attaching the signature: %w", err)
+	}
+	if err := ociremote.WriteSignatures(s.target(img), se, s.ociOptions(ctx)...); err != nil {
+		return fmt.Errorf("pushing the signature of %s to %s: %w", img, s.target(img), err)
+	}
+	return nil
+}
+
+// StoreAttestation attaches a DSSE envelope (an in-toto statement about the
+// image, signed) to an image.
+func (s *Store) StoreAttestation(ctx context.Context, img name.Digest, envelope, cert, chain []byte) error {
+	se, err := ociremote.SignedEntity(img, s.ociOptions(ctx)...)
+	if err != nil {
+		return fmt.Errorf("reading %s from the registry: %w", img, err)
+	}
+	opts := []static.Option{static.WithLayerMediaType(types.DssePayloadType)}
+	if len(cert) > 0 {
+		opts = append(opts, static.WithCertChain(cert, chain))
+	}
+	att, err := static.NewAttestation(envelope, opts...)
+	if err != nil {
+		return fmt.Errorf("building the attestation: %w", err)
+	}
+	se, err = mutate.AttachAttestationToEntity(se, att)
+	if err != nil {
+		return fmt.Errorf("attaching the attestation: %w", err)
+	}
+	if err := ociremote.WriteAttestations(s.target(img), se, s.ociOptions(ctx)...); err != nil {
+		return fmt.Errorf("pushing the attestation of %s to %s: %w", img, s.target(img), err)
+	}
+	return nil
+}
