@@ -45,7 +45,7 @@ non-falsifiable spec digest.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newWebhookCmd(), newCheckCmd(), newProvenanceCmd())
+	root.AddCommand(newVersionCmd(), newWebhookCmd(), newCheckCmd(), newProvenanceCmd(), newSignerCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
 	})

@@ -76,7 +76,7 @@ func TestHelpListsTheCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, c := range []string{"check", "webhook", "version"} {
+	for _, c := range []string{"check", "webhook", "version", "provenance", "signer"} {
 		if !strings.Contains(out, c) {
 			t.Errorf("--help does not list %s", c)
 		}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/tollgate-dev/tollgate/signer"
+	"github.com/tollgate-dev/tollgate/signer/storage/oci"
+)
+
+func newSignerCmd() *cobra.Command {
+	var (
+		kubeconfig string
+		cfg        signer.Config
+		verbosity  int
+	)
+	cfg.ProbeAddr, cfg.MetricsAddr, cfg.Workers, cfg.LeaderElection = ":8081", ":8080", 4, true
+	cmd := &cobra.Command{
+		Use:   "signer",
+		Short: "Run the signing controller: signed SLSA provenance for every finished run",
+		Long: `Run the signing controller (leader-elected). For every finished TaskRun and
+PipelineRun it checks the run's spec against the tollgate.dev/spec-digest
+stamped at admission, builds provenance in the configured format, signs it,
+stores it (tekton: annotations on the run; oci: cosign's layout next to each
+built image) and marks the run chains.tekton.dev/signed "true" — or "failed",
+with an Event that says why, when anything configured could not be signed
+and stored. A finalizer keeps a run from being deleted before that.
+
+Configuration: ConfigMap chains-config and Secret signing-secrets in
+--namespace, with Tekton Chains' keys (cosign generate-key-pair
+k8s://NAMESPACE/signing-secrets creates the Secret). Not built yet: KMS and
+keyless signers, transparency log upload, registry credentials from the
+run's service account (the signer's own environment credentials are used).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rules := clientcmd.NewDefaultClientConfigLoadingRules()
+			rules.ExplicitPath = kubeconfig
+			rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+			if err != nil {
+				return usageError("loading the Kubernetes client configuration: %w", err)
+			}
+			rc.QPS, rc.Burst = 50, 100
+			cfg.RestConfig = rc
+			store, err := oci.New("", remote.WithAuthFromKeychain(authn.DefaultKeychain))
+			if err != nil {
+				return usageError("%w", err)
+			}
+			cfg.Options.Registry = store
+			if err := cfg.Options.Validate(); err != nil {
+				return usageError("%w", err)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			log := zap.New(zap.Level(zapcore.Level(-verbosity))).WithName("signer")
+			if err := signer.Run(ctx, cfg, log); err != nil {
+				return fmt.Errorf("signer: %w", err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	f.StringVar(&cfg.Options.Namespace, "namespace", "tollgate-system", "namespace of chains-config and signing-secrets (and the leader election lease)")
+	f.BoolVar(&cfg.Options.RequireStamp, "require-stamp", true, "refuse to sign runs without tollgate.dev/spec-digest (set false only where the run guard is not installed)")
+	f.BoolVar(&cfg.LeaderElection, "leader-elect", cfg.LeaderElection, "elect a leader among replicas")
+	f.IntVar(&cfg.Workers, "workers", cfg.Workers, "runs signed concurrently per kind")
+	f.StringVar(&cfg.ProbeAddr, "probe-address", cfg.ProbeAddr, "address of /healthz and /readyz (0 disables)")
+	f.StringVar(&cfg.MetricsAddr, "metrics-address", cfg.MetricsAddr, "address of /metrics (0 disables)")
+	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity")
+	return cmd
+}

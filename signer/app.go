@@ -1,0 +1,90 @@
+package signer
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// Config is everything `tollgate signer` needs.
+type Config struct {
+	RestConfig     *rest.Config
+	Options        Options
+	LeaderElection bool
+	// ProbeAddr serves /healthz and /readyz; MetricsAddr /metrics ("0" disables).
+	ProbeAddr   string
+	MetricsAddr string
+	Workers     int
+}
+
+// Run starts the signing controller and blocks until ctx is done.
+func Run(ctx context.Context, cfg Config, log logr.Logger) error {
+	if err := cfg.Options.Validate(); err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, pipelinev1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return err
+		}
+	}
+	ns := cfg.Options.Namespace
+	mgr, err := ctrl.NewManager(cfg.RestConfig, manager.Options{
+		Scheme:                  scheme,
+		Logger:                  log,
+		LeaderElection:          cfg.LeaderElection,
+		LeaderElectionID:        "tollgate-signer",
+		LeaderElectionNamespace: ns,
+		HealthProbeBindAddress:  cfg.ProbeAddr,
+		Metrics:                 metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Only the signer's own ConfigMap and Secret are cached.
+			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{ns: {}}},
+			&corev1.Secret{}:    {Namespaces: map[string]cache.Config{ns: {}}},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	r := &Reconciler{
+		Client:   mgr.GetClient(),
+		Reader:   mgr.GetAPIReader(),
+		Recorder: mgr.GetEventRecorderFor("tollgate-signer"),
+		Opts:     cfg.Options,
+	}
+	workers := cfg.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+	if err := ctrl.NewControllerManagedBy(mgr).Named("taskruns").For(&pipelinev1.TaskRun{}).
+		WithOptions(controllerOptions(workers)).Complete(reconcile.Func(r.ReconcileTaskRun)); err != nil {
+		return err
+	}
+	if err := ctrl.NewControllerManagedBy(mgr).Named("pipelineruns").For(&pipelinev1.PipelineRun{}).
+		WithOptions(controllerOptions(workers)).Complete(reconcile.Func(r.ReconcilePipelineRun)); err != nil {
+		return err
+	}
+	if cfg.ProbeAddr != "" && cfg.ProbeAddr != "0" {
+		if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("signing", func(req *http.Request) error { return r.Ready(req.Context()) }); err != nil {
+			return err
+		}
+	}
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,430 @@
+package signer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/record"
+	"knative.dev/pkg/apis"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	intoto "github.com/in-toto/attestation/go/v1"
+
+	"github.com/tollgate-dev/tollgate/policy/specdigest"
+	"github.com/tollgate-dev/tollgate/signer/config"
+	"github.com/tollgate-dev/tollgate/signer/hints"
+	"github.com/tollgate-dev/tollgate/signer/provenance"
+	"github.com/tollgate-dev/tollgate/signer/sign"
+	"github.com/tollgate-dev/tollgate/signer/storage/oci"
+	"github.com/tollgate-dev/tollgate/signer/storage/tekton"
+)
+
+// Annotations and the finalizer the signer owns (Chains' names where Chains has one).
+const (
+	AnnotationSigned  = "chains.tekton.dev/signed"
+	AnnotationRetries = "chains.tekton.dev/retries"
+	Finalizer         = "tollgate.dev/signer"
+	// MaxAttempts is how often a run is tried before it is marked failed.
+	MaxAttempts = 3
+)
+
+// Reasons a run ends "failed"; each is also the reason of its Event.
+const (
+	ReasonNoArtifacts      = "NoArtifacts"
+	ReasonSpecChanged      = "SpecChanged"
+	ReasonNoStamp          = "NoStamp"
+	ReasonStorageFailed    = "StorageFailed"
+	ReasonProvenanceFailed = "ProvenanceFailed"
+	ReasonUnsupported      = "Unsupported"
+)
+
+// Options configure the signing controller.
+type Options struct {
+	// Namespace holds chains-config and signing-secrets.
+	Namespace string
+	// RequireStamp refuses to sign a run without tollgate.dev/spec-digest:
+	// set when the run guard is installed, so every run must carry it.
+	RequireStamp bool
+	// Registry options (auth, transport) for oci storage.
+	Registry *oci.Store
+}
+
+// Validate reports missing options.
+func (o Options) Validate() error {
+	if o.Namespace == "" {
+		return errors.New("the signer's namespace is empty")
+	}
+	return nil
+}
+
+// failure is a reason a run cannot be signed; permanent ones are not retried.
+type failure struct {
+	reason    string
+	msg       string
+	permanent bool
+}
+
+func (f *failure) Error() string { return f.reason + ": " + f.msg }
+
+func permanent(reason, format string, args ...any) *failure {
+	return &failure{reason: reason, msg: fmt.Sprintf(format, args...), permanent: true}
+}
+
+func transient(reason, format string, args ...any) *failure {
+	return &failure{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// Reconciler signs finished TaskRuns and PipelineRuns.
+type Reconciler struct {
+	Client   client.Client
+	Reader   client.Reader // uncached, for the raw object the digest is computed over
+	Recorder record.EventRecorder
+	Opts     Options
+
+	mu        sync.Mutex
+	cfgRV     string
+	cfg       *config.Config // last good
+	cfgErr    error
+	secretRV  string
+	signer    *sign.Signer
+	signerErr error
+}
+
+// Ready reports why the signer cannot sign now, or nil.
+func (r *Reconciler) Ready(ctx context.Context) error {
+	_, _, err := r.current(ctx)
+	return err
+}
+
+// current returns the configuration and signer in force, reloading them when
+// the ConfigMap or Secret changed. A configuration that does not parse keeps
+// the last good one in force (and is reported); a missing Secret is an error
+// that names the command that creates it.
+func (r *Reconciler) current(ctx context.Context) (config.Config, *sign.Signer, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cm := &corev1.ConfigMap{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Opts.Namespace, Name: config.ConfigMapName}, cm)
+	switch {
+	case apierrors.IsNotFound(err):
+		if r.cfg == nil {
+			d := config.Default()
+			r.cfg, r.cfgRV = &d, ""
+		}
+	case err != nil:
+		return config.Config{}, nil, fmt.Errorf("reading ConfigMap %s/%s: %w", r.Opts.Namespace, config.ConfigMapName, err)
+	case cm.ResourceVersion != r.cfgRV:
+		r.cfgRV = cm.ResourceVersion
+		c, perr := config.Parse(cm.Data)
+		if perr != nil {
+			r.cfgErr = fmt.Errorf("ConfigMap %s/%s: %w", r.Opts.Namespace, config.ConfigMapName, perr)
+			r.Recorder.Event(cm, corev1.EventTypeWarning, "InvalidConfig", r.cfgErr.Error())
+		} else {
+			r.cfg, r.cfgErr = &c, nil
+		}
+	}
+	if r.cfg == nil {
+		return config.Config{}, nil, r.cfgErr
+	}
+	sec := &corev1.Secret{}
+	err = r.Client.Get(ctx, client.ObjectKey{Namespace: r.Opts.Namespace, Name: sign.SecretName}, sec)
+	switch {
+	case apierrors.IsNotFound(err):
+		r.signer, r.secretRV = nil, ""
+		r.signerErr = fmt.Errorf("Secret %s/%s does not exist: create it with `cosign generate-key-pair k8s://%s/%s`", r.Opts.Namespace, sign.SecretName, r.Opts.Namespace, sign.SecretName)
+	case err != nil:
+		return config.Config{}, nil, fmt.Errorf("reading Secret %s/%s: %w", r.Opts.Namespace, sign.SecretName, err)
+	case sec.ResourceVersion != r.secretRV:
+		r.secretRV = sec.ResourceVersion
+		// Decrypting the key (scrypt) happens here, once per Secret version.
+		r.signer, r.signerErr = sign.FromSecret(sec.Data)
+		if r.signerErr != nil {
+			r.signerErr = fmt.Errorf("Secret %s/%s: %w", r.Opts.Namespace, sign.SecretName, r.signerErr)
+		}
+	}
+	if r.signer == nil {
+		return *r.cfg, nil, r.signerErr
+	}
+	return *r.cfg, r.signer, r.cfgErr
+}
+
+// run is what Reconcile needs of either kind.
+type run struct {
+	obj       client.Object
+	kind      string
+	done      bool
+	raw       []byte // the object as the API server serves it
+	statement func(config.Config) (*intoto.Statement, error)
+	results   []hints.Result
+	artifact  func(config.Config) config.Artifact
+}
+
+// ReconcileTaskRun signs a finished TaskRun.
+func (r *Reconciler) ReconcileTaskRun(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	tr := &pipelinev1.TaskRun{}
+	raw, err := r.getRaw(ctx, req.NamespacedName, "TaskRun", tr)
+	if err != nil || raw == nil {
+		return reconcile.Result{}, err
+	}
+	return r.reconcile(ctx, &run{
+		obj: tr, kind: "TaskRun", done: isDone(tr.Status.GetCondition(apis.ConditionSucceeded)), raw: raw,
+		statement: func(c config.Config) (*intoto.Statement, error) {
+			return provenance.TaskRunStatement(c.TaskRuns.Format, tr, provenance.Options{BuilderID: c.BuilderID, BuildType: c.BuildType})
+		},
+		results:  taskRunResults(tr),
+		artifact: func(c config.Config) config.Artifact { return c.TaskRuns },
+	})
+}
+
+// ReconcilePipelineRun signs a finished PipelineRun with its child TaskRuns.
+func (r *Reconciler) ReconcilePipelineRun(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	pr := &pipelinev1.PipelineRun{}
+	raw, err := r.getRaw(ctx, req.NamespacedName, "PipelineRun", pr)
+	if err != nil || raw == nil {
+		return reconcile.Result{}, err
+	}
+	return r.reconcile(ctx, &run{
+		obj: pr, kind: "PipelineRun", done: isDone(pr.Status.GetCondition(apis.ConditionSucceeded)), raw: raw,
+		statement: func(c config.Config) (*intoto.Statement, error) {
+			var children pipelinev1.TaskRunList
+			if err := r.Client.List(ctx, &children, client.InNamespace(pr.Namespace), client.MatchingLabels{"tekton.dev/pipelineRun": pr.Name}); err != nil {
+				return nil, fmt.Errorf("listing the TaskRuns of %s/%s: %w", pr.Namespace, pr.Name, err)
+			}
+			p := &provenance.PipelineRun{Run: pr}
+			for i := range children.Items {
+				p.TaskRuns = append(p.TaskRuns, &children.Items[i])
+			}
+			return provenance.PipelineRunStatement(c.PipelineRuns.Format, p, provenance.Options{BuilderID: c.BuilderID, BuildType: c.BuildType}, c.DeepInspection)
+		},
+		results:  pipelineRunResults(pr),
+		artifact: func(c config.Config) config.Artifact { return c.PipelineRuns },
+	})
+}
+
+// getRaw reads a run from the API server as served (the spec digest is over
+// those bytes) and decodes it, as Tekton does, case-sensitively.
+func (r *Reconciler) getRaw(ctx context.Context, key client.ObjectKey, kind string, into client.Object) ([]byte, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(pipelinev1.SchemeGroupVersion.WithKind(kind))
+	if err := r.Reader.Get(ctx, key, u); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading %s %s: %w", kind, key, err)
+	}
+	raw, err := u.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
+		return nil, fmt.Errorf("decoding %s %s: %w", kind, key, err)
+	}
+	return raw, nil
+}
+
+func isDone(c *apis.Condition) bool {
+	return c != nil && (c.Status == corev1.ConditionTrue || c.Status == corev1.ConditionFalse)
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, error) {
+	log := logf.FromContext(ctx).WithValues("kind", rn.kind, "namespace", rn.obj.GetNamespace(), "name", rn.obj.GetName())
+	ann := rn.obj.GetAnnotations()
+	switch ann[AnnotationSigned] {
+	case "true", "failed":
+		return reconcile.Result{}, r.removeFinalizer(ctx, rn.obj)
+	}
+	if !rn.done {
+		// Protect the run until it is signed: a finished run cannot be deleted
+		// before the signer has seen it.
+		if rn.obj.GetDeletionTimestamp() == nil && !controllerutil.ContainsFinalizer(rn.obj, Finalizer) {
+			patch := client.MergeFrom(rn.obj.DeepCopyObject().(client.Object))
+			controllerutil.AddFinalizer(rn.obj, Finalizer)
+			return reconcile.Result{}, r.Client.Patch(ctx, rn.obj, patch)
+		}
+		return reconcile.Result{}, nil
+	}
+	cfg, signer, err := r.current(ctx)
+	if signer == nil {
+		log.Info("cannot sign yet", "reason", err.Error())
+		return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
+	}
+	start := time.Now()
+	annotations, f := r.sign(ctx, rn, cfg, signer)
+	if f == nil {
+		annotations[AnnotationSigned] = "true"
+		if err := r.finish(ctx, rn.obj, annotations); err != nil {
+			return reconcile.Result{}, err
+		}
+		r.Recorder.Eventf(rn.obj, corev1.EventTypeNormal, "Signed", "signed and stored in %s", time.Since(start).Round(time.Millisecond))
+		log.Info("signed")
+		return reconcile.Result{}, nil
+	}
+	attempts, _ := strconv.Atoi(ann[AnnotationRetries])
+	attempts++
+	if f.permanent || attempts >= MaxAttempts {
+		r.Recorder.Event(rn.obj, corev1.EventTypeWarning, f.reason, f.msg)
+		log.Info("not signed", "reason", f.reason, "message", f.msg)
+		return reconcile.Result{}, r.finish(ctx, rn.obj, map[string]string{AnnotationSigned: "failed", AnnotationRetries: strconv.Itoa(attempts)})
+	}
+	r.Recorder.Event(rn.obj, corev1.EventTypeWarning, f.reason, f.msg+" (will retry)")
+	patch := client.MergeFrom(rn.obj.DeepCopyObject().(client.Object))
+	rn.obj.SetAnnotations(withAnnotations(rn.obj.GetAnnotations(), map[string]string{AnnotationRetries: strconv.Itoa(attempts)}))
+	if err := r.Client.Patch(ctx, rn.obj, patch); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: time.Duration(attempts) * 5 * time.Second}, nil
+}
+
+// sign builds, signs and stores everything the configuration asks for, and
+// returns the annotations to add, or why it could not.
+func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s *sign.Signer) (map[string]string, *failure) {
+	ann := rn.obj.GetAnnotations()
+	stamp, stamped := ann[specdigest.Annotation]
+	switch {
+	case stamped:
+		got, err := specdigest.OfObject(rn.raw)
+		if err != nil {
+			return nil, permanent(ReasonSpecChanged, "computing the spec digest: %v", err)
+		}
+		if got != stamp {
+			return nil, permanent(ReasonSpecChanged, "the spec no longer matches the digest stamped at admission (stamped %s, now %s): refusing to sign", stamp, got)
+		}
+	case r.Opts.RequireStamp:
+		return nil, permanent(ReasonNoStamp, "the run carries no %s annotation though the run guard is installed: it was not admitted by Tollgate; refusing to sign", specdigest.Annotation)
+	}
+	out := map[string]string{}
+	art := rn.artifact(cfg)
+	images, rejected := hints.Images(rn.results)
+	for _, rj := range rejected {
+		r.Recorder.Event(rn.obj, corev1.EventTypeWarning, "MalformedHint", rj.String())
+	}
+	stored := 0
+	if art.Enabled() {
+		st, err := rn.statement(cfg)
+		if err != nil {
+			return nil, permanent(ReasonProvenanceFailed, "building %s provenance: %v", art.Format, err)
+		}
+		payload, err := provenance.Marshal(st)
+		if err != nil {
+			return nil, permanent(ReasonProvenanceFailed, "encoding provenance: %v", err)
+		}
+		env, err := s.Envelope(ctx, payload)
+		if err != nil {
+			return nil, transient(ReasonProvenanceFailed, "signing provenance: %v", err)
+		}
+		for _, backend := range art.Storage {
+			switch backend {
+			case config.StorageTekton:
+				a, err := tekton.Annotations(tekton.Key(rn.kind, string(rn.obj.GetUID())), payload, env, nil, nil, ann)
+				if err != nil {
+					return nil, permanent(ReasonStorageFailed, "%v", err)
+				}
+				for k, v := range a {
+					out[k] = v
+				}
+				stored++
+			case config.StorageOCI:
+				for _, img := range images {
+					d, err := name.NewDigest(img.Name + "@sha256:" + img.Digest["sha256"])
+					if err != nil {
+						return nil, permanent(ReasonStorageFailed, "%v", err)
+					}
+					if err := r.Opts.Registry.StoreAttestation(ctx, d, env, nil, nil); err != nil {
+						return nil, transient(ReasonStorageFailed, "%v", err)
+					}
+					stored++
+				}
+			}
+		}
+	}
+	if cfg.OCI.Enabled() {
+		for _, img := range images {
+			d, err := name.NewDigest(img.Name + "@sha256:" + img.Digest["sha256"])
+			if err != nil {
+				return nil, permanent(ReasonStorageFailed, "%v", err)
+			}
+			for _, backend := range cfg.OCI.Storage {
+				if backend != config.StorageOCI {
+					return nil, permanent(ReasonUnsupported, "artifacts.oci.storage %q is not supported yet (use oci)", backend)
+				}
+				ss, err := oci.SimpleSigningPayload(d)
+				if err != nil {
+					return nil, permanent(ReasonStorageFailed, "%v", err)
+				}
+				sig, err := s.Sign(ctx, ss)
+				if err != nil {
+					return nil, transient(ReasonStorageFailed, "signing %s: %v", d, err)
+				}
+				if err := r.Opts.Registry.StoreSignature(ctx, d, ss, sig, nil, nil); err != nil {
+					return nil, transient(ReasonStorageFailed, "%v", err)
+				}
+				stored++
+			}
+		}
+	}
+	if stored == 0 {
+		return nil, permanent(ReasonNoArtifacts, "nothing was signed and stored: the run has no type-hinted output (IMAGE_URL/IMAGE_DIGEST, IMAGES) for the configured storage (%s storage %v, artifacts.oci.storage %v) and tekton storage is not configured", strings.ToLower(rn.kind), art.Storage, cfg.OCI.Storage)
+	}
+	return out, nil
+}
+
+// finish writes the outcome annotations and releases the run.
+func (r *Reconciler) finish(ctx context.Context, obj client.Object, annotations map[string]string) error {
+	patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+	obj.SetAnnotations(withAnnotations(obj.GetAnnotations(), annotations))
+	controllerutil.RemoveFinalizer(obj, Finalizer)
+	if err := r.Client.Patch(ctx, obj, patch); err != nil {
+		return fmt.Errorf("recording the outcome on %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+func (r *Reconciler) removeFinalizer(ctx context.Context, obj client.Object) error {
+	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return nil
+	}
+	patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+	controllerutil.RemoveFinalizer(obj, Finalizer)
+	return client.IgnoreNotFound(r.Client.Patch(ctx, obj, patch))
+}
+
+func withAnnotations(cur, add map[string]string) map[string]string {
+	out := make(map[string]string, len(cur)+len(add))
+	for k, v := range cur {
+		out[k] = v
+	}
+	for k, v := range add {
+		out[k] = v
+	}
+	return out
+}
+
+func taskRunResults(tr *pipelinev1.TaskRun) []hints.Result {
+	out := make([]hints.Result, 0, len(tr.Status.Results))
+	for _, r := range tr.Status.Results {
+		out = append(out, hints.Result{Name: r.Name, Value: r.Value})
+	}
+	return out
+}
+
+func pipelineRunResults(pr *pipelinev1.PipelineRun) []hints.Result {
+	out := make([]hints.Result, 0, len(pr.Status.Results))
+	for _, r := range pr.Status.Results {
+		out = append(out, hints.Result{Name: r.Name, Value: r.Value})
+	}
+	return out
+}

@@ -1,0 +1,283 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/tollgate-dev/tollgate/policy/specdigest"
+	"github.com/tollgate-dev/tollgate/signer"
+	"github.com/tollgate-dev/tollgate/signer/storage/oci"
+	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/testing/registry"
+)
+
+const signerNS = "tollgate-system"
+
+func cosignCLI(t *testing.T, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
+	bin := filepath.Join(envtest.Root(), "bin", "cosign")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("bin/cosign is not built: run `make tools`: %v", err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), append(env, "TUF_ROOT="+filepath.Join(dir, "tuf"))...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// startSigner runs the signing controller in-process as the signer's
+// service account (so the run guard sees the identity it trusts).
+func startSigner(t *testing.T, env *envtest.Env, opts signer.Options) {
+	t.Helper()
+	applyAll(t, env.Client,
+		&rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: "test-tollgate-signer"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns", "pipelineruns"}, Verbs: []string{"get", "list", "watch", "patch", "update"}},
+				{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}, Verbs: []string{"get", "list", "watch"}},
+				{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+			},
+		},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "test-tollgate-signer"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "test-tollgate-signer"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: signerNS, Name: "tollgate-signer"}},
+		},
+	)
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: envtest.Signer, Groups: []string{"system:serviceaccounts", "system:authenticated"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- signer.Run(ctx, signer.Config{RestConfig: cfg, Options: opts, ProbeAddr: "0", MetricsAddr: "0", Workers: 2},
+			zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true)))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("signer: %v", err)
+		}
+	})
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// complete finishes a TaskRun as the Tekton controller, retrying on the
+// conflicts the signer's finalizer patch can cause (Tekton retries too).
+func complete(t *testing.T, env *envtest.Env, tekton client.Client, tr *pipelinev1.TaskRun, results ...pipelinev1.TaskRunResult) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &pipelinev1.TaskRun{}
+		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(tr), cur); err != nil {
+			return err
+		}
+		return envtest.CompleteTaskRun(t.Context(), tekton, cur, true, results...)
+	})
+	if err != nil {
+		t.Fatalf("completing %s/%s: %v", tr.Namespace, tr.Name, err)
+	}
+}
+
+func waitAnnotation(t *testing.T, c client.Client, obj client.Object, key string) string {
+	t.Helper()
+	var v string
+	if !waitFor(t.Context(), 30*time.Second, func() bool {
+		if err := c.Get(t.Context(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return false
+		}
+		v = obj.GetAnnotations()[key]
+		return v != ""
+	}) {
+		t.Fatalf("%s/%s never got annotation %s (annotations %v)", obj.GetNamespace(), obj.GetName(), key, obj.GetAnnotations())
+	}
+	return v
+}
+
+func eventReasons(t *testing.T, c client.Client, obj client.Object) []string {
+	t.Helper()
+	var evs corev1.EventList
+	if err := c.List(t.Context(), &evs, client.InNamespace(obj.GetNamespace())); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs.Items {
+		if e.InvolvedObject.Name == obj.GetName() {
+			out = append(out, e.Reason+": "+e.Message)
+		}
+	}
+	return out
+}
+
+// TestSigner: a TaskRun admitted by the run guard and completed (as Tekton
+// would) with IMAGE_URL/IMAGE_DIGEST of an image in a loopback registry is
+// signed: chains.tekton.dev/signed "true", provenance on the run, and the
+// real cosign verifies the image's signature and SLSA v1.0 attestation.
+func TestSigner(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := cosignCLI(t, dir, []string{"COSIGN_PASSWORD=s3cret"}, "generate-key-pair"); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	key, _ := os.ReadFile(filepath.Join(dir, "cosign.key"))
+	env := startGuarded(t,
+		namespace(signerNS, nil),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "signing-secrets"},
+			Data: map[string][]byte{"cosign.key": key, "cosign.password": []byte("s3cret")}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}, Data: map[string]string{
+			"artifacts.taskrun.format":  "slsa/v2alpha4",
+			"artifacts.taskrun.storage": "tekton,oci",
+			"artifacts.oci.storage":     "oci",
+			"builder.id":                "https://tollgate.dev/builders/test",
+		}},
+		serviceAccount(signerNS, "tekton-builder"),
+	)
+	store, err := oci.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store})
+	reg := registry.Start(t)
+	alice := env.As(t, Alice)
+	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
+	ctx := t.Context()
+
+	img := reg.PushRandom(t, "team-a/widget-api", "1.0")
+	tr := taskRun(ns, "build-and-sign", "tekton-builder", safeStep("build"))
+	tr.Spec.Params = pipelinev1.Params{
+		{Name: "CHAINS-GIT_URL", Value: *pipelinev1.NewStructuredValues("https://github.com/acme/widget-api")},
+		{Name: "CHAINS-GIT_COMMIT", Value: *pipelinev1.NewStructuredValues(strings.Repeat("c", 40))},
+	}
+	if err := alice.Create(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	// The signer protects the run before it finishes.
+	if !waitFor(ctx, 20*time.Second, func() bool {
+		_ = env.Client.Get(ctx, client.ObjectKeyFromObject(tr), tr)
+		return len(tr.Finalizers) > 0
+	}) {
+		t.Fatalf("no finalizer on the running TaskRun: %v", tr.Finalizers)
+	}
+	complete(t, env, tekton, tr,
+		pipelinev1.TaskRunResult{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
+		pipelinev1.TaskRunResult{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())},
+	)
+	if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
+		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
+	}
+	if len(tr.Finalizers) != 0 {
+		t.Errorf("finalizers left after signing: %v", tr.Finalizers)
+	}
+
+	// The provenance on the run names the builder, the git source and the stamp.
+	payload, err := base64.StdEncoding.DecodeString(tr.Annotations["chains.tekton.dev/payload-taskrun-"+string(tr.UID)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		PredicateType string `json:"predicateType"`
+		Predicate     struct {
+			BuildDefinition struct {
+				InternalParameters struct {
+					Tollgate struct {
+						SpecDigest string `json:"specDigest"`
+					} `json:"tollgate"`
+				} `json:"internalParameters"`
+				ResolvedDependencies []struct {
+					URI    string            `json:"uri"`
+					Digest map[string]string `json:"digest"`
+				} `json:"resolvedDependencies"`
+			} `json:"buildDefinition"`
+			RunDetails struct {
+				Builder struct {
+					ID string `json:"id"`
+				} `json:"builder"`
+			} `json:"runDetails"`
+		} `json:"predicate"`
+	}
+	if err := json.Unmarshal(payload, &st); err != nil {
+		t.Fatalf("payload: %v\n%s", err, payload)
+	}
+	if st.Predicate.RunDetails.Builder.ID != "https://tollgate.dev/builders/test" {
+		t.Errorf("builder id = %q", st.Predicate.RunDetails.Builder.ID)
+	}
+	if st.Predicate.BuildDefinition.InternalParameters.Tollgate.SpecDigest != tr.Annotations[specdigest.Annotation] {
+		t.Errorf("provenance spec digest %q, run stamped %q", st.Predicate.BuildDefinition.InternalParameters.Tollgate.SpecDigest, tr.Annotations[specdigest.Annotation])
+	}
+	foundGit := false
+	for _, d := range st.Predicate.BuildDefinition.ResolvedDependencies {
+		if d.URI == "git+https://github.com/acme/widget-api.git" && d.Digest["sha1"] == strings.Repeat("c", 40) {
+			foundGit = true
+		}
+	}
+	if !foundGit {
+		t.Errorf("no git material in %s", payload)
+	}
+
+	// The real cosign verifies what the signer stored in the registry.
+	if out, err := cosignCLI(t, dir, nil, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err != nil {
+		t.Fatalf("cosign verify: %v\n%s", err, out)
+	}
+	if out, err := cosignCLI(t, dir, nil, "verify-attestation", "--key", "cosign.pub", "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err != nil {
+		t.Fatalf("cosign verify-attestation: %v\n%s", err, out)
+	}
+
+	t.Run("a run with no type-hinted output and only oci storage ends failed, NoArtifacts", func(t *testing.T) {
+		cm := &corev1.ConfigMap{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
+			t.Fatal(err)
+		}
+		cm.Data["artifacts.taskrun.storage"] = "oci"
+		if err := env.Client.Update(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // the signer's cache sees the new configuration
+		tr := taskRun(ns, "builds-nothing", "tekton-builder", safeStep("test"))
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr)
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "failed" {
+			t.Fatalf("signed = %q, want failed", got)
+		}
+		if evs := strings.Join(eventReasons(t, env.Client, tr), "\n"); !strings.Contains(evs, signer.ReasonNoArtifacts) {
+			t.Errorf("no NoArtifacts event: %s", evs)
+		}
+	})
+
+	t.Run("a run whose spec does not match its stamp ends failed, SpecChanged", func(t *testing.T) {
+		// Outside the guarded namespaces a stamp can be anything; the signer still checks it.
+		tr := taskRun(signerNS, "forged-stamp", "tekton-builder", safeStep("test"))
+		tr.Annotations = map[string]string{specdigest.Annotation: "sha256:" + strings.Repeat("0", 64)}
+		if err := env.Client.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr)
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "failed" {
+			t.Fatalf("signed = %q, want failed", got)
+		}
+		if evs := strings.Join(eventReasons(t, env.Client, tr), "\n"); !strings.Contains(evs, signer.ReasonSpecChanged) {
+			t.Errorf("no SpecChanged event: %s", evs)
+		}
+	})
+}
