@@ -37,7 +37,11 @@ import (
 const (
 	AnnotationSigned  = "chains.tekton.dev/signed"
 	AnnotationRetries = "chains.tekton.dev/retries"
-	Finalizer         = "tollgate.dev/signer"
+	// AnnotationNextAttempt holds when a run that failed for a passing
+	// reason is tried again; the retry count patch itself wakes the
+	// controller, so the backoff lives on the run, and survives restarts.
+	AnnotationNextAttempt = "tollgate.dev/signer-next-attempt"
+	Finalizer             = "tollgate.dev/signer"
 	// MaxAttempts is how often a run is tried before it is marked failed.
 	MaxAttempts = 3
 )
@@ -61,6 +65,9 @@ type Options struct {
 	RequireStamp bool
 	// Registry options (auth, transport) for oci storage.
 	Registry *oci.Store
+	// RetryDelay is the wait before the first retry of a run that failed
+	// for a reason that may pass (a registry error); it grows linearly.
+	RetryDelay time.Duration
 }
 
 // Validate reports missing options.
@@ -257,6 +264,11 @@ func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, 
 		}
 		return reconcile.Result{}, nil
 	}
+	if next, err := time.Parse(time.RFC3339Nano, ann[AnnotationNextAttempt]); err == nil {
+		if wait := time.Until(next); wait > 0 {
+			return reconcile.Result{RequeueAfter: wait}, nil
+		}
+	}
 	cfg, signer, err := r.current(ctx)
 	if signer == nil {
 		log.Info("cannot sign yet", "reason", err.Error())
@@ -280,13 +292,21 @@ func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, 
 		log.Info("not signed", "reason", f.reason, "message", f.msg)
 		return reconcile.Result{}, r.finish(ctx, rn.obj, map[string]string{AnnotationSigned: "failed", AnnotationRetries: strconv.Itoa(attempts)})
 	}
-	r.Recorder.Event(rn.obj, corev1.EventTypeWarning, f.reason, f.msg+" (will retry)")
+	delay := r.Opts.RetryDelay
+	if delay <= 0 {
+		delay = 5 * time.Second
+	}
+	wait := time.Duration(attempts) * delay
+	r.Recorder.Event(rn.obj, corev1.EventTypeWarning, f.reason, fmt.Sprintf("%s (attempt %d of %d; will retry in %s)", f.msg, attempts, MaxAttempts, wait))
 	patch := client.MergeFrom(rn.obj.DeepCopyObject().(client.Object))
-	rn.obj.SetAnnotations(withAnnotations(rn.obj.GetAnnotations(), map[string]string{AnnotationRetries: strconv.Itoa(attempts)}))
+	rn.obj.SetAnnotations(withAnnotations(rn.obj.GetAnnotations(), map[string]string{
+		AnnotationRetries:     strconv.Itoa(attempts),
+		AnnotationNextAttempt: time.Now().Add(wait).UTC().Format(time.RFC3339Nano),
+	}))
 	if err := r.Client.Patch(ctx, rn.obj, patch); err != nil {
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{RequeueAfter: time.Duration(attempts) * 5 * time.Second}, nil
+	return reconcile.Result{RequeueAfter: wait}, nil
 }
 
 // sign builds, signs and stores everything the configuration asks for, and

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,7 +157,7 @@ func TestSigner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store})
+	startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
 	reg := registry.Start(t)
 	alice := env.As(t, Alice)
 	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
@@ -241,6 +242,64 @@ func TestSigner(t *testing.T) {
 	if out, err := cosignCLI(t, dir, nil, "verify-attestation", "--key", "cosign.pub", "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err != nil {
 		t.Fatalf("cosign verify-attestation: %v\n%s", err, out)
 	}
+
+	t.Run("a PipelineRun that built an image is signed in SLSA v0.2 and cosign verifies it", func(t *testing.T) {
+		cm := &corev1.ConfigMap{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
+			t.Fatal(err)
+		}
+		cm.Data["artifacts.pipelinerun.format"] = "slsa/v1"
+		cm.Data["artifacts.pipelinerun.storage"] = "tekton,oci"
+		if err := env.Client.Update(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // the signer's cache sees the new configuration
+		img := reg.PushRandom(t, "team-a/widget-web", "2.0")
+		pr := pipelineRun(ns, "pipeline-build", "tekton-builder", map[string][]pipelinev1.Step{"build": {safeStep("build")}}, "build")
+		if err := alice.Create(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur := &pipelinev1.PipelineRun{}
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(pr), cur); err != nil {
+				return err
+			}
+			return envtest.CompletePipelineRun(ctx, tekton, cur, true,
+				pipelinev1.PipelineRunResult{Name: "IMAGE_URL", Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
+				pipelinev1.PipelineRunResult{Name: "IMAGE_DIGEST", Value: *pipelinev1.NewStructuredValues(img.DigestStr())})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := waitAnnotation(t, env.Client, pr, signer.AnnotationSigned); got != "true" {
+			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, pr))
+		}
+		if out, err := cosignCLI(t, dir, nil, "verify-attestation", "--key", "cosign.pub", "--type", "slsaprovenance", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err != nil {
+			t.Fatalf("cosign verify-attestation --type slsaprovenance: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("a run whose registry push is denied ends failed, StorageFailed", func(t *testing.T) {
+		img := reg.PushRandom(t, "denied/app", "1.0")
+		reg.DenyPush("denied/")
+		tr := taskRun(ns, "push-denied", "tekton-builder", safeStep("build"))
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr,
+			pipelinev1.TaskRunResult{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
+			pipelinev1.TaskRunResult{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())})
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "failed" {
+			t.Fatalf("signed = %q, want failed", got)
+		}
+		evs := strings.Join(eventReasons(t, env.Client, tr), "\n")
+		if !strings.Contains(evs, signer.ReasonStorageFailed) || !strings.Contains(evs, "DENIED") || !strings.Contains(evs, "attempt 1 of 3; will retry in 200ms") || !strings.Contains(evs, "attempt 2 of 3; will retry in 400ms") {
+			t.Errorf("events do not name the denied push and the retries: %s", evs)
+		}
+		if tr.Annotations[signer.AnnotationRetries] != strconv.Itoa(signer.MaxAttempts) {
+			t.Errorf("retries = %q, want %d", tr.Annotations[signer.AnnotationRetries], signer.MaxAttempts)
+		}
+	})
 
 	t.Run("a run with no type-hinted output and only oci storage ends failed, NoArtifacts", func(t *testing.T) {
 		cm := &corev1.ConfigMap{}

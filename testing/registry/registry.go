@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -22,15 +24,31 @@ type Registry struct {
 	// Host is 127.0.0.1:PORT; go-containerregistry and cosign speak plain
 	// HTTP to loopback registries.
 	Host string
+	deny atomic.Pointer[string]
 }
 
 // Start starts a registry on loopback.
 func Start(t testing.TB) *Registry {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	r := &Registry{}
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if p := r.deny.Load(); p != nil && req.Method != http.MethodGet && req.Method != http.MethodHead && strings.HasPrefix(req.URL.Path, "/v2/"+*p) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}`)
+			return
+		}
+		inner.ServeHTTP(w, req)
+	}))
 	t.Cleanup(srv.Close)
-	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://")}
+	r.Host = strings.TrimPrefix(srv.URL, "http://")
+	return r
 }
+
+// DenyPush makes every later write to a repository under prefix fail with
+// 403 DENIED, as a registry refuses a push the credentials do not allow.
+func (r *Registry) DenyPush(prefix string) { r.deny.Store(&prefix) }
 
 // PushRandom pushes a random image to repo:tag and returns its digest reference.
 func (r *Registry) PushRandom(t testing.TB, repo, tag string) name.Digest {
