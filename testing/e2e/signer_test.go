@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -234,6 +236,39 @@ func TestSigner(t *testing.T) {
 	if !foundGit {
 		t.Errorf("no git material in %s", payload)
 	}
+
+	// tollgate provenance, given the run as the API server serves it, prints
+	// the statement the controller stored.
+	t.Run("tollgate provenance prints the stored statement", func(t *testing.T) {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(pipelinev1.SchemeGroupVersion.WithKind("TaskRun"))
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(tr), u); err != nil {
+			t.Fatal(err)
+		}
+		runJSON, _ := u.MarshalJSON()
+		file := filepath.Join(t.TempDir(), "run.json")
+		os.WriteFile(file, runJSON, 0o644)
+		bin := filepath.Join(t.TempDir(), "tollgate")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
+		build.Dir = envtest.Root()
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building tollgate: %v\n%s", err, out)
+		}
+		out, err := exec.Command(bin, "provenance", "--set", "artifacts.taskrun.format=slsa/v2alpha4", "--set", "builder.id=https://tollgate.dev/builders/test", file).Output()
+		if err != nil {
+			t.Fatalf("tollgate provenance: %v", err)
+		}
+		var printed, stored any
+		if err := json.Unmarshal(out, &printed); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(payload, &stored); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(stored, printed); diff != "" {
+			t.Errorf("(-stored +printed):\n%s", diff)
+		}
+	})
 
 	// The real cosign verifies what the signer stored in the registry.
 	if out, err := cosignCLI(t, dir, nil, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err != nil {
