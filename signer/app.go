@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
@@ -65,6 +66,7 @@ func Run(ctx context.Context, cfg Config, log logr.Logger) error {
 		Reader:   mgr.GetAPIReader(),
 		Recorder: mgr.GetEventRecorderFor("tollgate-signer"),
 		Opts:     cfg.Options,
+		metrics:  newMetrics(crmetrics.Registry),
 	}
 	workers := cfg.Workers
 	if workers <= 0 {

@@ -101,6 +101,7 @@ type Reconciler struct {
 	Reader   client.Reader // uncached, for the raw object the digest is computed over
 	Recorder record.EventRecorder
 	Opts     Options
+	metrics  *metrics
 
 	mu        sync.Mutex
 	cfgRV     string
@@ -281,6 +282,7 @@ func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, 
 		if err := r.finish(ctx, rn.obj, annotations); err != nil {
 			return reconcile.Result{}, err
 		}
+		r.metrics.observe(rn.kind, "signed", "", time.Since(start))
 		r.Recorder.Eventf(rn.obj, corev1.EventTypeNormal, "Signed", "signed and stored in %s", time.Since(start).Round(time.Millisecond))
 		log.Info("signed")
 		return reconcile.Result{}, nil
@@ -288,6 +290,7 @@ func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, 
 	attempts, _ := strconv.Atoi(ann[AnnotationRetries])
 	attempts++
 	if f.permanent || attempts >= MaxAttempts {
+		r.metrics.observe(rn.kind, "failed", f.reason, 0)
 		r.Recorder.Event(rn.obj, corev1.EventTypeWarning, f.reason, f.msg)
 		log.Info("not signed", "reason", f.reason, "message", f.msg)
 		return reconcile.Result{}, r.finish(ctx, rn.obj, map[string]string{AnnotationSigned: "failed", AnnotationRetries: strconv.Itoa(attempts)})
@@ -297,6 +300,7 @@ func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, 
 		delay = 5 * time.Second
 	}
 	wait := time.Duration(attempts) * delay
+	r.metrics.observe(rn.kind, "retry", f.reason, 0)
 	r.Recorder.Event(rn.obj, corev1.EventTypeWarning, f.reason, fmt.Sprintf("%s (attempt %d of %d; will retry in %s)", f.msg, attempts, MaxAttempts, wait))
 	patch := client.MergeFrom(rn.obj.DeepCopyObject().(client.Object))
 	rn.obj.SetAnnotations(withAnnotations(rn.obj.GetAnnotations(), map[string]string{
