@@ -5,12 +5,15 @@
 package oci
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
@@ -62,11 +65,20 @@ func SimpleSigningPayload(img name.Digest) ([]byte, error) {
 }
 
 // StoreSignature attaches a simple-signing signature (payload and the raw
-// signature over it) to an image.
+// signature over it) to an image. It is idempotent: when the image already
+// carries a signature over the same payload, nothing is written, so a
+// signer restarted in the middle of a run does not sign an image twice.
 func (s *Store) StoreSignature(ctx context.Context, img name.Digest, simpleSigning, sig, cert, chain []byte) error {
 	se, err := ociremote.SignedEntity(img, s.ociOptions(ctx)...)
 	if err != nil {
 		return fmt.Errorf("reading %s from the registry: %w", img, err)
+	}
+	if sigs, err := se.Signatures(); err == nil {
+		if has, err := hasPayload(sigs, func(p []byte) bool { return bytes.Equal(p, simpleSigning) }); err != nil {
+			return fmt.Errorf("reading the signatures of %s: %w", img, err)
+		} else if has {
+			return nil
+		}
 	}
 	var opts []static.Option
 	if len(cert) > 0 {
@@ -87,11 +99,27 @@ func (s *Store) StoreSignature(ctx context.Context, img name.Digest, simpleSigni
 }
 
 // StoreAttestation attaches a DSSE envelope (an in-toto statement about the
-// image, signed) to an image.
+// image, signed) to an image. It is idempotent: an attestation of the same
+// statement already attached is not attached again.
 func (s *Store) StoreAttestation(ctx context.Context, img name.Digest, envelope, cert, chain []byte) error {
 	se, err := ociremote.SignedEntity(img, s.ociOptions(ctx)...)
 	if err != nil {
 		return fmt.Errorf("reading %s from the registry: %w", img, err)
+	}
+	statement, err := envelopePayload(envelope)
+	if err != nil {
+		return err
+	}
+	if atts, err := se.Attestations(); err == nil {
+		same := func(p []byte) bool {
+			other, err := envelopePayload(p)
+			return err == nil && bytes.Equal(other, statement)
+		}
+		if has, err := hasPayload(atts, same); err != nil {
+			return fmt.Errorf("reading the attestations of %s: %w", img, err)
+		} else if has {
+			return nil
+		}
 	}
 	opts := []static.Option{static.WithLayerMediaType(types.DssePayloadType)}
 	if len(cert) > 0 {
@@ -109,4 +137,33 @@ func (s *Store) StoreAttestation(ctx context.Context, img name.Digest, envelope,
 		return fmt.Errorf("pushing the attestation of %s to %s: %w", img, s.target(img), err)
 	}
 	return nil
+}
+
+// hasPayload reports whether any signature's payload satisfies match.
+func hasPayload(sigs oci.Signatures, match func([]byte) bool) (bool, error) {
+	list, err := sigs.Get()
+	if err != nil {
+		return false, err
+	}
+	for _, sg := range list {
+		p, err := sg.Payload()
+		if err != nil {
+			return false, err
+		}
+		if match(p) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// envelopePayload returns the statement a DSSE envelope signs.
+func envelopePayload(envelope []byte) ([]byte, error) {
+	var e struct {
+		Payload string `json:"payload"`
+	}
+	if err := json.Unmarshal(envelope, &e); err != nil {
+		return nil, fmt.Errorf("reading the DSSE envelope: %w", err)
+	}
+	return base64.StdEncoding.DecodeString(e.Payload)
 }

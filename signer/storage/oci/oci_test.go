@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 
 	"github.com/tollgate-dev/tollgate/signer/sign"
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
@@ -95,6 +96,36 @@ func TestCosignVerifiesWhatWeStore(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("storing the same signature and attestation twice attaches each once", func(t *testing.T) {
+		img := reg.PushRandom(t, "team-a/twice", "v1")
+		store, _ := oci.New("")
+		ss, _ := oci.SimpleSigningPayload(img)
+		statement := fmt.Sprintf(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"%s","digest":{"sha256":"%s"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{}}`,
+			img.Repository.Name(), strings.TrimPrefix(img.DigestStr(), "sha256:"))
+		for i := 0; i < 2; i++ {
+			// ECDSA signatures differ every time: the payload is what repeats.
+			sig, _ := signer.Sign(ctx, ss)
+			if err := store.StoreSignature(ctx, img, ss, sig, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			env, _ := signer.Envelope(ctx, []byte(statement))
+			if err := store.StoreAttestation(ctx, img, env, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		se, err := ociremote.SignedEntity(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigs, _ := se.Signatures()
+		atts, _ := se.Attestations()
+		ls, _ := sigs.Get()
+		la, _ := atts.Get()
+		if len(ls) != 1 || len(la) != 1 {
+			t.Errorf("%d signatures and %d attestations, want one of each", len(ls), len(la))
+		}
+	})
 
 	t.Run("an unsigned image fails cosign verify", func(t *testing.T) {
 		img := reg.PushRandom(t, "team-a/unsigned", "v1")
