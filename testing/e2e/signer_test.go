@@ -4,15 +4,19 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -46,8 +50,9 @@ func cosignCLI(t *testing.T, dir string, env []string, args ...string) (string, 
 }
 
 // startSigner runs the signing controller in-process as the signer's
-// service account (so the run guard sees the identity it trusts).
-func startSigner(t *testing.T, env *envtest.Env, opts signer.Options) {
+// service account (so the run guard sees the identity it trusts). The
+// returned function stops it at once (also called when the test ends).
+func startSigner(t *testing.T, env *envtest.Env, opts signer.Options) (stop func()) {
 	t.Helper()
 	applyAll(t, env.Client,
 		&rbacv1.ClusterRole{
@@ -72,12 +77,17 @@ func startSigner(t *testing.T, env *envtest.Env, opts signer.Options) {
 		done <- signer.Run(ctx, signer.Config{RestConfig: cfg, Options: opts, ProbeAddr: "0", MetricsAddr: "0", Workers: 2},
 			zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true)))
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("signer: %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("signer: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 type testWriter struct{ t *testing.T }
@@ -159,7 +169,7 @@ func TestSigner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
+	_ = startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
 	reg := registry.Start(t)
 	alice := env.As(t, Alice)
 	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
@@ -374,4 +384,84 @@ func TestSigner(t *testing.T) {
 			t.Errorf("no SpecChanged event: %s", evs)
 		}
 	})
+}
+
+// TestSignerRestart: a backlog of finished runs, the signer stopped in the
+// middle of it and started again: every run ends signed, and every image
+// carries exactly one signature and one attestation.
+func TestSignerRestart(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := cosignCLI(t, dir, []string{"COSIGN_PASSWORD=pw"}, "generate-key-pair"); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	key, _ := os.ReadFile(filepath.Join(dir, "cosign.key"))
+	env := startGuarded(t,
+		namespace(signerNS, nil),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "signing-secrets"},
+			Data: map[string][]byte{"cosign.key": key, "cosign.password": []byte("pw")}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}, Data: map[string]string{
+			"artifacts.taskrun.format":  "slsa/v2alpha4",
+			"artifacts.taskrun.storage": "tekton,oci",
+		}},
+	)
+	reg := registry.Start(t)
+	alice := env.As(t, Alice)
+	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
+	ctx := t.Context()
+
+	const n = 20
+	var runs []*pipelinev1.TaskRun
+	var images []string
+	for i := 0; i < n; i++ {
+		img := reg.PushRandom(t, fmt.Sprintf("team-a/app-%d", i), "1.0")
+		tr := taskRun(ns, fmt.Sprintf("backlog-%d", i), "tekton-builder", safeStep("build"))
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr,
+			pipelinev1.TaskRunResult{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
+			pipelinev1.TaskRunResult{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())})
+		runs = append(runs, tr)
+		images = append(images, img.String())
+	}
+	signedCount := func() int {
+		c := 0
+		for _, tr := range runs {
+			cur := &pipelinev1.TaskRun{}
+			if env.Client.Get(ctx, client.ObjectKeyFromObject(tr), cur) == nil && cur.Annotations[signer.AnnotationSigned] == "true" {
+				c++
+			}
+		}
+		return c
+	}
+	store, _ := oci.New("")
+	opts := signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond}
+	stop := startSigner(t, env, opts)
+	if !waitFor(ctx, 30*time.Second, func() bool { return signedCount() >= 3 }) {
+		t.Fatal("the first signer signed nothing")
+	}
+	stop() // in the middle of the batch
+	first := signedCount()
+	t.Logf("the first signer signed %d of %d before it was stopped", first, n)
+	startSigner(t, env, opts)
+	if !waitFor(ctx, 60*time.Second, func() bool { return signedCount() == n }) {
+		t.Fatalf("after the restart, %d of %d runs are signed", signedCount(), n)
+	}
+	for _, ref := range images {
+		d, err := name.NewDigest(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		se, err := ociremote.SignedEntity(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigs, _ := se.Signatures()
+		atts, _ := se.Attestations()
+		ls, _ := sigs.Get()
+		la, _ := atts.Get()
+		if len(ls) != 1 || len(la) != 1 {
+			t.Errorf("%s: %d signatures and %d attestations, want exactly one of each", ref, len(ls), len(la))
+		}
+	}
 }
