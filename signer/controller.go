@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -65,6 +67,9 @@ type Options struct {
 	RequireStamp bool
 	// Registry options (auth, transport) for oci storage.
 	Registry *oci.Store
+	// SignManagedBy lists spec.managedBy values (besides Tekton's own) whose
+	// runs are signed too; runs managed by another controller are skipped.
+	SignManagedBy []string
 	// RetryDelay is the wait before the first retry of a run that failed
 	// for a reason that may pass (a registry error); it grows linearly.
 	RetryDelay time.Duration
@@ -173,6 +178,7 @@ func (r *Reconciler) current(ctx context.Context) (config.Config, *sign.Signer, 
 // run is what Reconcile needs of either kind.
 type run struct {
 	obj       client.Object
+	managedBy *string
 	kind      string
 	done      bool
 	raw       []byte // the object as the API server serves it
@@ -189,7 +195,7 @@ func (r *Reconciler) ReconcileTaskRun(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, err
 	}
 	return r.reconcile(ctx, &run{
-		obj: tr, kind: "TaskRun", done: isDone(tr.Status.GetCondition(apis.ConditionSucceeded)), raw: raw,
+		obj: tr, managedBy: tr.Spec.ManagedBy, kind: "TaskRun", done: isDone(tr.Status.GetCondition(apis.ConditionSucceeded)), raw: raw,
 		statement: func(c config.Config) (*intoto.Statement, error) {
 			return provenance.TaskRunStatement(c.TaskRuns.Format, tr, provenance.Options{BuilderID: c.BuilderID, BuildType: c.BuildType})
 		},
@@ -206,7 +212,7 @@ func (r *Reconciler) ReconcilePipelineRun(ctx context.Context, req reconcile.Req
 		return reconcile.Result{}, err
 	}
 	return r.reconcile(ctx, &run{
-		obj: pr, kind: "PipelineRun", done: isDone(pr.Status.GetCondition(apis.ConditionSucceeded)), raw: raw,
+		obj: pr, managedBy: pr.Spec.ManagedBy, kind: "PipelineRun", done: isDone(pr.Status.GetCondition(apis.ConditionSucceeded)), raw: raw,
 		statement: func(c config.Config) (*intoto.Statement, error) {
 			var children pipelinev1.TaskRunList
 			if err := r.Client.List(ctx, &children, client.InNamespace(pr.Namespace), client.MatchingLabels{"tekton.dev/pipelineRun": pr.Name}); err != nil {
@@ -250,6 +256,10 @@ func isDone(c *apis.Condition) bool {
 
 func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, error) {
 	log := logf.FromContext(ctx).WithValues("kind", rn.kind, "namespace", rn.obj.GetNamespace(), "name", rn.obj.GetName())
+	if m := rn.managedBy; m != nil && *m != pipeline.ManagedBy && !slices.Contains(r.Opts.SignManagedBy, *m) {
+		log.V(1).Info("skipped: managed by another controller", "managedBy", *m)
+		return reconcile.Result{}, nil
+	}
 	ann := rn.obj.GetAnnotations()
 	switch ann[AnnotationSigned] {
 	case "true", "failed":

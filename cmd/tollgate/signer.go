@@ -70,6 +70,7 @@ run's service account (the signer's own environment credentials are used).`,
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	f.StringVar(&cfg.Options.Namespace, "namespace", "tollgate-system", "namespace of chains-config and signing-secrets (and the leader election lease)")
 	f.BoolVar(&cfg.Options.RequireStamp, "require-stamp", true, "refuse to sign runs without tollgate.dev/spec-digest (set false only where the run guard is not installed)")
+	f.StringSliceVar(&cfg.Options.SignManagedBy, "sign-managed-by", nil, "also sign runs whose spec.managedBy names one of these controllers (runs managed by other controllers are skipped)")
 	f.BoolVar(&cfg.LeaderElection, "leader-elect", cfg.LeaderElection, "elect a leader among replicas")
 	f.IntVar(&cfg.Workers, "workers", cfg.Workers, "runs signed concurrently per kind")
 	f.StringVar(&cfg.ProbeAddr, "probe-address", cfg.ProbeAddr, "address of /healthz and /readyz (0 disables)")

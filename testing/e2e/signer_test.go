@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -343,6 +344,22 @@ func TestSigner(t *testing.T) {
 		}
 		if tr.Annotations[signer.AnnotationRetries] != strconv.Itoa(signer.MaxAttempts) {
 			t.Errorf("retries = %q, want %d", tr.Annotations[signer.AnnotationRetries], signer.MaxAttempts)
+		}
+	})
+
+	t.Run("a run managed by another controller is left alone", func(t *testing.T) {
+		tr := taskRun(ns, "managed-elsewhere", "tekton-builder", safeStep("build"))
+		tr.Spec.ManagedBy = ptr.To("kueue.x-k8s.io/multikueue")
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr)
+		time.Sleep(2 * time.Second)
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(tr), tr); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := tr.Annotations[signer.AnnotationSigned]; ok || len(tr.Finalizers) > 0 {
+			t.Errorf("signed=%q finalizers=%v on a run another controller manages", v, tr.Finalizers)
 		}
 	})
 
