@@ -4,7 +4,8 @@
 #   2. the validating path in-process, one core, every check on, cluster state
 #      answered by real informer caches of a real API server;
 #   3. TaskRun creates through the real API server: without webhooks, with two
-#      no-op webhooks (the API server's own floor), and with Tollgate.
+#      no-op webhooks (the API server's own floor), and with Tollgate;
+#   4. the signer's throughput, tekton and oci storage.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$(mktemp)
@@ -22,6 +23,10 @@ go test ./webhook/runguard -run '^$' -bench BenchmarkValidatePipelineRun -cpu 1 
 echo
 echo "== TaskRun create through the API server (1000 sequential creates each; target: webhook adds < 5 ms p99)"
 go test ./testing/e2e -run '^$' -bench BenchmarkCreateThroughAPIServer -benchtime 1000x -timeout 30m | tee -a "$out" | grep Benchmark
+echo
+
+echo "== signer throughput: a backlog of 200 finished TaskRuns, signer started, until all are signed (targets: tekton >= 50/s, oci >= 20/s)"
+go test ./testing/e2e -run '^$' -bench BenchmarkSignerThroughput -benchtime 200x -timeout 30m | tee -a "$out" | grep Benchmark
 echo
 
 # Summary: the median of the in-process runs, and what the webhooks add.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
@@ -39,6 +40,11 @@ const signerNS = "tollgate-system"
 
 func cosignCLI(t *testing.T, dir string, env []string, args ...string) (string, error) {
 	t.Helper()
+	return cosignCLIB(t, dir, env, args...)
+}
+
+func cosignCLIB(t testing.TB, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
 	bin := filepath.Join(envtest.Root(), "bin", "cosign")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("bin/cosign is not built: run `make tools`: %v", err)
@@ -54,6 +60,11 @@ func cosignCLI(t *testing.T, dir string, env []string, args ...string) (string, 
 // service account (so the run guard sees the identity it trusts). The
 // returned function stops it at once (also called when the test ends).
 func startSigner(t *testing.T, env *envtest.Env, opts signer.Options) (stop func()) {
+	t.Helper()
+	return startSignerB(t, env, opts)
+}
+
+func startSignerB(t testing.TB, env *envtest.Env, opts signer.Options) (stop func()) {
 	t.Helper()
 	applyAll(t, env.Client,
 		&rbacv1.ClusterRole{
@@ -74,9 +85,12 @@ func startSigner(t *testing.T, env *envtest.Env, opts signer.Options) (stop func
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: envtest.Signer, Groups: []string{"system:serviceaccounts", "system:authenticated"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	log := zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true))
+	if _, bench := t.(*testing.B); bench {
+		log = logr.Discard() // a benchmark measures signing, not logging
+	}
 	go func() {
-		done <- signer.Run(ctx, signer.Config{RestConfig: cfg, Options: opts, ProbeAddr: "0", MetricsAddr: "0", Workers: 2},
-			zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true)))
+		done <- signer.Run(ctx, signer.Config{RestConfig: cfg, Options: opts, ProbeAddr: "0", MetricsAddr: "0", Workers: 4}, log)
 	}()
 	var once sync.Once
 	stop = func() {
@@ -91,7 +105,7 @@ func startSigner(t *testing.T, env *envtest.Env, opts signer.Options) (stop func
 	return stop
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

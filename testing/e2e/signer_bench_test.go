@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tollgate-dev/tollgate/signer"
+	"github.com/tollgate-dev/tollgate/signer/storage/oci"
+	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/testing/registry"
+)
+
+// BenchmarkSignerThroughput: a backlog of b.N finished TaskRuns (each with
+// an image in a loopback registry) is created with the signer stopped; the
+// clock runs from the signer's start until every run is signed. Storage
+// tekton (annotations), then oci (signature and attestation pushed to the
+// registry). slsa/v2alpha4, a cosign key, 4 workers, through the real API
+// server with the run guard's webhooks on.
+func BenchmarkSignerThroughput(b *testing.B) {
+	dir := b.TempDir()
+	out, err := cosignCLIB(b, dir, []string{"COSIGN_PASSWORD=pw"}, "generate-key-pair")
+	if err != nil {
+		b.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	key, _ := os.ReadFile(filepath.Join(dir, "cosign.key"))
+	env := startGuarded(b,
+		namespace(signerNS, nil),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "signing-secrets"},
+			Data: map[string][]byte{"cosign.key": key, "cosign.password": []byte("pw")}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}, Data: map[string]string{
+			"artifacts.taskrun.format": "slsa/v2alpha4",
+		}},
+	)
+	reg := registry.Start(b)
+	alice := env.As(b, Alice)
+	tekton := env.As(b, envtest.TektonController, "system:serviceaccounts")
+	ctx := b.Context()
+	batch := 0
+	for _, storage := range []string{"tekton", "oci"} {
+		b.Run(storage, func(b *testing.B) {
+			batch++
+			cm := &corev1.ConfigMap{}
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
+				b.Fatal(err)
+			}
+			cm.Data["artifacts.taskrun.storage"] = storage
+			cm.Data["artifacts.oci.storage"] = map[string]string{"tekton": "", "oci": "oci"}[storage]
+			if err := env.Client.Update(ctx, cm); err != nil {
+				b.Fatal(err)
+			}
+			label := fmt.Sprintf("batch-%d", batch)
+			for i := 0; i < b.N; i++ {
+				img := reg.PushRandom(b, fmt.Sprintf("bench/%s-%d", label, i), "1.0")
+				tr := taskRun(ns, "", "tekton-builder", safeStep("build"))
+				tr.GenerateName = label + "-"
+				tr.Labels = map[string]string{"bench": label}
+				if err := alice.Create(ctx, tr); err != nil {
+					b.Fatal(err)
+				}
+				if err := envtest.CompleteTaskRun(ctx, tekton, tr, true,
+					pipelinev1.TaskRunResult{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
+					pipelinev1.TaskRunResult{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			store, _ := oci.New("")
+			b.ResetTimer()
+			start := time.Now()
+			stop := startSignerB(b, env, signer.Options{Namespace: signerNS, Registry: store, RequireStamp: true, RetryDelay: 100 * time.Millisecond})
+			signed := 0
+			for time.Since(start) < 5*time.Minute {
+				var list pipelinev1.TaskRunList
+				if err := env.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{"bench": label}); err != nil {
+					b.Fatal(err)
+				}
+				signed = 0
+				for _, tr := range list.Items {
+					switch tr.Annotations[signer.AnnotationSigned] {
+					case "true":
+						signed++
+					case "failed":
+						b.Fatalf("%s failed", tr.Name)
+					}
+				}
+				if signed == b.N {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			stop()
+			if signed != b.N {
+				b.Fatalf("%d of %d signed", signed, b.N)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "runs/s")
+		})
+	}
+}
