@@ -207,9 +207,18 @@ var keys = []key{
 	{"storage.oci.repository.insecure", boolean(func(c *Config, v bool) { c.OCIInsecure = v })},
 	{"builder.id", text(func(c *Config, v string) { c.BuilderID = v })},
 	{"builddefinition.buildtype", oneOf([]string{BuildTypeSLSA, BuildTypeSLSATekton}, func(c *Config, v string) { c.BuildType = v })},
-	{"transparency.enabled", oneOf([]string{"true", "false", "manual"}, func(c *Config, v string) {
-		c.TransparencyEnabled, c.TransparencyManual = v == "true" || v == "manual", v == "manual"
-	})},
+	{"transparency.enabled", func(c *Config, v string) error {
+		if err := oneOf([]string{"true", "false", "manual"}, func(c *Config, v string) {
+			c.TransparencyEnabled, c.TransparencyManual = v == "true" || v == "manual", v == "manual"
+		})(c, v); err != nil {
+			return err
+		}
+		if c.TransparencyEnabled {
+			// Accepting it would let a user believe entries are uploaded.
+			return fmt.Errorf("uploading to a transparency log is not supported by Tollgate yet; set it to \"false\" or remove it")
+		}
+		return nil
+	}},
 	{"transparency.url", absoluteURL(func(c *Config, v string) { c.TransparencyURL = v })},
 	{"signers.kms.kmsref", text(func(c *Config, v string) { c.KMS.Ref = v })},
 	{"signers.kms.auth.address", text(func(c *Config, v string) { c.KMS.AuthAddress = v })},
@@ -279,8 +288,15 @@ func (c Config) Validate() error {
 		name string
 		art  Artifact
 	}{{"taskrun", c.TaskRuns}, {"pipelinerun", c.PipelineRuns}, {"oci", c.OCI}} {
-		if a.art.Enabled() && a.art.Signer == SignerKMS && c.KMS.Ref == "" {
-			errs = append(errs, fmt.Errorf("artifacts.%s.signer: kms needs signers.kms.kmsref", a.name))
+		if a.art.Enabled() && a.art.Signer == SignerKMS {
+			if c.KMS.Ref == "" {
+				errs = append(errs, fmt.Errorf("artifacts.%s.signer: kms needs signers.kms.kmsref", a.name))
+			} else {
+				errs = append(errs, fmt.Errorf("artifacts.%s.signer: the kms signer is not supported by Tollgate yet; use x509 (signing-secrets)", a.name))
+			}
+		}
+		if a.name == "oci" && a.art.Enabled() && slices.Contains(a.art.Storage, StorageTekton) {
+			errs = append(errs, errors.New("artifacts.oci.storage: tekton storage of image signatures is not supported by Tollgate yet; use oci"))
 		}
 	}
 	if c.BuilderID == "" {

@@ -30,7 +30,8 @@ func TestDefault(t *testing.T) {
 	}
 }
 
-// The article's ConfigMap, as users apply it to Chains today.
+// The article's ConfigMap, as users apply it to Chains today, less
+// transparency.enabled (refused until Tollgate uploads to a log).
 func TestParseTheArticlesConfig(t *testing.T) {
 	got, err := Parse(map[string]string{
 		"artifacts.taskrun.format":      "slsa/v2alpha4",
@@ -39,7 +40,6 @@ func TestParseTheArticlesConfig(t *testing.T) {
 		"artifacts.pipelinerun.storage": "oci",
 		"artifacts.oci.storage":         "oci",
 		"artifacts.oci.format":          "simplesigning",
-		"transparency.enabled":          "true",
 		"signers.kms.kmsref":            "gcpkms://projects/acme-prod/locations/us-central1/keyRings/tekton/cryptoKeys/chains-signer/versions/1",
 	})
 	if err != nil {
@@ -48,7 +48,6 @@ func TestParseTheArticlesConfig(t *testing.T) {
 	want := Default()
 	want.TaskRuns = Artifact{Format: "slsa/v2alpha4", Storage: []string{"oci"}, Signer: "x509"}
 	want.PipelineRuns = Artifact{Format: "slsa/v2alpha4", Storage: []string{"oci"}, Signer: "x509"}
-	want.TransparencyEnabled = true
 	want.KMS.Ref = "gcpkms://projects/acme-prod/locations/us-central1/keyRings/tekton/cryptoKeys/chains-signer/versions/1"
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -64,8 +63,8 @@ func TestParse(t *testing.T) {
 	}{
 		{"two storages, spaces and duplicates", map[string]string{"artifacts.taskrun.storage": " oci, tekton ,oci"}, func(c *Config) { c.TaskRuns.Storage = []string{"oci", "tekton"} }, nil},
 		{"empty storage disables", map[string]string{"artifacts.pipelinerun.storage": ""}, func(c *Config) { c.PipelineRuns.Storage = nil }, nil},
-		{"transparency manual", map[string]string{"transparency.enabled": "manual"}, func(c *Config) { c.TransparencyEnabled, c.TransparencyManual = true, true }, nil},
-		{"kms signer with a ref", map[string]string{"artifacts.taskrun.signer": "kms", "signers.kms.kmsref": "hashivault://chains"}, func(c *Config) { c.TaskRuns.Signer, c.KMS.Ref = "kms", "hashivault://chains" }, nil},
+		{"transparency off", map[string]string{"transparency.enabled": "false"}, func(c *Config) {}, nil},
+		{"a kms ref alone is kept for later", map[string]string{"signers.kms.kmsref": "hashivault://chains"}, func(c *Config) { c.KMS.Ref = "hashivault://chains" }, nil},
 		{"deep inspection", map[string]string{"artifacts.pipelinerun.enable-deep-inspection": "true"}, func(c *Config) { c.DeepInspection = true }, nil},
 
 		{"unknown key, with a suggestion", map[string]string{"artifacts.taskrun.formats": "slsa/v1"}, nil, []string{"artifacts.taskrun.formats: unknown key (did you mean artifacts.taskrun.format?)"}},
@@ -73,6 +72,10 @@ func TestParse(t *testing.T) {
 		{"a Chains backend Tollgate lacks", map[string]string{"artifacts.taskrun.storage": "tekton,gcs"}, nil, []string{`storage "gcs" is a Tekton Chains backend Tollgate does not implement`}},
 		{"a malformed boolean is an error, not false", map[string]string{"artifacts.pipelinerun.enable-deep-inspection": "yes"}, nil, []string{`"yes" is not a boolean`}},
 		{"kms without a ref", map[string]string{"artifacts.taskrun.signer": "kms"}, nil, []string{"artifacts.taskrun.signer: kms needs signers.kms.kmsref"}},
+		{"transparency upload is refused until it is built", map[string]string{"transparency.enabled": "true"}, nil, []string{"transparency.enabled: uploading to a transparency log is not supported by Tollgate yet"}},
+		{"transparency manual too", map[string]string{"transparency.enabled": "manual"}, nil, []string{"not supported by Tollgate yet"}},
+		{"the kms signer is refused until it is built", map[string]string{"artifacts.taskrun.signer": "kms", "signers.kms.kmsref": "hashivault://chains"}, nil, []string{"artifacts.taskrun.signer: the kms signer is not supported by Tollgate yet"}},
+		{"image signatures in tekton storage are refused", map[string]string{"artifacts.oci.storage": "tekton"}, nil, []string{"artifacts.oci.storage: tekton storage of image signatures is not supported"}},
 		{"keyless is refused until it is built", map[string]string{"signers.x509.fulcio.enabled": "true"}, nil, []string{"keyless signing (signers.x509.fulcio.enabled) is not supported by Tollgate yet"}},
 		{"a relative transparency URL", map[string]string{"transparency.url": "rekor.local"}, nil, []string{`transparency.url: "rekor.local" is not an absolute URL`}},
 		{"every problem is reported", map[string]string{"artifacts.oci.format": "cosign", "builder.id": ""}, nil, []string{"artifacts.oci.format", "builder.id: must not be empty"}},
