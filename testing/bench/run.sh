@@ -25,6 +25,9 @@ echo "== TaskRun create through the API server (1000 sequential creates each; ta
 go test ./testing/e2e -run '^$' -bench BenchmarkCreateThroughAPIServer -benchtime 1000x -timeout 30m | tee -a "$out" | grep Benchmark
 echo
 
+echo "== provenance + signature of one TaskRun, in-process (slsa/v2alpha4, ECDSA P-256)"
+go test ./signer -run '^$' -bench BenchmarkProvenanceAndSign -benchmem | tee -a "$out" | grep Benchmark
+echo
 echo "== signer throughput: a backlog of 200 finished TaskRuns, signer started, until all are signed (targets: tekton >= 50/s, oci >= 20/s)"
 go test ./testing/e2e -run '^$' -bench BenchmarkSignerThroughput -benchtime 200x -timeout 30m | tee -a "$out" | grep Benchmark
 echo
