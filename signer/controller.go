@@ -56,6 +56,7 @@ const (
 	ReasonStorageFailed    = "StorageFailed"
 	ReasonProvenanceFailed = "ProvenanceFailed"
 	ReasonUnsupported      = "Unsupported"
+	ReasonMalformedHint    = "MalformedHint"
 )
 
 // Options configure the signing controller.
@@ -343,8 +344,14 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s *si
 	out := map[string]string{}
 	art := rn.artifact(cfg)
 	images, rejected := hints.Images(rn.results)
-	for _, rj := range rejected {
-		r.Recorder.Event(rn.obj, corev1.EventTypeWarning, "MalformedHint", rj.String())
+	if len(rejected) > 0 {
+		// The run meant to name an image; signing the rest and saying
+		// "signed" would leave that image unsigned without anyone noticing.
+		msgs := make([]string, len(rejected))
+		for i, rj := range rejected {
+			msgs[i] = rj.String()
+		}
+		return nil, permanent(ReasonMalformedHint, "%s", strings.Join(msgs, "; "))
 	}
 	stored := 0
 	if art.Enabled() {

@@ -377,6 +377,42 @@ func TestSigner(t *testing.T) {
 		}
 	})
 
+	failedWith := func(t *testing.T, tr *pipelinev1.TaskRun, reason, detail string, results ...pipelinev1.TaskRunResult) {
+		t.Helper()
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr, results...)
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "failed" {
+			t.Fatalf("signed = %q, want failed", got)
+		}
+		evs := strings.Join(eventReasons(t, env.Client, tr), "\n")
+		if !strings.Contains(evs, reason) || !strings.Contains(evs, detail) {
+			t.Errorf("events do not say %s (%s):\n%s", reason, detail, evs)
+		}
+	}
+	str := func(name, v string) pipelinev1.TaskRunResult {
+		return pipelinev1.TaskRunResult{Name: name, Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(v)}
+	}
+
+	t.Run("a malformed image digest fails the run, MalformedHint", func(t *testing.T) {
+		failedWith(t, taskRun(ns, "bad-digest", "tekton-builder", safeStep("build")), signer.ReasonMalformedHint, "IMAGE_URL",
+			str("IMAGE_URL", reg.Host+"/team-a/widget-api"), str("IMAGE_DIGEST", "sha256:NOTHEX"))
+	})
+
+	t.Run("a digest of an image that is not in the registry fails the run, StorageFailed", func(t *testing.T) {
+		failedWith(t, taskRun(ns, "no-such-image", "tekton-builder", safeStep("build")), signer.ReasonStorageFailed, "not found in registry",
+			str("IMAGE_URL", reg.Host+"/team-a/ghost"), str("IMAGE_DIGEST", "sha256:"+strings.Repeat("e", 64)))
+	})
+
+	t.Run("provenance too large for annotations fails the run, StorageFailed", func(t *testing.T) {
+		var many []pipelinev1.TaskRunResult
+		for i := 0; i < 10000; i++ {
+			many = append(many, str(fmt.Sprintf("RESULT_%05d", i), strings.Repeat("v", 20)))
+		}
+		failedWith(t, taskRun(ns, "ten-thousand-results", "tekton-builder", safeStep("build")), signer.ReasonStorageFailed, "does not fit", many...)
+	})
+
 	t.Run("a run with no type-hinted output and only oci storage ends failed, NoArtifacts", func(t *testing.T) {
 		cm := &corev1.ConfigMap{}
 		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
