@@ -200,7 +200,7 @@ func (r *Reconciler) ReconcileTaskRun(ctx context.Context, req reconcile.Request
 		statement: func(c config.Config) (*intoto.Statement, error) {
 			return provenance.TaskRunStatement(c.TaskRuns.Format, tr, provenance.Options{BuilderID: c.BuilderID, BuildType: c.BuildType})
 		},
-		results:  taskRunResults(tr),
+		results:  hints.TaskRunResults(tr),
 		artifact: func(c config.Config) config.Artifact { return c.TaskRuns },
 	})
 }
@@ -225,7 +225,7 @@ func (r *Reconciler) ReconcilePipelineRun(ctx context.Context, req reconcile.Req
 			}
 			return provenance.PipelineRunStatement(c.PipelineRuns.Format, p, provenance.Options{BuilderID: c.BuilderID, BuildType: c.BuildType}, c.DeepInspection)
 		},
-		results:  pipelineRunResults(pr),
+		results:  hints.PipelineRunResults(pr),
 		artifact: func(c config.Config) config.Artifact { return c.PipelineRuns },
 	})
 }
@@ -450,22 +450,6 @@ func withAnnotations(cur, add map[string]string) map[string]string {
 	}
 	for k, v := range add {
 		out[k] = v
-	}
-	return out
-}
-
-func taskRunResults(tr *pipelinev1.TaskRun) []hints.Result {
-	out := make([]hints.Result, 0, len(tr.Status.Results))
-	for _, r := range tr.Status.Results {
-		out = append(out, hints.Result{Name: r.Name, Value: r.Value})
-	}
-	return out
-}
-
-func pipelineRunResults(pr *pipelinev1.PipelineRun) []hints.Result {
-	out := make([]hints.Result, 0, len(pr.Status.Results))
-	for _, r := range pr.Status.Results {
-		out = append(out, hints.Result{Name: r.Name, Value: r.Value})
 	}
 	return out
 }

@@ -245,3 +245,32 @@ func shareDigest(a, b map[string]string) bool {
 	}
 	return false
 }
+
+// TaskRunResults returns a TaskRun's results.
+func TaskRunResults(tr *pipelinev1.TaskRun) []Result {
+	out := make([]Result, 0, len(tr.Status.Results))
+	for _, r := range tr.Status.Results {
+		out = append(out, Result{Name: r.Name, Value: r.Value})
+	}
+	return out
+}
+
+// StepResults returns the results every step of a TaskRun reported.
+func StepResults(tr *pipelinev1.TaskRun) []Result {
+	var out []Result
+	for _, s := range tr.Status.Steps {
+		for _, r := range s.Results {
+			out = append(out, Result{Name: r.Name, Value: r.Value})
+		}
+	}
+	return out
+}
+
+// PipelineRunResults returns a PipelineRun's results.
+func PipelineRunResults(pr *pipelinev1.PipelineRun) []Result {
+	out := make([]Result, 0, len(pr.Status.Results))
+	for _, r := range pr.Status.Results {
+		out = append(out, Result{Name: r.Name, Value: r.Value})
+	}
+	return out
+}

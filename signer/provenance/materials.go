@@ -65,45 +65,46 @@ func gitURI(url string) string {
 }
 
 // sourceMaterials returns the git source named by CHAINS-GIT_URL and
-// CHAINS-GIT_COMMIT (Task param defaults, then run params, then results, the
-// later winning) and the ARTIFACT_INPUTS of the TaskRun's results.
+// CHAINS-GIT_COMMIT of a TaskRun and the ARTIFACT_INPUTS of its results.
 func sourceMaterials(tr *pipelinev1.TaskRun) []hints.Artifact {
-	var commit, url string
+	var specs pipelinev1.ParamSpecs
 	if ts := tr.Status.TaskSpec; ts != nil {
-		for _, p := range ts.Params {
-			if p.Default == nil {
-				continue
-			}
-			switch p.Name {
-			case GitCommitParam:
-				commit = p.Default.StringVal
-			case GitURLParam:
-				url = p.Default.StringVal
-			}
-		}
+		specs = ts.Params
 	}
-	for _, p := range tr.Spec.Params {
-		switch p.Name {
-		case GitCommitParam:
-			commit = p.Value.StringVal
-		case GitURLParam:
-			url = p.Value.StringVal
-		}
-	}
-	for _, r := range tr.Status.Results {
-		switch r.Name {
-		case GitCommitParam:
-			commit = r.Value.StringVal
-		case GitURLParam:
-			url = r.Value.StringVal
-		}
-	}
-	var out []hints.Artifact
-	if commit != "" && url != "" {
-		out = hints.Append(out, hints.Artifact{Name: gitURI(url), Digest: map[string]string{"sha1": commit}})
-	}
-	inputs, _ := hints.Structured(taskRunResults(tr), hints.InputsSuffix)
+	rs := hints.TaskRunResults(tr)
+	out := gitSource(specs, tr.Spec.Params, rs)
+	inputs, _ := hints.Structured(rs, hints.InputsSuffix)
 	return hints.Append(out, inputs...)
+}
+
+// gitSource is the git material named by CHAINS-GIT_URL and
+// CHAINS-GIT_COMMIT in param defaults, then params, then results (the later
+// winning); none unless both are known.
+func gitSource(specs pipelinev1.ParamSpecs, params pipelinev1.Params, results []hints.Result) []hints.Artifact {
+	var commit, url string
+	set := func(name, v string) {
+		switch name {
+		case GitCommitParam:
+			commit = v
+		case GitURLParam:
+			url = v
+		}
+	}
+	for _, p := range specs {
+		if p.Default != nil {
+			set(p.Name, p.Default.StringVal)
+		}
+	}
+	for _, p := range params {
+		set(p.Name, p.Value.StringVal)
+	}
+	for _, r := range results {
+		set(r.Name, r.Value.StringVal)
+	}
+	if commit == "" || url == "" {
+		return nil
+	}
+	return []hints.Artifact{{Name: gitURI(url), Digest: map[string]string{"sha1": commit}}}
 }
 
 // stepSourceMaterials is sourceMaterials for each step's own results
@@ -111,39 +112,14 @@ func sourceMaterials(tr *pipelinev1.TaskRun) []hints.Artifact {
 func stepSourceMaterials(tr *pipelinev1.TaskRun) []hints.Artifact {
 	var out []hints.Artifact
 	for _, s := range tr.Status.Steps {
-		var commit, url string
+		rs := make([]hints.Result, 0, len(s.Results))
 		for _, r := range s.Results {
-			switch r.Name {
-			case GitCommitParam:
-				commit = r.Value.StringVal
-			case GitURLParam:
-				url = r.Value.StringVal
-			}
+			rs = append(rs, hints.Result{Name: r.Name, Value: r.Value})
 		}
-		if commit != "" && url != "" {
-			out = hints.Append(out, hints.Artifact{Name: gitURI(url), Digest: map[string]string{"sha1": commit}})
-		}
+		out = hints.Append(out, gitSource(nil, nil, rs)...)
 	}
-	inputs, _ := hints.Structured(stepResults(tr), hints.InputsSuffix)
+	inputs, _ := hints.Structured(hints.StepResults(tr), hints.InputsSuffix)
 	return hints.Append(out, inputs...)
-}
-
-func taskRunResults(tr *pipelinev1.TaskRun) []hints.Result {
-	out := make([]hints.Result, 0, len(tr.Status.Results))
-	for _, r := range tr.Status.Results {
-		out = append(out, hints.Result{Name: r.Name, Value: r.Value})
-	}
-	return out
-}
-
-func stepResults(tr *pipelinev1.TaskRun) []hints.Result {
-	var out []hints.Result
-	for _, s := range tr.Status.Steps {
-		for _, r := range s.Results {
-			out = append(out, hints.Result{Name: r.Name, Value: r.Value})
-		}
-	}
-	return out
 }
 
 // firstDigest returns "alg:hex" of a digest set, choosing the algorithm

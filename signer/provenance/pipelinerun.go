@@ -67,7 +67,7 @@ func pipelineRunV1(p *PipelineRun, opts Options, deep bool, v variant) (*intoto.
 	// Subjects. v2alpha4: the PipelineRun's build artifacts and images,
 	// then (deep) each task's. v2alpha3: (deep) each task's type hints,
 	// then the PipelineRun's.
-	prResults := pipelineRunResults(pr)
+	prResults := hints.PipelineRunResults(pr)
 	var subjects []hints.Artifact
 	if v.alpha4 {
 		subjects = buildSubjects(prResults)
@@ -181,53 +181,16 @@ func taskDescriptor(tr *pipelinev1.TaskRun, buildType string) (*intoto.ResourceD
 // run's params and its results (the later winning).
 func pipelineSourceMaterials(p *PipelineRun, executed []*pipelinev1.TaskRun, deep bool) []hints.Artifact {
 	pr := p.Run
-	out, _ := hints.Structured(pipelineRunResults(pr), hints.InputsSuffix)
+	out, _ := hints.Structured(hints.PipelineRunResults(pr), hints.InputsSuffix)
 	out = hints.Append(nil, out...)
-	var commit, url string
+	var specs pipelinev1.ParamSpecs
 	if ps := pr.Status.PipelineSpec; ps != nil {
+		specs = ps.Params
 		if deep {
 			for _, tr := range executed {
 				out = hints.Append(out, sourceMaterials(tr)...)
 			}
 		}
-		for _, prm := range ps.Params {
-			if prm.Default == nil {
-				continue
-			}
-			switch prm.Name {
-			case GitCommitParam:
-				commit = prm.Default.StringVal
-			case GitURLParam:
-				url = prm.Default.StringVal
-			}
-		}
 	}
-	for _, prm := range pr.Spec.Params {
-		switch prm.Name {
-		case GitCommitParam:
-			commit = prm.Value.StringVal
-		case GitURLParam:
-			url = prm.Value.StringVal
-		}
-	}
-	for _, r := range pr.Status.Results {
-		switch r.Name {
-		case GitCommitParam:
-			commit = r.Value.StringVal
-		case GitURLParam:
-			url = r.Value.StringVal
-		}
-	}
-	if commit != "" && url != "" {
-		out = hints.Append(out, hints.Artifact{Name: gitURI(url), Digest: map[string]string{"sha1": commit}})
-	}
-	return out
-}
-
-func pipelineRunResults(pr *pipelinev1.PipelineRun) []hints.Result {
-	out := make([]hints.Result, 0, len(pr.Status.Results))
-	for _, r := range pr.Status.Results {
-		out = append(out, hints.Result{Name: r.Name, Value: r.Value})
-	}
-	return out
+	return hints.Append(out, gitSource(specs, pr.Spec.Params, hints.PipelineRunResults(pr))...)
 }

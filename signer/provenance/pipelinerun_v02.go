@@ -40,10 +40,10 @@ func PipelineRunSLSAv02(p *PipelineRun, opts Options, deep bool) (*intoto.Statem
 	var subjects []hints.Artifact
 	if deep {
 		for _, tr := range executed {
-			subjects = hints.Append(subjects, hintSubjects(taskRunResults(tr))...)
+			subjects = hints.Append(subjects, hintSubjects(hints.TaskRunResults(tr))...)
 		}
 	}
-	subjects = hints.Append(subjects, hintSubjects(pipelineRunResults(pr))...)
+	subjects = hints.Append(subjects, hintSubjects(hints.PipelineRunResults(pr))...)
 
 	var mats []hints.Artifact
 	if prov := pr.Status.Provenance; prov != nil && prov.RefSource != nil {
@@ -163,18 +163,7 @@ func orderedStepsV02(tr *pipelinev1.TaskRun) ([]v02Step, bool) {
 		if strings.HasPrefix(st.Name, "unnamed-") && step.Name != "" {
 			return nil, false
 		}
-		entry := strings.Join(step.Command, " ")
-		if step.Script != "" {
-			entry = step.Script
-		}
-		out = append(out, v02Step{
-			EntryPoint: entry,
-			Arguments:  step.Args,
-			Environment: map[string]any{
-				"image":     ociScheme + strings.TrimPrefix(st.ImageID, "docker-pullable://"),
-				"container": st.Name,
-			},
-		})
+		out = append(out, stepV02(step, st))
 	}
 	return out, true
 }

@@ -100,7 +100,7 @@ func TaskRunSLSAv02(tr *pipelinev1.TaskRun, opts Options) (*intoto.Statement, er
 		Metadata:    metadataV02(tr.Status.StartTime, tr.Status.CompletionTime, tr.Labels),
 		Materials:   materialsV02(mats),
 	}
-	return statementV02(subjectDescriptors(hintSubjects(taskRunResults(tr))), pred)
+	return statementV02(subjectDescriptors(hintSubjects(hints.TaskRunResults(tr))), pred)
 }
 
 // addTollgateV02 records the run guard's digests in invocation.environment.
@@ -187,21 +187,27 @@ func stepsV02(tr *pipelinev1.TaskRun) []v02Step {
 				}
 			}
 		}
-		entry := strings.Join(step.Command, " ")
-		if step.Script != "" {
-			entry = step.Script
-		}
-		out = append(out, v02Step{
-			EntryPoint: entry,
-			// A nil []string in an interface is written as null, as Chains writes it.
-			Arguments: step.Args,
-			Environment: map[string]any{
-				"image":     ociScheme + strings.TrimPrefix(st.ImageID, "docker-pullable://"),
-				"container": st.Name,
-			},
-		})
+		out = append(out, stepV02(step, st))
 	}
 	return out
+}
+
+// stepV02 is one step as SLSA v0.2's buildConfig records it: entry point
+// (the script, or the command), arguments, image and container.
+func stepV02(step pipelinev1.Step, st pipelinev1.StepState) v02Step {
+	entry := strings.Join(step.Command, " ")
+	if step.Script != "" {
+		entry = step.Script
+	}
+	return v02Step{
+		EntryPoint: entry,
+		// A nil []string in an interface is written as null, as Chains writes it.
+		Arguments: step.Args,
+		Environment: map[string]any{
+			"image":     ociScheme + strings.TrimPrefix(st.ImageID, "docker-pullable://"),
+			"container": st.Name,
+		},
+	}
 }
 
 func metadataV02(start, end *metav1.Time, labels map[string]string) *v02Metadata {

@@ -138,7 +138,7 @@ func statementV1(subjects []*intoto.ResourceDescriptor, bd *slsa.BuildDefinition
 // the TaskRun's results.
 func (v variant) taskRunSubjects(tr *pipelinev1.TaskRun) []*intoto.ResourceDescriptor {
 	if !v.alpha4 {
-		return subjectDescriptors(hintSubjects(taskRunResults(tr)))
+		return subjectDescriptors(hintSubjects(hints.TaskRunResults(tr)))
 	}
 	var all []hints.Artifact
 	for _, s := range tr.Status.Steps {
@@ -148,7 +148,7 @@ func (v variant) taskRunSubjects(tr *pipelinev1.TaskRun) []*intoto.ResourceDescr
 		}
 		all = hints.Append(all, buildSubjects(rs)...)
 	}
-	all = hints.Append(all, buildSubjects(taskRunResults(tr))...)
+	all = hints.Append(all, buildSubjects(hints.TaskRunResults(tr))...)
 	return subjectDescriptors(all)
 }
 
@@ -273,11 +273,11 @@ func (v variant) taskRunByproducts(tr *pipelinev1.TaskRun) ([]*intoto.ResourceDe
 		}
 		return nil
 	}
-	if err := add(taskRunResults(tr), "taskRunResults/"); err != nil {
+	if err := add(hints.TaskRunResults(tr), "taskRunResults/"); err != nil {
 		return nil, err
 	}
 	if v.alpha4 {
-		if err := add(stepResults(tr), "stepResults/"); err != nil {
+		if err := add(hints.StepResults(tr), "stepResults/"); err != nil {
 			return nil, err
 		}
 	}
