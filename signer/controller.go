@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/sigstore/sigstore/pkg/signature/options"
 
 	intoto "github.com/in-toto/attestation/go/v1"
 
@@ -116,12 +119,63 @@ type Reconciler struct {
 	secretRV  string
 	signer    *sign.Signer
 	signerErr error
+	kmsKey    string // the KMS configuration kmsSigner was loaded for
+	kmsSigner *sign.Signer
+}
+
+// signerFor returns the signer an artifact is configured with (x509: the
+// key in signing-secrets; kms: signers.kms.kmsref), loading a KMS client
+// once per configuration.
+func (r *Reconciler) signerFor(ctx context.Context, cfg config.Config, x509 *sign.Signer, which string) (*sign.Signer, error) {
+	switch which {
+	case config.SignerX509:
+		if x509 == nil {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return nil, r.signerErr
+		}
+		return x509, nil
+	case config.SignerKMS:
+		auth := options.RPCAuth{Address: cfg.KMS.AuthAddress, Token: cfg.KMS.AuthToken, OIDC: options.RPCAuthOIDC{Path: cfg.KMS.OIDCPath, Role: cfg.KMS.OIDCRole}}
+		if cfg.KMS.AuthTokenPath != "" {
+			b, err := os.ReadFile(cfg.KMS.AuthTokenPath)
+			if err != nil {
+				return nil, fmt.Errorf("signers.kms.auth.token-path: %w", err)
+			}
+			auth.Token = strings.TrimSpace(string(b))
+		}
+		key := fmt.Sprintf("%s|%s|%s|%s|%s", cfg.KMS.Ref, auth.Address, auth.Token, auth.OIDC.Path, auth.OIDC.Role)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.kmsSigner != nil && r.kmsKey == key {
+			return r.kmsSigner, nil
+		}
+		s, err := sign.FromKMS(ctx, cfg.KMS.Ref, auth)
+		if err != nil {
+			return nil, err
+		}
+		r.kmsSigner, r.kmsKey = s, key
+		return s, nil
+	}
+	return nil, fmt.Errorf("unknown signer %q", which)
 }
 
 // Ready reports why the signer cannot sign now, or nil.
 func (r *Reconciler) Ready(ctx context.Context) error {
-	_, _, err := r.current(ctx)
-	return err
+	cfg, x509, err := r.current(ctx)
+	if cfg.BuilderID == "" {
+		return err
+	}
+	for _, a := range []config.Artifact{cfg.TaskRuns, cfg.PipelineRuns, cfg.OCI} {
+		if a.Enabled() {
+			if _, err := r.signerFor(ctx, cfg, x509, a.Signer); err != nil {
+				return err
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfgErr // the last good configuration is in force, but say the new one failed
 }
 
 // current returns the configuration and signer in force, reloading them when
@@ -281,13 +335,27 @@ func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, 
 			return reconcile.Result{RequeueAfter: wait}, nil
 		}
 	}
-	cfg, signer, err := r.current(ctx)
-	if signer == nil {
+	cfg, x509, err := r.current(ctx)
+	if err != nil && x509 == nil && cfg.BuilderID == "" {
 		log.Info("cannot sign yet", "reason", err.Error())
 		return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
 	}
+	art := rn.artifact(cfg)
+	var artSigner, ociSigner *sign.Signer
+	if art.Enabled() {
+		if artSigner, err = r.signerFor(ctx, cfg, x509, art.Signer); err != nil {
+			log.Info("cannot sign yet", "signer", art.Signer, "reason", err.Error())
+			return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
+		}
+	}
+	if cfg.OCI.Enabled() {
+		if ociSigner, err = r.signerFor(ctx, cfg, x509, cfg.OCI.Signer); err != nil {
+			log.Info("cannot sign yet", "signer", cfg.OCI.Signer, "reason", err.Error())
+			return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
+		}
+	}
 	start := time.Now()
-	annotations, f := r.sign(ctx, rn, cfg, signer)
+	annotations, f := r.sign(ctx, rn, cfg, artSigner, ociSigner)
 	if f == nil {
 		annotations[AnnotationSigned] = "true"
 		if err := r.finish(ctx, rn.obj, annotations); err != nil {
@@ -326,7 +394,7 @@ func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, 
 
 // sign builds, signs and stores everything the configuration asks for, and
 // returns the annotations to add, or why it could not.
-func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s *sign.Signer) (map[string]string, *failure) {
+func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, imageSigner *sign.Signer) (map[string]string, *failure) {
 	ann := rn.obj.GetAnnotations()
 	stamp, stamped := ann[specdigest.Annotation]
 	switch {
@@ -406,7 +474,7 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s *si
 				if err != nil {
 					return nil, permanent(ReasonStorageFailed, "%v", err)
 				}
-				sig, err := s.Sign(ctx, ss)
+				sig, err := imageSigner.Sign(ctx, ss)
 				if err != nil {
 					return nil, transient(ReasonStorageFailed, "signing %s: %v", d, err)
 				}

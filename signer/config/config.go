@@ -226,8 +226,8 @@ var keys = []key{
 	{"signers.kms.auth.token-path", text(func(c *Config, v string) { c.KMS.AuthTokenPath = v })},
 	{"signers.kms.auth.oidc.path", text(func(c *Config, v string) { c.KMS.OIDCPath = v })},
 	{"signers.kms.auth.oidc.role", text(func(c *Config, v string) { c.KMS.OIDCRole = v })},
-	{"signers.kms.auth.spire.sock", text(func(c *Config, v string) { c.KMS.SpireSock = v })},
-	{"signers.kms.auth.spire.audience", text(func(c *Config, v string) { c.KMS.SpireAudience = v })},
+	{"signers.kms.auth.spire.sock", notYet("SPIRE authentication to the KMS (signers.kms.auth.spire.sock)")},
+	{"signers.kms.auth.spire.audience", notYet("SPIRE authentication to the KMS (signers.kms.auth.spire.audience)")},
 	// Keyless signing (Fulcio) comes later; accepting its keys silently would
 	// leave a user believing runs are signed keylessly.
 	{"signers.x509.fulcio.enabled", notYet("keyless signing (signers.x509.fulcio.enabled)")},
@@ -288,12 +288,8 @@ func (c Config) Validate() error {
 		name string
 		art  Artifact
 	}{{"taskrun", c.TaskRuns}, {"pipelinerun", c.PipelineRuns}, {"oci", c.OCI}} {
-		if a.art.Enabled() && a.art.Signer == SignerKMS {
-			if c.KMS.Ref == "" {
-				errs = append(errs, fmt.Errorf("artifacts.%s.signer: kms needs signers.kms.kmsref", a.name))
-			} else {
-				errs = append(errs, fmt.Errorf("artifacts.%s.signer: the kms signer is not supported by Tollgate yet; use x509 (signing-secrets)", a.name))
-			}
+		if a.art.Enabled() && a.art.Signer == SignerKMS && c.KMS.Ref == "" {
+			errs = append(errs, fmt.Errorf("artifacts.%s.signer: kms needs signers.kms.kmsref", a.name))
 		}
 		if a.name == "oci" && a.art.Enabled() && slices.Contains(a.art.Storage, StorageTekton) {
 			errs = append(errs, errors.New("artifacts.oci.storage: tekton storage of image signatures is not supported by Tollgate yet; use oci"))

@@ -65,6 +65,7 @@ func TestParse(t *testing.T) {
 		{"empty storage disables", map[string]string{"artifacts.pipelinerun.storage": ""}, func(c *Config) { c.PipelineRuns.Storage = nil }, nil},
 		{"transparency off", map[string]string{"transparency.enabled": "false"}, func(c *Config) {}, nil},
 		{"a kms ref alone is kept for later", map[string]string{"signers.kms.kmsref": "hashivault://chains"}, func(c *Config) { c.KMS.Ref = "hashivault://chains" }, nil},
+		{"kms signer with a ref", map[string]string{"artifacts.taskrun.signer": "kms", "signers.kms.kmsref": "hashivault://chains"}, func(c *Config) { c.TaskRuns.Signer, c.KMS.Ref = "kms", "hashivault://chains" }, nil},
 		{"deep inspection", map[string]string{"artifacts.pipelinerun.enable-deep-inspection": "true"}, func(c *Config) { c.DeepInspection = true }, nil},
 
 		{"unknown key, with a suggestion", map[string]string{"artifacts.taskrun.formats": "slsa/v1"}, nil, []string{"artifacts.taskrun.formats: unknown key (did you mean artifacts.taskrun.format?)"}},
@@ -74,7 +75,7 @@ func TestParse(t *testing.T) {
 		{"kms without a ref", map[string]string{"artifacts.taskrun.signer": "kms"}, nil, []string{"artifacts.taskrun.signer: kms needs signers.kms.kmsref"}},
 		{"transparency upload is refused until it is built", map[string]string{"transparency.enabled": "true"}, nil, []string{"transparency.enabled: uploading to a transparency log is not supported by Tollgate yet"}},
 		{"transparency manual too", map[string]string{"transparency.enabled": "manual"}, nil, []string{"not supported by Tollgate yet"}},
-		{"the kms signer is refused until it is built", map[string]string{"artifacts.taskrun.signer": "kms", "signers.kms.kmsref": "hashivault://chains"}, nil, []string{"artifacts.taskrun.signer: the kms signer is not supported by Tollgate yet"}},
+
 		{"image signatures in tekton storage are refused", map[string]string{"artifacts.oci.storage": "tekton"}, nil, []string{"artifacts.oci.storage: tekton storage of image signatures is not supported"}},
 		{"keyless is refused until it is built", map[string]string{"signers.x509.fulcio.enabled": "true"}, nil, []string{"keyless signing (signers.x509.fulcio.enabled) is not supported by Tollgate yet"}},
 		{"a relative transparency URL", map[string]string{"transparency.url": "rekor.local"}, nil, []string{`transparency.url: "rekor.local" is not an absolute URL`}},

@@ -13,6 +13,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
+	"github.com/sigstore/sigstore/pkg/signature/kms"
 	"github.com/sigstore/sigstore/pkg/signature/options"
 )
 
@@ -73,6 +74,23 @@ func FromSecret(data map[string][]byte) (*Signer, error) {
 	return nil, ErrNoKey
 }
 
+// FromKMS loads a key held by a KMS, by a sigstore KMS reference
+// (signers.kms.kmsref): a provider linked into the binary (gcpkms://,
+// awskms://, azurekms://, hashivault:// where built in), or a sigstore KMS
+// plugin program `sigstore-kms-NAME` on PATH for NAME://... — the same
+// references cosign accepts. Signing is a KMS call; nothing is cached but the
+// client.
+func FromKMS(ctx context.Context, ref string, auth options.RPCAuth) (*Signer, error) {
+	if ref == "" {
+		return nil, errors.New("signers.kms.kmsref is empty")
+	}
+	sv, err := kms.Get(ctx, ref, crypto.SHA256, options.WithRPCAuthOpts(auth))
+	if err != nil {
+		return nil, fmt.Errorf("loading KMS key %q: %w", ref, err)
+	}
+	return &Signer{sv: sv}, nil
+}
+
 // PublicKey returns the verifying key.
 func (s *Signer) PublicKey() (crypto.PublicKey, error) {
 	return s.sv.PublicKey()
@@ -80,7 +98,7 @@ func (s *Signer) PublicKey() (crypto.PublicKey, error) {
 
 // PublicKeyPEM returns the verifying key as PEM, as `cosign public-key` prints it.
 func (s *Signer) PublicKeyPEM() ([]byte, error) {
-	pub, err := s.sv.PublicKey()
+	pub, err := s.sv.PublicKey(options.WithContext(context.Background()))
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sigstore/sigstore/pkg/signature/options"
 )
 
 // cosignBin is the real cosign CLI that `make tools` builds.
@@ -126,5 +128,49 @@ func TestFromSecretErrors(t *testing.T) {
 		if _, err := FromSecret(data); err == nil {
 			t.Errorf("%s: loaded", name)
 		}
+	}
+}
+
+// The kms signer through sigstore's KMS plugin protocol: a real plugin
+// process (testing/kmsplugin) holding the key; what it signs, cosign verifies
+// with the public key the KMS reports, and cosign itself can use the same
+// key reference.
+func TestKMSPluginInterop(t *testing.T) {
+	dir := t.TempDir()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "sigstore-kms-tollgatetest"), "./testing/kmsplugin")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the KMS plugin: %v\n%s", err, out)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	ref := "tollgatetest://" + filepath.Join(dir, "kms-key.pem")
+	ctx := context.Background()
+	s, err := FromKMS(ctx, ref, options.RPCAuth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := s.PublicKeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "kms.pub"), pub, 0o644)
+	blob := []byte("built by a run\n")
+	os.WriteFile(filepath.Join(dir, "artifact"), blob, 0o644)
+	sum := sha256.Sum256(blob)
+	statement := fmt.Sprintf(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"artifact","digest":{"sha256":"%s"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{}}`, hex.EncodeToString(sum[:]))
+	env, err := s.Envelope(ctx, []byte(statement))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "artifact.att"), env, 0o644)
+	for _, key := range []string{"kms.pub", ref} {
+		if out, err := runCosign(t, dir, []string{"PATH=" + os.Getenv("PATH")}, "verify-blob-attestation", "--key", key, "--signature", "artifact.att", "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "artifact"); err != nil {
+			t.Fatalf("cosign verify-blob-attestation --key %s: %v\n%s", key, err, out)
+		}
+	}
+	if _, err := FromKMS(ctx, "nosuchplugin://key", options.RPCAuth{}); err == nil || !strings.Contains(err.Error(), "nosuchplugin://key") {
+		t.Errorf("an unknown KMS: err = %v", err)
 	}
 }

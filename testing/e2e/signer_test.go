@@ -436,6 +436,49 @@ func TestSigner(t *testing.T) {
 		}
 	})
 
+	t.Run("with the kms signer, cosign verifies with the KMS key", func(t *testing.T) {
+		bin := t.TempDir()
+		build := exec.Command("go", "build", "-o", filepath.Join(bin, "sigstore-kms-tollgatetest"), "./testing/kmsplugin")
+		build.Dir = envtest.Root()
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building the KMS plugin: %v\n%s", err, out)
+		}
+		t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+		ref := "tollgatetest://" + filepath.Join(bin, "key.pem")
+		cm := &corev1.ConfigMap{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
+			t.Fatal(err)
+		}
+		cm.Data["artifacts.taskrun.storage"] = "oci"
+		cm.Data["artifacts.taskrun.signer"] = "kms"
+		cm.Data["artifacts.oci.signer"] = "kms"
+		cm.Data["signers.kms.kmsref"] = ref
+		if err := env.Client.Update(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		img := reg.PushRandom(t, "team-a/kms-signed", "1.0")
+		tr := taskRun(ns, "kms-signed", "tekton-builder", safeStep("build"))
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr, str("IMAGE_URL", img.Repository.Name()), str("IMAGE_DIGEST", img.DigestStr()))
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
+			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
+		}
+		penv := []string{"PATH=" + os.Getenv("PATH")}
+		if out, err := cosignCLI(t, dir, penv, "verify", "--key", ref, "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err != nil {
+			t.Fatalf("cosign verify --key %s: %v\n%s", ref, err, out)
+		}
+		if out, err := cosignCLI(t, dir, penv, "verify-attestation", "--key", ref, "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err != nil {
+			t.Fatalf("cosign verify-attestation --key %s: %v\n%s", ref, err, out)
+		}
+		// And the cosign key does not verify it: it was not used.
+		if out, err := cosignCLI(t, dir, nil, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err == nil {
+			t.Fatalf("the x509 key verified a KMS-signed image:\n%s", out)
+		}
+	})
+
 	t.Run("a run whose spec does not match its stamp ends failed, SpecChanged", func(t *testing.T) {
 		// Outside the guarded namespaces a stamp can be anything; the signer still checks it.
 		tr := taskRun(signerNS, "forged-stamp", "tekton-builder", safeStep("test"))
