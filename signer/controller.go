@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/pod"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -33,6 +34,7 @@ import (
 	"github.com/tollgate-dev/tollgate/signer/config"
 	"github.com/tollgate-dev/tollgate/signer/hints"
 	"github.com/tollgate-dev/tollgate/signer/provenance"
+	"github.com/tollgate-dev/tollgate/signer/pullsecrets"
 	"github.com/tollgate-dev/tollgate/signer/sign"
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
 	"github.com/tollgate-dev/tollgate/signer/storage/tekton"
@@ -232,14 +234,16 @@ func (r *Reconciler) current(ctx context.Context) (config.Config, *sign.Signer, 
 
 // run is what Reconcile needs of either kind.
 type run struct {
-	obj       client.Object
-	managedBy *string
-	kind      string
-	done      bool
-	raw       []byte // the object as the API server serves it
-	statement func(config.Config) (*intoto.Statement, error)
-	results   []hints.Result
-	artifact  func(config.Config) config.Artifact
+	obj            client.Object
+	managedBy      *string
+	serviceAccount string
+	pullSecrets    []string
+	kind           string
+	done           bool
+	raw            []byte // the object as the API server serves it
+	statement      func(config.Config) (*intoto.Statement, error)
+	results        []hints.Result
+	artifact       func(config.Config) config.Artifact
 }
 
 // ReconcileTaskRun signs a finished TaskRun.
@@ -250,7 +254,7 @@ func (r *Reconciler) ReconcileTaskRun(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, err
 	}
 	return r.reconcile(ctx, &run{
-		obj: tr, managedBy: tr.Spec.ManagedBy, kind: "TaskRun", done: isDone(tr.Status.GetCondition(apis.ConditionSucceeded)), raw: raw,
+		obj: tr, managedBy: tr.Spec.ManagedBy, serviceAccount: tr.Spec.ServiceAccountName, pullSecrets: podPullSecrets(tr.Spec.PodTemplate), kind: "TaskRun", done: isDone(tr.Status.GetCondition(apis.ConditionSucceeded)), raw: raw,
 		statement: func(c config.Config) (*intoto.Statement, error) {
 			return provenance.TaskRunStatement(c.TaskRuns.Format, tr, provenance.Options{BuilderID: c.BuilderID, BuildType: c.BuildType})
 		},
@@ -267,7 +271,7 @@ func (r *Reconciler) ReconcilePipelineRun(ctx context.Context, req reconcile.Req
 		return reconcile.Result{}, err
 	}
 	return r.reconcile(ctx, &run{
-		obj: pr, managedBy: pr.Spec.ManagedBy, kind: "PipelineRun", done: isDone(pr.Status.GetCondition(apis.ConditionSucceeded)), raw: raw,
+		obj: pr, managedBy: pr.Spec.ManagedBy, serviceAccount: pr.Spec.TaskRunTemplate.ServiceAccountName, pullSecrets: podPullSecrets(pr.Spec.TaskRunTemplate.PodTemplate), kind: "PipelineRun", done: isDone(pr.Status.GetCondition(apis.ConditionSucceeded)), raw: raw,
 		statement: func(c config.Config) (*intoto.Statement, error) {
 			var children pipelinev1.TaskRunList
 			if err := r.Client.List(ctx, &children, client.InNamespace(pr.Namespace), client.MatchingLabels{"tekton.dev/pipelineRun": pr.Name}); err != nil {
@@ -303,6 +307,17 @@ func (r *Reconciler) getRaw(ctx context.Context, key client.ObjectKey, kind stri
 		return nil, fmt.Errorf("decoding %s %s: %w", kind, key, err)
 	}
 	return raw, nil
+}
+
+func podPullSecrets(t *pod.Template) []string {
+	if t == nil {
+		return nil
+	}
+	out := make([]string, 0, len(t.ImagePullSecrets))
+	for _, s := range t.ImagePullSecrets {
+		out = append(out, s.Name)
+	}
+	return out
 }
 
 func isDone(c *apis.Condition) bool {
@@ -411,6 +426,16 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, im
 	}
 	out := map[string]string{}
 	art := rn.artifact(cfg)
+	// The run's registry credentials are read only when something is pushed.
+	var registry *oci.Store
+	getRegistry := func() (*oci.Store, *failure) {
+		if registry != nil {
+			return registry, nil
+		}
+		reg, f := r.registryFor(ctx, rn)
+		registry = reg
+		return reg, f
+	}
 	images, rejected := hints.Images(rn.results)
 	if len(rejected) > 0 {
 		// The run meant to name an image; signing the rest and saying
@@ -452,7 +477,11 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, im
 					if err != nil {
 						return nil, permanent(ReasonStorageFailed, "%v", err)
 					}
-					if err := r.Opts.Registry.StoreAttestation(ctx, d, env, nil, nil); err != nil {
+					reg, f := getRegistry()
+					if f != nil {
+						return nil, f
+					}
+					if err := reg.StoreAttestation(ctx, d, env, nil, nil); err != nil {
 						return nil, transient(ReasonStorageFailed, "%v", err)
 					}
 					stored++
@@ -478,7 +507,11 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, im
 				if err != nil {
 					return nil, transient(ReasonStorageFailed, "signing %s: %v", d, err)
 				}
-				if err := r.Opts.Registry.StoreSignature(ctx, d, ss, sig, nil, nil); err != nil {
+				reg, f := getRegistry()
+				if f != nil {
+					return nil, f
+				}
+				if err := reg.StoreSignature(ctx, d, ss, sig, nil, nil); err != nil {
 					return nil, transient(ReasonStorageFailed, "%v", err)
 				}
 				stored++
@@ -489,6 +522,50 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, im
 		return nil, permanent(ReasonNoArtifacts, "nothing was signed and stored: the run has no type-hinted output (IMAGE_URL/IMAGE_DIGEST, IMAGES) for the configured storage (%s storage %v, artifacts.oci.storage %v) and tekton storage is not configured", strings.ToLower(rn.kind), art.Storage, cfg.OCI.Storage)
 	}
 	return out, nil
+}
+
+// registryFor returns the registry store with the run's image pull
+// credentials: the pull secrets of its service account and of its
+// podTemplate, as the kubelet would use them to pull its images.
+func (r *Reconciler) registryFor(ctx context.Context, rn *run) (*oci.Store, *failure) {
+	if r.Opts.Registry == nil {
+		return nil, permanent(ReasonUnsupported, "no registry store is configured")
+	}
+	ns := rn.obj.GetNamespace()
+	names := append([]string(nil), rn.pullSecrets...)
+	if rn.serviceAccount != "" {
+		sa := &corev1.ServiceAccount{}
+		err := r.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: rn.serviceAccount}, sa)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, transient(ReasonStorageFailed, "reading service account %s/%s for its pull secrets: %v", ns, rn.serviceAccount, err)
+		default:
+			for _, ref := range sa.ImagePullSecrets {
+				names = append(names, ref.Name)
+			}
+		}
+	}
+	var secrets []corev1.Secret
+	for _, n := range names {
+		sec := &corev1.Secret{}
+		err := r.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: n}, sec)
+		if apierrors.IsNotFound(err) {
+			continue // the kubelet skips a missing pull secret too
+		}
+		if err != nil {
+			return nil, transient(ReasonStorageFailed, "reading pull secret %s/%s: %v", ns, n, err)
+		}
+		secrets = append(secrets, *sec)
+	}
+	if len(secrets) == 0 {
+		return r.Opts.Registry, nil
+	}
+	kc, err := pullsecrets.New(secrets)
+	if err != nil {
+		return nil, permanent(ReasonStorageFailed, "%v", err)
+	}
+	return r.Opts.Registry.With(kc), nil
 }
 
 // finish writes the outcome annotations and releases the run.

@@ -6,7 +6,6 @@ import (
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/tools/clientcmd"
@@ -36,9 +35,10 @@ and stored. A finalizer keeps a run from being deleted before that.
 
 Configuration: ConfigMap chains-config and Secret signing-secrets in
 --namespace, with Tekton Chains' keys (cosign generate-key-pair
-k8s://NAMESPACE/signing-secrets creates the Secret). Not built yet: KMS and
-keyless signers, transparency log upload, registry credentials from the
-run's service account (the signer's own environment credentials are used).`,
+k8s://NAMESPACE/signing-secrets creates the Secret). Registry pushes use the
+image pull secrets of the run's service account and podTemplate, then the
+signer's own environment credentials. Not built yet: keyless signing and
+transparency log upload (their configuration keys are refused).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rules := clientcmd.NewDefaultClientConfigLoadingRules()
@@ -49,7 +49,7 @@ run's service account (the signer's own environment credentials are used).`,
 			}
 			rc.QPS, rc.Burst = 50, 100
 			cfg.RestConfig = rc
-			store, err := oci.New("", remote.WithAuthFromKeychain(authn.DefaultKeychain))
+			store, err := oci.New("", authn.DefaultKeychain)
 			if err != nil {
 				return usageError("%w", err)
 			}

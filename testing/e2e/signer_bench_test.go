@@ -71,7 +71,7 @@ func BenchmarkSignerThroughput(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			store, _ := oci.New("")
+			store, _ := oci.New("", nil)
 			b.ResetTimer()
 			start := time.Now()
 			stop := startSignerB(b, env, signer.Options{Namespace: signerNS, Registry: store, RequireStamp: true, RetryDelay: 100 * time.Millisecond})

@@ -72,6 +72,7 @@ func startSignerB(t testing.TB, env *envtest.Env, opts signer.Options) (stop fun
 			Rules: []rbacv1.PolicyRule{
 				{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns", "pipelineruns"}, Verbs: []string{"get", "list", "watch", "patch", "update"}},
 				{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}, Verbs: []string{"get", "list", "watch"}},
+				{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get"}},
 				{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 			},
 		},
@@ -180,7 +181,7 @@ func TestSigner(t *testing.T) {
 		}},
 		serviceAccount(signerNS, "tekton-builder"),
 	)
-	store, err := oci.New("")
+	store, err := oci.New("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,6 +437,29 @@ func TestSigner(t *testing.T) {
 		}
 	})
 
+	t.Run("pushes to a private registry use the run's pull secrets, and only them", func(t *testing.T) {
+		private := registry.StartWithAuth(t, "builder", "pull-secret-password")
+		dockerConfig := fmt.Sprintf(`{"auths":{"%s":{"username":"builder","password":"pull-secret-password"}}}`, private.Host)
+		applyAll(t, env.Client,
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
+				Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(dockerConfig)}},
+			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "private-builder"}, ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}},
+		)
+		img := private.PushRandom(t, "team-a/private-app", "1.0")
+		tr := taskRun(ns, "private-push", "private-builder", safeStep("build"))
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr, str("IMAGE_URL", img.Repository.Name()), str("IMAGE_DIGEST", img.DigestStr()))
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
+			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
+		}
+		// A run whose service account has no pull secret for it cannot push there.
+		img2 := private.PushRandom(t, "team-a/private-app2", "1.0")
+		failedWith(t, taskRun(ns, "private-push-without-secret", "tekton-builder", safeStep("build")), signer.ReasonStorageFailed, "UNAUTHORIZED",
+			str("IMAGE_URL", img2.Repository.Name()), str("IMAGE_DIGEST", img2.DigestStr()))
+	})
+
 	t.Run("with the kms signer, cosign verifies with the KMS key", func(t *testing.T) {
 		bin := t.TempDir()
 		build := exec.Command("go", "build", "-o", filepath.Join(bin, "sigstore-kms-tollgatetest"), "./testing/kmsplugin")
@@ -544,7 +568,7 @@ func TestSignerRestart(t *testing.T) {
 		}
 		return c
 	}
-	store, _ := oci.New("")
+	store, _ := oci.New("", nil)
 	opts := signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond}
 	stop := startSigner(t, env, opts)
 	if !waitFor(ctx, 30*time.Second, func() bool { return signedCount() >= 3 }) {

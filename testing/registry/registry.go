@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -25,14 +26,39 @@ type Registry struct {
 	// HTTP to loopback registries.
 	Host string
 	deny atomic.Pointer[string]
+	// user and pass, when set, are required of every request (Basic auth).
+	user, pass string
+}
+
+// StartWithAuth starts a registry that answers only requests carrying these
+// Basic credentials (401 with a Basic challenge otherwise), as a private
+// registry does.
+func StartWithAuth(t testing.TB, user, pass string) *Registry {
+	t.Helper()
+	return start(t, user, pass)
 }
 
 // Start starts a registry on loopback.
 func Start(t testing.TB) *Registry {
 	t.Helper()
-	r := &Registry{}
+	return start(t, "", "")
+}
+
+func start(t testing.TB, user, pass string) *Registry {
+	t.Helper()
+	r := &Registry{user: user, pass: pass}
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.user != "" {
+			u, p, ok := req.BasicAuth()
+			if !ok || u != r.user || p != r.pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="tollgate-test"`)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+				return
+			}
+		}
 		if p := r.deny.Load(); p != nil && req.Method != http.MethodGet && req.Method != http.MethodHead && strings.HasPrefix(req.URL.Path, "/v2/"+*p) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
@@ -61,7 +87,11 @@ func (r *Registry) PushRandom(t testing.TB, repo, tag string) name.Digest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref, img); err != nil {
+	var opts []remote.Option
+	if r.user != "" {
+		opts = append(opts, remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass}))
+	}
+	if err := remote.Write(ref, img, opts...); err != nil {
 		t.Fatalf("pushing %s: %v", ref, err)
 	}
 	h, err := img.Digest()

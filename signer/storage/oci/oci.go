@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci"
@@ -21,17 +22,23 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
-// Store writes to registries with the given remote options (auth, transport).
+// Store writes to registries with the given remote options (transport) and
+// keychain.
 type Store struct {
-	remote []remote.Option
+	remote   []remote.Option
+	keychain authn.Keychain
 	// repository, when set, receives signatures and attestations instead of
 	// the image's own repository (chains-config storage.oci.repository).
 	repository *name.Repository
 }
 
-// New returns a store. repository may be empty.
-func New(repository string, opts ...remote.Option) (*Store, error) {
-	s := &Store{remote: opts}
+// New returns a store. repository may be empty; keychain may be nil
+// (anonymous).
+func New(repository string, keychain authn.Keychain, opts ...remote.Option) (*Store, error) {
+	if keychain == nil {
+		keychain = authn.NewMultiKeychain()
+	}
+	s := &Store{remote: opts, keychain: keychain}
 	if repository != "" {
 		r, err := name.NewRepository(repository)
 		if err != nil {
@@ -42,8 +49,16 @@ func New(repository string, opts ...remote.Option) (*Store, error) {
 	return s, nil
 }
 
+// With returns a store that offers the credentials of kc first (a run's
+// pull secrets), then its own.
+func (s *Store) With(kc authn.Keychain) *Store {
+	c := *s
+	c.keychain = authn.NewMultiKeychain(kc, s.keychain)
+	return &c
+}
+
 func (s *Store) ociOptions(ctx context.Context) []ociremote.Option {
-	opts := append([]remote.Option{remote.WithContext(ctx)}, s.remote...)
+	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(s.keychain)}, s.remote...)
 	o := []ociremote.Option{ociremote.WithRemoteOptions(opts...)}
 	if s.repository != nil {
 		o = append(o, ociremote.WithTargetRepository(*s.repository))

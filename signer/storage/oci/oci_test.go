@@ -56,7 +56,7 @@ func TestCosignVerifiesWhatWeStore(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := reg.PushRandom(t, "team-a/widget-api", strings.ReplaceAll(tc.name, " ", "-")[:8])
-			store, err := oci.New(tc.repository)
+			store, err := oci.New(tc.repository, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +99,7 @@ func TestCosignVerifiesWhatWeStore(t *testing.T) {
 
 	t.Run("storing the same signature and attestation twice attaches each once", func(t *testing.T) {
 		img := reg.PushRandom(t, "team-a/twice", "v1")
-		store, _ := oci.New("")
+		store, _ := oci.New("", nil)
 		ss, _ := oci.SimpleSigningPayload(img)
 		statement := fmt.Sprintf(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"%s","digest":{"sha256":"%s"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{}}`,
 			img.Repository.Name(), strings.TrimPrefix(img.DigestStr(), "sha256:"))
@@ -135,7 +135,7 @@ func TestCosignVerifiesWhatWeStore(t *testing.T) {
 	})
 
 	t.Run("a registry that is down is an error naming the image", func(t *testing.T) {
-		store, _ := oci.New("")
+		store, _ := oci.New("", nil)
 		img := reg.PushRandom(t, "team-a/gone", "v1")
 		down, _ := nameDigest(strings.Replace(img.String(), reg.Host, "127.0.0.1:1", 1))
 		err := store.StoreAttestation(ctx, down, []byte("{}"), nil, nil)
