@@ -1,6 +1,8 @@
 package provenance
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -52,7 +54,17 @@ func PipelineRunStatement(format string, p *PipelineRun, opts Options, deep bool
 }
 
 // Marshal writes a statement as Chains' signer does (protojson), so the
-// field names are the in-toto ones (_type, predicateType).
+// field names are the in-toto ones (_type, predicateType), compacted:
+// protojson deliberately varies its spacing between builds, and the same
+// statement must be the same bytes whichever signer binary writes it.
 func Marshal(st *intoto.Statement) ([]byte, error) {
-	return protojson.Marshal(st)
+	b, err := protojson.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }

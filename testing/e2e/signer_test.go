@@ -24,6 +24,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -66,22 +68,7 @@ func startSigner(t *testing.T, env *envtest.Env, opts signer.Options) (stop func
 
 func startSignerB(t testing.TB, env *envtest.Env, opts signer.Options) (stop func()) {
 	t.Helper()
-	applyAll(t, env.Client,
-		&rbacv1.ClusterRole{
-			ObjectMeta: metav1.ObjectMeta{Name: "test-tollgate-signer"},
-			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns", "pipelineruns"}, Verbs: []string{"get", "list", "watch", "patch", "update"}},
-				{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}, Verbs: []string{"get", "list", "watch"}},
-				{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get"}},
-				{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-			},
-		},
-		&rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "test-tollgate-signer"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "test-tollgate-signer"},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: signerNS, Name: "tollgate-signer"}},
-		},
-	)
+	grantSignerRBAC(t, env)
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: envtest.Signer, Groups: []string{"system:serviceaccounts", "system:authenticated"}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -520,7 +507,79 @@ func TestSigner(t *testing.T) {
 	})
 }
 
-// TestSignerRestart: a backlog of finished runs, the signer stopped in the
+// grantSignerRBAC gives the signer's service account what the chart will:
+// read and patch runs, read its configuration, service accounts and pull
+// secrets, write Events.
+func grantSignerRBAC(t testing.TB, env *envtest.Env) {
+	t.Helper()
+	applyAll(t, env.Client,
+		&rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: "test-tollgate-signer"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{"tekton.dev"}, Resources: []string{"taskruns", "pipelineruns"}, Verbs: []string{"get", "list", "watch", "patch", "update"}},
+				{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}, Verbs: []string{"get", "list", "watch"}},
+				{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get"}},
+				{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+			},
+		},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "test-tollgate-signer"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "test-tollgate-signer"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: signerNS, Name: "tollgate-signer"}},
+		},
+	)
+}
+
+// startSignerProcess builds and starts `tollgate signer` as a process, with
+// a kubeconfig that acts as the signer's service account.
+func startSignerProcess(t *testing.T, env *envtest.Env) *exec.Cmd {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tollgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
+	build.Dir = envtest.Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building tollgate: %v\n%s", err, out)
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
+	kc.AuthInfos["signer"] = &clientcmdapi.AuthInfo{
+		ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData, Token: env.Config.BearerToken,
+		Impersonate: envtest.Signer, ImpersonateGroups: []string{"system:serviceaccounts", "system:authenticated"},
+	}
+	kc.Contexts["signer"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "signer"}
+	kc.CurrentContext = "signer"
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	grantSignerRBAC(t, env)
+	logFile, err := os.Create(filepath.Join(dir, "signer.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("tollgate signer output:\n%s", b)
+		}
+	})
+	cmd := exec.Command(bin, "signer", "--kubeconfig", kubeconfig, "--namespace", signerNS, "--leader-elect=false",
+		"--probe-address", "0", "--metrics-address", "0", "--workers", "2")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+// TestSignerRestart: a backlog of finished runs, the signer killed in the
 // middle of it and started again: every run ends signed, and every image
 // carries exactly one signature and one attestation.
 func TestSignerRestart(t *testing.T) {
@@ -570,13 +629,19 @@ func TestSignerRestart(t *testing.T) {
 	}
 	store, _ := oci.New("", nil)
 	opts := signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond}
-	stop := startSigner(t, env, opts)
-	if !waitFor(ctx, 30*time.Second, func() bool { return signedCount() >= 3 }) {
+	// The first signer is the real `tollgate signer` process, killed with
+	// SIGKILL in the middle of the backlog.
+	proc := startSignerProcess(t, env)
+	if !waitFor(ctx, 60*time.Second, func() bool { return signedCount() >= 3 }) {
+		_ = proc.Process.Kill()
 		t.Fatal("the first signer signed nothing")
 	}
-	stop() // in the middle of the batch
+	if err := proc.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = proc.Wait()
 	first := signedCount()
-	t.Logf("the first signer signed %d of %d before it was stopped", first, n)
+	t.Logf("the first signer signed %d of %d before it was killed", first, n)
 	startSigner(t, env, opts)
 	if !waitFor(ctx, 60*time.Second, func() bool { return signedCount() == n }) {
 		t.Fatalf("after the restart, %d of %d runs are signed", signedCount(), n)
@@ -596,6 +661,10 @@ func TestSignerRestart(t *testing.T) {
 		la, _ := atts.Get()
 		if len(ls) != 1 || len(la) != 1 {
 			t.Errorf("%s: %d signatures and %d attestations, want exactly one of each", ref, len(ls), len(la))
+			for _, a := range la {
+				p, _ := a.Payload()
+				t.Logf("attestation: %s", p)
+			}
 		}
 	}
 }

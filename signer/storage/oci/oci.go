@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -128,7 +129,7 @@ func (s *Store) StoreAttestation(ctx context.Context, img name.Digest, envelope,
 	if atts, err := se.Attestations(); err == nil {
 		same := func(p []byte) bool {
 			other, err := envelopePayload(p)
-			return err == nil && bytes.Equal(other, statement)
+			return err == nil && sameJSON(other, statement)
 		}
 		if has, err := hasPayload(atts, same); err != nil {
 			return fmt.Errorf("reading the attestations of %s: %w", img, err)
@@ -170,6 +171,19 @@ func hasPayload(sigs oci.Signatures, match func([]byte) bool) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// sameJSON reports whether two JSON documents are equal as JSON (another
+// signer binary may have spaced the same statement differently).
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 // envelopePayload returns the statement a DSSE envelope signs.
