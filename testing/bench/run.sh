@@ -32,6 +32,10 @@ echo "== signer throughput: a backlog of 200 finished TaskRuns, signer started, 
 go test ./testing/e2e -run '^$' -bench BenchmarkSignerThroughput -benchtime 200x -timeout 30m | tee -a "$out" | grep Benchmark
 echo
 
+echo "== signer latency: runs finishing at a steady 10/s, finish -> signed (target p99 < 1 s)"
+go test ./testing/e2e -run '^$' -bench BenchmarkSignerLatency -benchtime 200x -timeout 30m | tee -a "$out" | grep Benchmark
+echo
+
 # Summary: the median of the in-process runs, and what the webhooks add.
 awk 'BEGIN { n = 0 }
 /BenchmarkValidatePipelineRun/ && /reviews\/s/ {

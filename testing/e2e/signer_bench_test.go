@@ -105,3 +105,92 @@ func BenchmarkSignerThroughput(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSignerLatency: with the signer running, b.N runs finish at a
+// steady 10 per second (Tekton's status write); the figure is the time from
+// that write until the run carries chains.tekton.dev/signed "true" (seen by
+// polling every 10 ms). tekton storage, slsa/v2alpha4.
+func BenchmarkSignerLatency(b *testing.B) {
+	dir := b.TempDir()
+	if out, err := cosignCLIB(b, dir, []string{"COSIGN_PASSWORD=pw"}, "generate-key-pair"); err != nil {
+		b.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	key, _ := os.ReadFile(filepath.Join(dir, "cosign.key"))
+	env := startGuarded(b,
+		namespace(signerNS, nil),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "signing-secrets"},
+			Data: map[string][]byte{"cosign.key": key, "cosign.password": []byte("pw")}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}, Data: map[string]string{
+			"artifacts.taskrun.format": "slsa/v2alpha4", "artifacts.taskrun.storage": "tekton", "artifacts.oci.storage": "",
+		}},
+	)
+	alice := env.As(b, Alice)
+	tekton := env.As(b, envtest.TektonController, "system:serviceaccounts")
+	ctx := b.Context()
+	var runs []*pipelinev1.TaskRun
+	for i := 0; i < b.N; i++ {
+		tr := taskRun(ns, fmt.Sprintf("latency-%d", i), "tekton-builder", safeStep("build"))
+		tr.Labels = map[string]string{"bench": "latency"}
+		if err := alice.Create(ctx, tr); err != nil {
+			b.Fatal(err)
+		}
+		runs = append(runs, tr)
+	}
+	store, _ := oci.New("", nil)
+	startSignerB(b, env, signer.Options{Namespace: signerNS, Registry: store, RequireStamp: true})
+	time.Sleep(2 * time.Second) // the signer's caches sync and it adds its finalizers
+	completed := make([]time.Time, b.N)
+	signedAt := make([]time.Time, b.N)
+	b.ResetTimer()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i, tr := range runs {
+			<-tick.C
+			cur := &pipelinev1.TaskRun{}
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(tr), cur); err != nil {
+				b.Error(err)
+				return
+			}
+			completed[i] = time.Now()
+			if err := envtest.CompleteTaskRun(ctx, tekton, cur, true); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(time.Duration(b.N)*100*time.Millisecond + time.Minute)
+	remaining := b.N
+	for remaining > 0 && time.Now().Before(deadline) {
+		var list pipelinev1.TaskRunList
+		if err := env.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{"bench": "latency"}); err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now()
+		for _, tr := range list.Items {
+			var i int
+			if _, err := fmt.Sscanf(tr.Name, "latency-%d", &i); err != nil || !signedAt[i].IsZero() {
+				continue
+			}
+			if tr.Annotations[signer.AnnotationSigned] == "true" {
+				signedAt[i] = now
+				remaining--
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	<-done
+	b.StopTimer()
+	if remaining > 0 {
+		b.Fatalf("%d runs not signed", remaining)
+	}
+	lat := make([]time.Duration, b.N)
+	for i := range lat {
+		lat[i] = signedAt[i].Sub(completed[i])
+	}
+	p50, p99 := percentiles(lat)
+	b.ReportMetric(p50, "p50-ms")
+	b.ReportMetric(p99, "p99-ms")
+}
