@@ -2,14 +2,11 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tollgate-dev/tollgate/signer"
@@ -26,19 +23,7 @@ import (
 // server with the run guard's webhooks on.
 func BenchmarkSignerThroughput(b *testing.B) {
 	dir := b.TempDir()
-	out, err := cosignCLIB(b, dir, []string{"COSIGN_PASSWORD=pw"}, "generate-key-pair")
-	if err != nil {
-		b.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
-	}
-	key, _ := os.ReadFile(filepath.Join(dir, "cosign.key"))
-	env := startGuarded(b,
-		namespace(signerNS, nil),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "signing-secrets"},
-			Data: map[string][]byte{"cosign.key": key, "cosign.password": []byte("pw")}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}, Data: map[string]string{
-			"artifacts.taskrun.format": "slsa/v2alpha4",
-		}},
-	)
+	env := startGuarded(b, signerFixtures(b, dir, map[string]string{"artifacts.taskrun.format": "slsa/v2alpha4"})...)
 	reg := registry.Start(b)
 	alice := env.As(b, Alice)
 	tekton := env.As(b, envtest.TektonController, "system:serviceaccounts")
@@ -112,18 +97,9 @@ func BenchmarkSignerThroughput(b *testing.B) {
 // polling every 10 ms). tekton storage, slsa/v2alpha4.
 func BenchmarkSignerLatency(b *testing.B) {
 	dir := b.TempDir()
-	if out, err := cosignCLIB(b, dir, []string{"COSIGN_PASSWORD=pw"}, "generate-key-pair"); err != nil {
-		b.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
-	}
-	key, _ := os.ReadFile(filepath.Join(dir, "cosign.key"))
-	env := startGuarded(b,
-		namespace(signerNS, nil),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "signing-secrets"},
-			Data: map[string][]byte{"cosign.key": key, "cosign.password": []byte("pw")}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}, Data: map[string]string{
-			"artifacts.taskrun.format": "slsa/v2alpha4", "artifacts.taskrun.storage": "tekton", "artifacts.oci.storage": "",
-		}},
-	)
+	env := startGuarded(b, signerFixtures(b, dir, map[string]string{
+		"artifacts.taskrun.format": "slsa/v2alpha4", "artifacts.taskrun.storage": "tekton", "artifacts.oci.storage": "",
+	})...)
 	alice := env.As(b, Alice)
 	tekton := env.As(b, envtest.TektonController, "system:serviceaccounts")
 	ctx := b.Context()

@@ -17,7 +17,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
-	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -152,22 +151,12 @@ func eventReasons(t *testing.T, c client.Client, obj client.Object) []string {
 // real cosign verifies the image's signature and SLSA v1.0 attestation.
 func TestSigner(t *testing.T) {
 	dir := t.TempDir()
-	if out, err := cosignCLI(t, dir, []string{"COSIGN_PASSWORD=s3cret"}, "generate-key-pair"); err != nil {
-		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
-	}
-	key, _ := os.ReadFile(filepath.Join(dir, "cosign.key"))
-	env := startGuarded(t,
-		namespace(signerNS, nil),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "signing-secrets"},
-			Data: map[string][]byte{"cosign.key": key, "cosign.password": []byte("s3cret")}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}, Data: map[string]string{
-			"artifacts.taskrun.format":  "slsa/v2alpha4",
-			"artifacts.taskrun.storage": "tekton,oci",
-			"artifacts.oci.storage":     "oci",
-			"builder.id":                "https://tollgate.dev/builders/test",
-		}},
-		serviceAccount(signerNS, "tekton-builder"),
-	)
+	env := startGuarded(t, append(signerFixtures(t, dir, map[string]string{
+		"artifacts.taskrun.format":  "slsa/v2alpha4",
+		"artifacts.taskrun.storage": "tekton,oci",
+		"artifacts.oci.storage":     "oci",
+		"builder.id":                "https://tollgate.dev/builders/test",
+	}), serviceAccount(signerNS, "tekton-builder"))...)
 	store, err := oci.New("", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -507,6 +496,26 @@ func TestSigner(t *testing.T) {
 	})
 }
 
+// signerFixtures generates a cosign key pair in dir (cosign.key, cosign.pub)
+// and returns the signer's namespace, its signing-secrets as `cosign
+// generate-key-pair k8s://…` would write them, and a chains-config.
+func signerFixtures(t testing.TB, dir string, chainsConfig map[string]string) []client.Object {
+	t.Helper()
+	if out, err := cosignCLIB(t, dir, []string{"COSIGN_PASSWORD=pw"}, "generate-key-pair"); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	key, err := os.ReadFile(filepath.Join(dir, "cosign.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []client.Object{
+		namespace(signerNS, nil),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "signing-secrets"},
+			Data: map[string][]byte{"cosign.key": key, "cosign.password": []byte("pw")}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}, Data: chainsConfig},
+	}
+}
+
 // grantSignerRBAC gives the signer's service account what the chart will:
 // read and patch runs, read its configuration, service accounts and pull
 // secrets, write Events.
@@ -584,19 +593,10 @@ func startSignerProcess(t *testing.T, env *envtest.Env) *exec.Cmd {
 // carries exactly one signature and one attestation.
 func TestSignerRestart(t *testing.T) {
 	dir := t.TempDir()
-	if out, err := cosignCLI(t, dir, []string{"COSIGN_PASSWORD=pw"}, "generate-key-pair"); err != nil {
-		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
-	}
-	key, _ := os.ReadFile(filepath.Join(dir, "cosign.key"))
-	env := startGuarded(t,
-		namespace(signerNS, nil),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "signing-secrets"},
-			Data: map[string][]byte{"cosign.key": key, "cosign.password": []byte("pw")}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}, Data: map[string]string{
-			"artifacts.taskrun.format":  "slsa/v2alpha4",
-			"artifacts.taskrun.storage": "tekton,oci",
-		}},
-	)
+	env := startGuarded(t, signerFixtures(t, dir, map[string]string{
+		"artifacts.taskrun.format":  "slsa/v2alpha4",
+		"artifacts.taskrun.storage": "tekton,oci",
+	})...)
 	reg := registry.Start(t)
 	alice := env.As(t, Alice)
 	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
@@ -651,14 +651,7 @@ func TestSignerRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		se, err := ociremote.SignedEntity(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sigs, _ := se.Signatures()
-		atts, _ := se.Attestations()
-		ls, _ := sigs.Get()
-		la, _ := atts.Get()
+		ls, la := registry.Attached(t, d)
 		if len(ls) != 1 || len(la) != 1 {
 			t.Errorf("%s: %d signatures and %d attestations, want exactly one of each", ref, len(ls), len(la))
 			for _, a := range la {

@@ -18,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 )
 
 // Registry is a running registry.
@@ -103,4 +105,29 @@ func (r *Registry) PushRandom(t testing.TB, repo, tag string) name.Digest {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// Attached returns the cosign signatures and attestations attached to an
+// image (its .sig and .att tags), as cosign finds them.
+func Attached(t testing.TB, img name.Digest) (sigs, atts []oci.Signature) {
+	t.Helper()
+	se, err := ociremote.SignedEntity(img)
+	if err != nil {
+		t.Fatalf("reading %s: %v", img, err)
+	}
+	s, err := se.Signatures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := se.Attestations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sigs, err = s.Get(); err != nil {
+		t.Fatal(err)
+	}
+	if atts, err = a.Get(); err != nil {
+		t.Fatal(err)
+	}
+	return sigs, atts
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 
 	"github.com/tollgate-dev/tollgate/signer/sign"
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
@@ -119,14 +118,7 @@ func TestCosignVerifiesWhatWeStore(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		se, err := ociremote.SignedEntity(img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sigs, _ := se.Signatures()
-		atts, _ := se.Attestations()
-		ls, _ := sigs.Get()
-		la, _ := atts.Get()
+		ls, la := registry.Attached(t, img)
 		if len(ls) != 1 || len(la) != 1 {
 			t.Errorf("%d signatures and %d attestations, want one of each", len(ls), len(la))
 		}
