@@ -34,7 +34,7 @@ import (
 	"github.com/tollgate-dev/tollgate/signer/config"
 	"github.com/tollgate-dev/tollgate/signer/hints"
 	"github.com/tollgate-dev/tollgate/signer/provenance"
-	"github.com/tollgate-dev/tollgate/signer/pullsecrets"
+	"github.com/tollgate-dev/tollgate/policy/images/pullsecrets"
 	"github.com/tollgate-dev/tollgate/signer/sign"
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
 	"github.com/tollgate-dev/tollgate/signer/storage/tekton"

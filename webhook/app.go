@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-logr/logr"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -15,8 +16,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tollgate-dev/tollgate/policy/images"
 	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/webhook/imagegate"
 	"github.com/tollgate-dev/tollgate/webhook/runguard"
 )
 
@@ -25,6 +28,36 @@ type Config struct {
 	Server     Options
 	RestConfig *rest.Config
 	Identities runs.Identities
+	Images     ImageOptions
+}
+
+// ImageOptions configure the image gate.
+type ImageOptions struct {
+	// Budget bounds one admission's image verification; keep it well
+	// inside the webhook timeout (the chart's is 10 s).
+	Budget time.Duration
+	Cache  images.CacheOptions
+	Limits images.Limits
+	// Resync recompiles the policies this often, so rotated keys in
+	// Secrets and KMS take effect.
+	Resync time.Duration
+}
+
+// DefaultImageOptions returns the defaults.
+func DefaultImageOptions() ImageOptions {
+	return ImageOptions{Budget: 7 * time.Second, Cache: images.DefaultCacheOptions(), Limits: images.DefaultLimits(), Resync: time.Minute}
+}
+
+// Validate reports inconsistent options.
+func (o ImageOptions) Validate() error {
+	var errs []error
+	if o.Budget <= 0 {
+		errs = append(errs, errors.New("the image verification budget must be positive"))
+	}
+	if o.Resync < 0 {
+		errs = append(errs, errors.New("the image policy resync interval is negative"))
+	}
+	return errors.Join(append(errs, o.Cache.Validate(), o.Limits.Validate())...)
 }
 
 // Scheme returns the scheme of every type the webhook reads.
@@ -71,6 +104,31 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 	if err != nil {
 		return err
 	}
+	if err := cfg.Images.Validate(); err != nil {
+		return err
+	}
+	imageStore, err := imagegate.NewPolicyStore(ctx, c, cl, cl, cfg.Images.Resync, log.WithName("image-policies"))
+	if err != nil {
+		return err
+	}
+	reg, err := images.NewRegistry(nil, cfg.Images.Limits)
+	if err != nil {
+		return err
+	}
+	vcache, err := images.NewCache(cfg.Images.Cache)
+	if err != nil {
+		return err
+	}
+	ig, err := imagegate.New(imagegate.Deps{
+		Policies:    imageStore.Current,
+		Gate:        &images.Gate{Verifier: images.NewVerifier(reg), Cache: vcache},
+		Namespaces:  cluster,
+		Credentials: imagegate.SecretCredentials{Reader: cl},
+		Budget:      cfg.Images.Budget,
+	})
+	if err != nil {
+		return err
+	}
 	var synced atomic.Bool
 	ready := func() error {
 		if !synced.Load() {
@@ -78,7 +136,7 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 		}
 		return nil
 	}
-	srv, err := New(cfg.Server, Handlers{MutateRuns: h.MutateHandler(), ValidateRuns: h}, ready, log)
+	srv, err := New(cfg.Server, Handlers{MutateRuns: h.MutateHandler(), ValidateRuns: h, MutateWorkloads: ig.MutateHandler(), ValidateWorkloads: ig}, ready, log)
 	if err != nil {
 		return err
 	}
@@ -92,8 +150,12 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 		if err := store.Reload(ctx); err != nil {
 			log.Error(err, "loading run policies")
 		}
+		if err := imageStore.Reload(ctx); err != nil {
+			log.Error(err, "loading image policies")
+		}
 		synced.Store(true)
 		log.Info("caches synced; ready")
+		go imageStore.Run(ctx)
 		store.Run(ctx)
 	}()
 

@@ -19,11 +19,13 @@ import (
 
 // Paths the server answers.
 const (
-	PathMutateRuns   = "/mutate-runs"
-	PathValidateRuns = "/validate-runs"
-	PathHealthz      = "/healthz"
-	PathReadyz       = "/readyz"
-	PathMetrics      = "/metrics"
+	PathMutateRuns        = "/mutate-runs"
+	PathValidateRuns      = "/validate-runs"
+	PathMutateWorkloads   = "/mutate-workloads"
+	PathValidateWorkloads = "/validate-workloads"
+	PathHealthz           = "/healthz"
+	PathReadyz            = "/readyz"
+	PathMetrics           = "/metrics"
 )
 
 // Options configure the server.
@@ -61,8 +63,10 @@ func (o Options) Validate() error {
 
 // Handlers are the admission handlers the server routes to.
 type Handlers struct {
-	MutateRuns   admission.Handler
-	ValidateRuns admission.Handler
+	MutateRuns        admission.Handler
+	ValidateRuns      admission.Handler
+	MutateWorkloads   admission.Handler
+	ValidateWorkloads admission.Handler
 }
 
 // Server is the admission server.
@@ -88,6 +92,8 @@ func New(opts Options, h Handlers, ready func() error, log logr.Logger) (*Server
 	s := &Server{opts: opts, mux: http.NewServeMux(), ready: ready, log: log, Registry: reg, metrics: newMetrics(reg)}
 	s.handle(PathMutateRuns, h.MutateRuns)
 	s.handle(PathValidateRuns, h.ValidateRuns)
+	s.handle(PathMutateWorkloads, h.MutateWorkloads)
+	s.handle(PathValidateWorkloads, h.ValidateWorkloads)
 	s.mux.HandleFunc(PathHealthz, func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	s.mux.HandleFunc(PathReadyz, s.readyz)
 	s.mux.Handle(PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -16,6 +16,7 @@ import (
 
 func newWebhookCmd() *cobra.Command {
 	opts := webhook.Default()
+	imgOpts := webhook.DefaultImageOptions()
 	var (
 		kubeconfig string
 		tekton     []string
@@ -24,20 +25,33 @@ func newWebhookCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "webhook",
-		Short: "Serve the run guard's admission webhooks over TLS",
+		Short: "Serve the run guard's and the image gate's admission webhooks over TLS",
 		Long: `Serve the admission webhooks over TLS:
 
   /mutate-runs     stamps tollgate.dev/spec-digest on new PipelineRuns and TaskRuns
                    and writes configured default limits into inline steps
   /validate-runs   decides PipelineRuns and TaskRuns (CREATE, UPDATE, status) and
                    Pods labelled tekton.dev/taskRun (CREATE)
+  /mutate-workloads
+                   image gate: pins each verified image:tag to image:tag@sha256:...
+                   in Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs,
+                   CronJobs and pods/ephemeralcontainers
+  /validate-workloads
+                   image gate: denies (or, in Warn, warns about) any image without a
+                   signature and the attestations its ClusterImagePolicy requires
   /healthz         liveness
   /readyz          readiness: true once the informer caches are synced
   /metrics         Prometheus metrics
 
 The serving certificate and key are read from files and reloaded when they
-change. The webhook reads Tasks, Pipelines, ServiceAccounts, Namespaces, RBAC
-and ClusterRunPolicies through informers, and writes ClusterRunPolicy status.`,
+change. The webhook reads Tasks, Pipelines, ServiceAccounts, Namespaces, RBAC,
+ClusterRunPolicies and ClusterImagePolicies through informers, reads image
+pull secrets, service accounts and the Secrets image policies name directly
+from the API server, and writes both policies' status.
+
+The image gate reviews namespaces labelled tollgate.dev/gate=enforce or warn.
+Verified results are cached by (image digest, policy generation and trust
+material); registry errors are never cached and always deny in Enforce.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rules := clientcmd.NewDefaultClientConfigLoadingRules()
@@ -50,6 +64,9 @@ and ClusterRunPolicies through informers, and writes ClusterRunPolicy status.`,
 			if err := opts.Validate(); err != nil {
 				return usageError("%w", err)
 			}
+			if err := imgOpts.Validate(); err != nil {
+				return usageError("%w", err)
+			}
 			log := zap.New(zap.UseDevMode(false), zap.Level(zapcore.Level(-verbosity))).WithName("webhook")
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -57,6 +74,7 @@ and ClusterRunPolicies through informers, and writes ClusterRunPolicy status.`,
 				Server:     opts,
 				RestConfig: cfg,
 				Identities: runs.Identities{TektonControllers: tekton, Trusted: trusted},
+				Images:     imgOpts,
 			}, log, nil)
 			if err != nil {
 				return fmt.Errorf("webhook: %w", err)
@@ -74,6 +92,12 @@ and ClusterRunPolicies through informers, and writes ClusterRunPolicy status.`,
 		"users allowed to update run status (the Tekton controller's service account)")
 	f.StringSliceVar(&trusted, "trusted-users", []string{"system:serviceaccount:tollgate-system:tollgate-signer"},
 		"users allowed to write tollgate.dev/* and chains.tekton.dev/* annotations (Tollgate's signer)")
+	f.DurationVar(&imgOpts.Budget, "image-verify-budget", imgOpts.Budget, "time one admission may spend resolving and verifying images; keep it under the webhook timeout")
+	f.IntVar(&imgOpts.Cache.MaxEntries, "image-cache-entries", imgOpts.Cache.MaxEntries, "verified results kept")
+	f.Int64Var(&imgOpts.Cache.MaxBytes, "image-cache-bytes", imgOpts.Cache.MaxBytes, "bytes of verified results (statements included) kept")
+	f.DurationVar(&imgOpts.Cache.TTL, "image-cache-ttl", imgOpts.Cache.TTL, "how long a verified result is served from the cache")
+	f.DurationVar(&imgOpts.Cache.NegativeTTL, "image-cache-negative-ttl", imgOpts.Cache.NegativeTTL, "how long a failed verification is served from the cache (registry errors are never cached)")
+	f.DurationVar(&imgOpts.Resync, "image-policy-resync", imgOpts.Resync, "recompile image policies this often, so rotated keys in Secrets and KMS take effect")
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (0: decisions and errors, 1: also skipped checks and defaults)")
 	return cmd
 }

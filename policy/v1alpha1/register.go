@@ -13,6 +13,7 @@ var GroupVersion = schema.GroupVersion{Group: "tollgate.dev", Version: "v1alpha1
 func AddToScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&ClusterRunPolicy{}, &ClusterRunPolicyList{},
+		&ClusterImagePolicy{}, &ClusterImagePolicyList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -89,8 +89,8 @@ func Start(t testing.TB, opts Options) *Env {
 	if opts.Webhooks {
 		e.WebhookInstallOptions = crenvtest.WebhookInstallOptions{
 			LocalServingHost:   "127.0.0.1",
-			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{MutatingRuns()},
-			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{ValidatingRuns()},
+			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{MutatingRuns(), MutatingWorkloads()},
+			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{ValidatingRuns(), ValidatingWorkloads()},
 		}
 	}
 	// The API server must accept impersonation of the Tekton controller and
@@ -126,6 +126,12 @@ func Start(t testing.TB, opts Options) *Env {
 // server calls, and waits until it is ready. It stops with the test.
 func (e *Env) StartWebhook(t testing.TB) {
 	t.Helper()
+	e.StartWebhookWith(t, webhook.DefaultImageOptions())
+}
+
+// StartWebhookWith is StartWebhook with image gate options.
+func (e *Env) StartWebhookWith(t testing.TB, images webhook.ImageOptions) {
+	t.Helper()
 	if e.WebhookAddr == "" {
 		t.Fatal("the environment was started without webhooks")
 	}
@@ -140,6 +146,7 @@ func (e *Env) StartWebhook(t testing.TB) {
 		},
 		RestConfig: e.Config,
 		Identities: runs.Identities{TektonControllers: []string{TektonController}, Trusted: []string{Signer}},
+		Images:     images,
 	}
 	log := zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true))
 	go func() { done <- webhook.Run(ctx, cfg, log, started) }()

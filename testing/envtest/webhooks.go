@@ -91,6 +91,62 @@ func ValidatingRuns() *admissionregistrationv1.ValidatingWebhookConfiguration {
 	}
 }
 
+// gatedNS selects the namespaces the image gate reviews.
+var gatedNS = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+	{Key: "tollgate.dev/gate", Operator: metav1.LabelSelectorOpIn, Values: []string{"enforce", "warn"}},
+	{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "tollgate-system"}},
+}}
+
+func workloadRules() []admissionregistrationv1.RuleWithOperations {
+	cu := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
+	ns := ptr.To(admissionregistrationv1.NamespacedScope)
+	return []admissionregistrationv1.RuleWithOperations{
+		{Operations: cu, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}, Scope: ns}},
+		{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/ephemeralcontainers"}, Scope: ns}},
+		{Operations: cu, Rule: admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments", "replicasets", "statefulsets", "daemonsets"}, Scope: ns}},
+		{Operations: cu, Rule: admissionregistrationv1.Rule{APIGroups: []string{"batch"}, APIVersions: []string{"v1"}, Resources: []string{"jobs", "cronjobs"}, Scope: ns}},
+	}
+}
+
+// MutatingWorkloads is the image gate's mutating webhook: it pins verified
+// tags to digests, reinvoked after other mutating webhooks (an injected
+// sidecar is pinned too).
+func MutatingWorkloads() *admissionregistrationv1.MutatingWebhookConfiguration {
+	return &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-workloads"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    "workloads.mutate.tollgate.dev",
+			ClientConfig:            svc("mutate-workloads"),
+			Rules:                   workloadRules(),
+			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+			NamespaceSelector:       gatedNS,
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			TimeoutSeconds:          ptr.To[int32](10),
+			AdmissionReviewVersions: []string{"v1"},
+			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
+		}},
+	}
+}
+
+// ValidatingWorkloads is the image gate's validating webhook.
+func ValidatingWorkloads() *admissionregistrationv1.ValidatingWebhookConfiguration {
+	return &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-workloads"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    "workloads.validate.tollgate.dev",
+			ClientConfig:            svc("validate-workloads"),
+			Rules:                   workloadRules(),
+			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+			NamespaceSelector:       gatedNS,
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			TimeoutSeconds:          ptr.To[int32](10),
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	}
+}
+
 // WaitReady polls the webhook's /readyz over TLS until it answers 200.
 func WaitReady(addr string, ca []byte, timeout time.Duration) error {
 	pool := x509.NewCertPool()

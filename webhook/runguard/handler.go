@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"gomodules.xyz/jsonpatch/v2"
@@ -12,13 +11,13 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
+	"github.com/tollgate-dev/tollgate/webhook/reply"
 )
 
 // Namespaces answers a namespace's labels.
@@ -51,33 +50,16 @@ func New(deps Deps) (*Handler, error) {
 	return &Handler{deps: deps}, nil
 }
 
-// errBadRequest marks errors caused by the request itself (4xx), as opposed
-// to internal faults (5xx). Both deny.
-type errBadRequest struct{ err error }
-
-func (e errBadRequest) Error() string { return e.err.Error() }
-func (e errBadRequest) Unwrap() error { return e.err }
-
-func badRequest(format string, args ...any) error {
-	return errBadRequest{fmt.Errorf(format, args...)}
-}
+func badRequest(format string, args ...any) error { return reply.BadRequest(format, args...) }
 
 func errored(err error) admission.Response {
-	var br errBadRequest
-	if errors.As(err, &br) || errors.Is(err, runs.ErrInvalidRun) {
-		return admission.Errored(http.StatusBadRequest, err)
+	if errors.Is(err, runs.ErrInvalidRun) {
+		err = reply.BadRequest("%w", err)
 	}
-	return admission.Errored(http.StatusInternalServerError, fmt.Errorf("tollgate could not decide and denies (fail closed): %w", err))
+	return reply.Error(err)
 }
 
-// wellFormed rejects requests the API server would never send: an empty
-// review decodes into a zero request, which must not pass as "nothing to do".
-func wellFormed(req *admission.Request) error {
-	if req.UID == "" || req.Kind.Kind == "" || req.Operation == "" {
-		return badRequest("malformed AdmissionReview: request uid, kind and operation are required")
-	}
-	return nil
-}
+func wellFormed(req *admission.Request) error { return reply.WellFormed(req) }
 
 // runKind returns PipelineRun or TaskRun for a tekton.dev request, checking
 // that the object agrees with the resource it was sent as.
@@ -120,8 +102,7 @@ func (h *Handler) gather(ctx context.Context, req *admission.Request, kind strin
 	}
 	in, err := runs.Gather(ctx, h.deps.Cluster, pr, tr)
 	if err != nil {
-		var br errBadRequest
-		if errors.As(err, &br) {
+		if reply.IsBadRequest(err) {
 			return nil, nil, err
 		}
 		return nil, nil, fmt.Errorf("gathering %s %s/%s: %w", kind, req.Namespace, req.Name, err)
@@ -306,36 +287,6 @@ func (h *Handler) validatePod(ctx context.Context, req *admission.Request) admis
 	return respond(ctx, &d)
 }
 
-// respond turns a decision into an admission response, logging exemptions.
 func respond(ctx context.Context, d *policy.Decision) admission.Response {
-	log := logf.FromContext(ctx)
-	for _, e := range d.Exempted {
-		log.Info("exempted", "policy", e.Policy, "rule", e.Rule, "task", e.Task, "reason", e.Reason)
-	}
-	for _, s := range d.Skipped {
-		log.V(1).Info("not checked at admission", "policy", s.Policy, "rule", s.Rule, "task", s.Task, "reason", s.Reason)
-	}
-	warnings := make([]string, 0, len(d.Warnings))
-	for _, w := range d.Warnings {
-		warnings = append(warnings, "tollgate: "+w.String())
-	}
-	if d.Allowed() {
-		return admission.Allowed("").WithWarnings(warnings...)
-	}
-	causes := make([]metav1.StatusCause, 0, len(d.Denials))
-	for _, v := range d.Denials {
-		causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: v.Field, Message: v.String()})
-	}
-	log.Info("denied", "violations", len(d.Denials))
-	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
-		Allowed: false,
-		Result: &metav1.Status{
-			Status:  metav1.StatusFailure,
-			Code:    http.StatusForbidden,
-			Reason:  metav1.StatusReasonForbidden,
-			Message: d.Message(),
-			Details: &metav1.StatusDetails{Causes: causes},
-		},
-		Warnings: warnings,
-	}}
+	return reply.Decision(ctx, d)
 }

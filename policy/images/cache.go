@@ -1,0 +1,176 @@
+package images
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// CacheOptions bound the verification cache.
+type CacheOptions struct {
+	// MaxEntries and MaxBytes bound the cache; the least recently used
+	// result goes first.
+	MaxEntries int
+	MaxBytes   int64
+	// TTL is how long a verified result is served; NegativeTTL how long a
+	// failed one is. Registry errors are never cached.
+	TTL         time.Duration
+	NegativeTTL time.Duration
+	// VerifyTimeout bounds one shared verification, whoever waits for it.
+	VerifyTimeout time.Duration
+}
+
+// DefaultCacheOptions keep 10,000 results for 10 minutes (failures 15 s).
+func DefaultCacheOptions() CacheOptions {
+	return CacheOptions{MaxEntries: 10000, MaxBytes: 128 << 20, TTL: 10 * time.Minute, NegativeTTL: 15 * time.Second, VerifyTimeout: 25 * time.Second}
+}
+
+// Validate reports options that would make the cache useless or unbounded.
+func (o CacheOptions) Validate() error {
+	if o.MaxEntries <= 0 || o.MaxBytes <= 0 {
+		return errors.New("the verification cache needs a positive entry and byte bound")
+	}
+	if o.TTL <= 0 || o.NegativeTTL < 0 || o.VerifyTimeout <= 0 {
+		return errors.New("the verification cache TTL and timeout must be positive")
+	}
+	return nil
+}
+
+// Key identifies a verified result: the image digest and the policy's
+// fingerprint (policy UID, generation and trust material).
+type Key struct {
+	Digest      string
+	Fingerprint string
+}
+
+type entry struct {
+	key     Key
+	result  *Result
+	size    int64
+	expires time.Time
+}
+
+// Cache holds verified results and shares concurrent verifications of one
+// key: 500 admissions of one new digest cause one verification.
+type Cache struct {
+	opts  CacheOptions
+	now   func() time.Time
+	group singleflight.Group
+
+	mu      sync.Mutex
+	lru     *list.List // front: most recent
+	entries map[Key]*list.Element
+	bytes   int64
+
+	hits, misses, verifications atomic.Int64
+}
+
+// NewCache returns an empty cache.
+func NewCache(opts CacheOptions) (*Cache, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return &Cache{opts: opts, now: time.Now, lru: list.New(), entries: map[Key]*list.Element{}}, nil
+}
+
+// Stats are the cache's counters.
+type Stats struct {
+	Hits, Misses, Verifications int64
+	Entries                     int
+	Bytes                       int64
+}
+
+// Stats returns the counters.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Verifications: c.verifications.Load(), Entries: c.lru.Len(), Bytes: c.bytes}
+}
+
+func (c *Cache) get(k Key) (*Result, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[k]
+	if !ok {
+		return nil, false
+	}
+	e := el.Value.(*entry)
+	if !c.now().Before(e.expires) {
+		c.remove(el)
+		return nil, false
+	}
+	c.lru.MoveToFront(el)
+	return e.result, true
+}
+
+func (c *Cache) put(k Key, r *Result) {
+	ttl := c.opts.TTL
+	if !r.Verified() {
+		ttl = c.opts.NegativeTTL
+	}
+	if ttl <= 0 {
+		return
+	}
+	size := r.size()
+	if size > c.opts.MaxBytes {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[k]; ok {
+		c.remove(el)
+	}
+	el := c.lru.PushFront(&entry{key: k, result: r, size: size, expires: c.now().Add(ttl)})
+	c.entries[k] = el
+	c.bytes += size
+	for c.lru.Len() > c.opts.MaxEntries || c.bytes > c.opts.MaxBytes {
+		c.remove(c.lru.Back())
+	}
+}
+
+func (c *Cache) remove(el *list.Element) {
+	e := c.lru.Remove(el).(*entry)
+	delete(c.entries, e.key)
+	c.bytes -= e.size
+}
+
+// Do returns the cached result for k, or runs verify once for every caller
+// waiting on the same k and flight (flight separates callers whose
+// credentials differ, so one caller's missing credentials never decide for
+// another). verify runs with its own deadline (VerifyTimeout), not the
+// caller's: a caller that gives up does not cancel it for the others.
+func (c *Cache) Do(ctx context.Context, k Key, flight string, verify func(context.Context) (*Result, error)) (res *Result, hit bool, err error) {
+	if r, ok := c.get(k); ok {
+		c.hits.Add(1)
+		return r, true, nil
+	}
+	c.misses.Add(1)
+	ch := c.group.DoChan(k.Digest+"\x00"+k.Fingerprint+"\x00"+flight, func() (any, error) {
+		if r, ok := c.get(k); ok { // a flight that just finished filled it
+			return r, nil
+		}
+		c.verifications.Add(1)
+		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.VerifyTimeout)
+		defer cancel()
+		r, err := verify(vctx)
+		if err != nil {
+			return nil, err
+		}
+		c.put(k, r)
+		return r, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	case out := <-ch:
+		if out.Err != nil {
+			return nil, false, out.Err
+		}
+		return out.Val.(*Result), false, nil
+	}
+}

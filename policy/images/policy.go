@@ -1,0 +1,363 @@
+package images
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/kms"
+	"github.com/sigstore/sigstore/pkg/tuf"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+)
+
+// Keys of the Secrets a policy may reference.
+const (
+	DefaultPublicKeyKey = "cosign.pub"
+	FulcioRootsKey      = "fulcio.pem"
+	RekorPublicKeyKey   = "rekor.pub"
+	CTLogPublicKeyKey   = "ctlog.pub"
+)
+
+// Deps are the sources of trust material a policy may reference.
+type Deps struct {
+	// Secret returns the data of a Secret. Required only for policies that
+	// reference Secrets.
+	Secret func(ctx context.Context, namespace, name string) (map[string][]byte, error)
+	// KMS returns the public key of a sigstore KMS reference. Nil: KMSPublicKey.
+	KMS func(ctx context.Context, ref string) (crypto.PublicKey, error)
+}
+
+// KMSPublicKey asks a sigstore KMS provider (or plugin) for a public key.
+func KMSPublicKey(ctx context.Context, ref string) (crypto.PublicKey, error) {
+	sv, err := kms.Get(ctx, ref, crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	return sv.PublicKey()
+}
+
+// Policy is a compiled ClusterImagePolicy. It is immutable.
+type Policy struct {
+	Name       string
+	UID        string
+	Generation int64
+	Mode       v1alpha1.ImageMode
+	Unmatched  v1alpha1.UnmatchedAction
+
+	selector     labels.Selector
+	globs        []*Glob
+	authorities  []*authority
+	requirements []requirement
+	// fingerprint identifies the policy and its resolved trust material:
+	// results verified under one fingerprint are never served under another.
+	fingerprint string
+}
+
+type authority struct {
+	name string
+	opts cosign.CheckOpts
+}
+
+type requirement struct {
+	name          string
+	predicateType string
+}
+
+// Compile checks a policy and resolves its trust material. The error names
+// the field at fault.
+func Compile(ctx context.Context, p *v1alpha1.ClusterImagePolicy, deps Deps) (*Policy, error) {
+	if deps.KMS == nil {
+		deps.KMS = KMSPublicKey
+	}
+	out := &Policy{Name: p.Name, UID: string(p.UID), Generation: p.Generation, Mode: p.Spec.Mode, Unmatched: p.Spec.UnmatchedImages}
+	if out.Mode == "" {
+		out.Mode = v1alpha1.ImageEnforce
+	}
+	if out.Unmatched == "" {
+		out.Unmatched = v1alpha1.UnmatchedDeny
+	}
+	switch out.Mode {
+	case v1alpha1.ImageEnforce, v1alpha1.ImageWarn:
+	default:
+		return nil, fmt.Errorf("spec.mode: %q is not Enforce or Warn", out.Mode)
+	}
+	switch out.Unmatched {
+	case v1alpha1.UnmatchedDeny, v1alpha1.UnmatchedWarn, v1alpha1.UnmatchedAllow:
+	default:
+		return nil, fmt.Errorf("spec.unmatchedImages: %q is not Deny, Warn or Allow", out.Unmatched)
+	}
+	sel := labels.Everything()
+	if p.Spec.NamespaceSelector != nil {
+		s, err := metav1.LabelSelectorAsSelector(p.Spec.NamespaceSelector)
+		if err != nil {
+			return nil, fmt.Errorf("spec.namespaceSelector: %w", err)
+		}
+		sel = s
+	}
+	out.selector = sel
+
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00", p.UID, p.Generation)
+	if len(p.Spec.Images) == 0 {
+		return nil, errors.New("spec.images: at least one glob is required")
+	}
+	for i, ip := range p.Spec.Images {
+		g, err := CompileGlob(ip.Glob)
+		if err != nil {
+			return nil, fmt.Errorf("spec.images[%d]: %w", i, err)
+		}
+		out.globs = append(out.globs, g)
+	}
+	if len(p.Spec.Authorities) == 0 {
+		return nil, errors.New("spec.authorities: at least one authority is required")
+	}
+	for i := range p.Spec.Authorities {
+		a, material, err := compileAuthority(ctx, &p.Spec.Authorities[i], deps)
+		if err != nil {
+			return nil, fmt.Errorf("spec.authorities[%d] (%s): %w", i, p.Spec.Authorities[i].Name, err)
+		}
+		fmt.Fprintf(h, "%s\x00", a.name)
+		h.Write(material)
+		out.authorities = append(out.authorities, a)
+	}
+	if len(p.Spec.Attestations) == 0 {
+		return nil, errors.New("spec.attestations: at least one attestation (e.g. https://slsa.dev/provenance/v1) is required")
+	}
+	for i, r := range p.Spec.Attestations {
+		if r.PredicateType == "" {
+			return nil, fmt.Errorf("spec.attestations[%d] (%s): predicateType is empty", i, r.Name)
+		}
+		if r.Rego != "" {
+			return nil, fmt.Errorf("spec.attestations[%d] (%s): rego over attestations is not supported by this version of Tollgate; remove it or upgrade", i, r.Name)
+		}
+		out.requirements = append(out.requirements, requirement{name: r.Name, predicateType: r.PredicateType})
+	}
+	for _, r := range out.requirements {
+		fmt.Fprintf(h, "%s\x00%s\x00", r.name, r.predicateType)
+	}
+	out.fingerprint = hex.EncodeToString(h.Sum(nil))
+	return out, nil
+}
+
+func compileAuthority(ctx context.Context, a *v1alpha1.Authority, deps Deps) (*authority, []byte, error) {
+	switch {
+	case a.Key != nil && a.Keyless == nil:
+		pub, material, err := publicKey(ctx, a.Key, deps)
+		if err != nil {
+			return nil, nil, fmt.Errorf("key: %w", err)
+		}
+		v, err := signature.LoadVerifier(pub, crypto.SHA256)
+		if err != nil {
+			return nil, nil, fmt.Errorf("key: %w", err)
+		}
+		// Tollgate's signer and `cosign sign --tlog-upload=false` do not
+		// write to Rekor: a key authority verifies the signature alone.
+		return &authority{name: a.Name, opts: cosign.CheckOpts{SigVerifier: v, IgnoreTlog: true, IgnoreSCT: true, Offline: true}}, material, nil
+	case a.Keyless != nil && a.Key == nil:
+		return keyless(ctx, a.Name, a.Keyless, deps)
+	default:
+		return nil, nil, errors.New("exactly one of key and keyless is required")
+	}
+}
+
+func publicKey(ctx context.Context, k *v1alpha1.KeyAuthority, deps Deps) (crypto.PublicKey, []byte, error) {
+	var pemBytes []byte
+	switch {
+	case k.Data != "" && k.SecretRef == nil && k.KMS == "":
+		pemBytes = []byte(k.Data)
+	case k.SecretRef != nil && k.Data == "" && k.KMS == "":
+		key := k.SecretRef.Key
+		if key == "" {
+			key = DefaultPublicKeyKey
+		}
+		data, err := secret(ctx, deps, k.SecretRef.Namespace, k.SecretRef.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if pemBytes = data[key]; len(pemBytes) == 0 {
+			return nil, nil, fmt.Errorf("secret %s/%s has no key %q", k.SecretRef.Namespace, k.SecretRef.Name, key)
+		}
+	case k.KMS != "" && k.Data == "" && k.SecretRef == nil:
+		pub, err := deps.KMS(ctx, k.KMS)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the public key of %s: %w", k.KMS, err)
+		}
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the public key of %s: %w", k.KMS, err)
+		}
+		return pub, der, nil
+	default:
+		return nil, nil, errors.New("exactly one of data, secretRef and kms is required")
+	}
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pemBytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("not a PEM public key: %w", err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pub, der, nil
+}
+
+func secret(ctx context.Context, deps Deps, ns, name string) (map[string][]byte, error) {
+	if deps.Secret == nil {
+		return nil, fmt.Errorf("secret %s/%s: secrets cannot be read here", ns, name)
+	}
+	data, err := deps.Secret(ctx, ns, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading secret %s/%s: %w", ns, name, err)
+	}
+	return data, nil
+}
+
+func keyless(ctx context.Context, name string, k *v1alpha1.KeylessAuthority, deps Deps) (*authority, []byte, error) {
+	tr := k.TrustRoot
+	fulcio, rekor, ctlog := []byte(tr.FulcioRoots), []byte(tr.RekorPublicKey), []byte(tr.CTLogPublicKey)
+	if tr.SecretRef != nil {
+		if len(fulcio)+len(rekor)+len(ctlog) > 0 {
+			return nil, nil, errors.New("keyless.trustRoot: give the trust root inline or by secretRef, not both")
+		}
+		data, err := secret(ctx, deps, tr.SecretRef.Namespace, tr.SecretRef.Name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("keyless.trustRoot: %w", err)
+		}
+		fulcio, rekor, ctlog = data[FulcioRootsKey], data[RekorPublicKeyKey], data[CTLogPublicKeyKey]
+	}
+	if len(fulcio) == 0 {
+		return nil, nil, errors.New("keyless.trustRoot: the Fulcio root certificates are missing")
+	}
+	if len(rekor) == 0 {
+		return nil, nil, errors.New("keyless.trustRoot: the Rekor public key is missing (keyless certificates live minutes; the Rekor entry proves when the signature was made)")
+	}
+	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(fulcio)
+	if err != nil || len(certs) == 0 {
+		return nil, nil, fmt.Errorf("keyless.trustRoot: the Fulcio roots are not PEM certificates: %v", err)
+	}
+	opts := cosign.CheckOpts{RootCerts: x509.NewCertPool(), Offline: true}
+	for _, c := range certs {
+		if isSelfSigned(c) {
+			opts.RootCerts.AddCert(c)
+			continue
+		}
+		if opts.IntermediateCerts == nil {
+			opts.IntermediateCerts = x509.NewCertPool()
+		}
+		opts.IntermediateCerts.AddCert(c)
+	}
+	rk := cosign.NewTrustedTransparencyLogPubKeys()
+	if err := rk.AddTransparencyLogPubKey(rekor, tuf.Active); err != nil {
+		return nil, nil, fmt.Errorf("keyless.trustRoot: the Rekor public key: %w", err)
+	}
+	opts.RekorPubKeys = &rk
+	if len(ctlog) > 0 {
+		ct := cosign.NewTrustedTransparencyLogPubKeys()
+		if err := ct.AddTransparencyLogPubKey(ctlog, tuf.Active); err != nil {
+			return nil, nil, fmt.Errorf("keyless.trustRoot: the CT log public key: %w", err)
+		}
+		opts.CTLogPubKeys = &ct
+	} else {
+		opts.IgnoreSCT = true
+	}
+	if len(k.Identities) == 0 {
+		return nil, nil, errors.New("keyless.identities: at least one identity is required")
+	}
+	for i, id := range k.Identities {
+		ci, err := identity(id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("keyless.identities[%d]: %w", i, err)
+		}
+		opts.Identities = append(opts.Identities, ci)
+	}
+	material := sha256.New()
+	for _, b := range [][]byte{fulcio, rekor, ctlog} {
+		fmt.Fprintf(material, "%d\x00", len(b))
+		material.Write(b)
+	}
+	ids := make([]string, 0, len(opts.Identities))
+	for _, id := range opts.Identities {
+		ids = append(ids, fmt.Sprintf("%q %q %q %q", id.Issuer, id.IssuerRegExp, id.Subject, id.SubjectRegExp))
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		fmt.Fprintln(material, id)
+	}
+	return &authority{name: name, opts: opts}, material.Sum(nil), nil
+}
+
+// identity anchors regular expressions: cosign matches them anywhere in the
+// value, so "https://github.com/org/.*" would also accept
+// "https://evil.example/?https://github.com/org/x".
+func identity(id v1alpha1.Identity) (cosign.Identity, error) {
+	var out cosign.Identity
+	switch {
+	case id.Issuer != "" && id.IssuerRegExp == "":
+		out.Issuer = id.Issuer
+	case id.IssuerRegExp != "" && id.Issuer == "":
+		re, err := anchor(id.IssuerRegExp)
+		if err != nil {
+			return out, fmt.Errorf("issuerRegExp: %w", err)
+		}
+		out.IssuerRegExp = re
+	default:
+		return out, errors.New("exactly one of issuer and issuerRegExp is required")
+	}
+	switch {
+	case id.Subject != "" && id.SubjectRegExp == "":
+		out.Subject = id.Subject
+	case id.SubjectRegExp != "" && id.Subject == "":
+		re, err := anchor(id.SubjectRegExp)
+		if err != nil {
+			return out, fmt.Errorf("subjectRegExp: %w", err)
+		}
+		out.SubjectRegExp = re
+	default:
+		return out, errors.New("exactly one of subject and subjectRegExp is required")
+	}
+	return out, nil
+}
+
+func anchor(expr string) (string, error) {
+	a := `^(?:` + expr + `)$`
+	if _, err := regexp.Compile(a); err != nil {
+		return "", fmt.Errorf("%q is not an RE2 regular expression: %w", expr, err)
+	}
+	return a, nil
+}
+
+func isSelfSigned(c *x509.Certificate) bool {
+	return c.CheckSignatureFrom(c) == nil
+}
+
+// Selects reports whether the policy applies in a namespace with these labels.
+func (p *Policy) Selects(nsLabels map[string]string) bool {
+	return p.selector.Matches(labels.Set(nsLabels))
+}
+
+// Matches reports whether one of the policy's globs matches the image.
+func (p *Policy) Matches(img Image) bool {
+	for _, g := range p.globs {
+		if g.Match(img) {
+			return true
+		}
+	}
+	return false
+}
+
+// Fingerprint identifies the policy generation and its trust material.
+func (p *Policy) Fingerprint() string { return p.fingerprint }
+
+func cryptoSANs(c *x509.Certificate) []string { return cryptoutils.GetSubjectAlternateNames(c) }

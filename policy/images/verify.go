@@ -1,0 +1,358 @@
+package images
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	slsa02 "github.com/in-toto/attestation/go/predicates/provenance/v02"
+	slsa1 "github.com/in-toto/attestation/go/predicates/provenance/v1"
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	ctypes "github.com/sigstore/cosign/v2/pkg/types"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// Predicate types Tollgate parses (and so can refuse as unparsable).
+const (
+	SLSAProvenanceV02 = "https://slsa.dev/provenance/v0.2"
+	SLSAProvenanceV1  = "https://slsa.dev/provenance/v1"
+)
+
+// RequirementSignature names the signature requirement in failures.
+const RequirementSignature = "signature"
+
+// Result is what verifying one digest under one policy established.
+type Result struct {
+	Digest string `json:"digest"`
+	Policy string `json:"policy"`
+	// Signatures are the authorities whose signatures over the digest verified.
+	Signatures []VerifiedSignature `json:"signatures,omitempty"`
+	// Attestations are the verified statements, by requirement.
+	Attestations []VerifiedAttestation `json:"attestations,omitempty"`
+	// Failures are the requirements not met; empty means verified.
+	Failures []Failure `json:"failures,omitempty"`
+}
+
+// Verified reports whether every requirement was met.
+func (r *Result) Verified() bool { return len(r.Failures) == 0 }
+
+func (r *Result) size() int64 {
+	n := int64(256 + len(r.Digest) + len(r.Policy))
+	for _, a := range r.Attestations {
+		n += int64(len(a.Statement) + 128)
+	}
+	for _, f := range r.Failures {
+		n += int64(len(f.Message) + 64)
+	}
+	return n + int64(len(r.Signatures)*96)
+}
+
+// VerifiedSignature is one verified signature.
+type VerifiedSignature struct {
+	Authority string `json:"authority"`
+	// Identity is the certificate's issuer and subject for keyless signatures.
+	Identity string `json:"identity,omitempty"`
+}
+
+// VerifiedAttestation is one verified in-toto statement.
+type VerifiedAttestation struct {
+	Requirement   string          `json:"requirement"`
+	Authority     string          `json:"authority"`
+	PredicateType string          `json:"predicateType"`
+	Statement     json.RawMessage `json:"statement"`
+}
+
+// Failure is one requirement not met, with what was found instead.
+type Failure struct {
+	Requirement string `json:"requirement"`
+	Message     string `json:"message"`
+}
+
+func (f Failure) String() string { return f.Requirement + ": " + f.Message }
+
+// Verifier fetches and verifies signatures and attestations.
+type Verifier struct {
+	registry *Registry
+	limits   Limits
+}
+
+// NewVerifier returns a verifier reading through the registry client.
+func NewVerifier(r *Registry) *Verifier { return &Verifier{registry: r, limits: r.limits} }
+
+// Registry returns the verifier's registry client.
+func (v *Verifier) Registry() *Registry { return v.registry }
+
+// attachment is one fetched signature or attestation layer.
+type attachment struct {
+	desc v1.Descriptor
+	sig  oci.Signature
+	err  error
+}
+
+// Verify checks the digest of repo against the policy. An error means the
+// registry could not be read (nothing was decided); a Result with failures
+// means the image does not meet the policy.
+func (v *Verifier) Verify(ctx context.Context, repo name.Repository, digest string, p *Policy, kc authn.Keychain) (*Result, error) {
+	h, err := v1.NewHash(digest)
+	if err != nil || !digestPattern.MatchString(digest) {
+		return nil, fmt.Errorf("%w: digest %q", ErrInvalidImage, digest)
+	}
+	s, err := v.registry.open(ctx, repo, kc)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Digest: digest, Policy: p.Name}
+
+	sigs, err := v.fetch(ctx, s, digest, "sig", ctypes.SimpleSigningMediaType)
+	if err != nil {
+		return nil, err
+	}
+	v.verifySignatures(ctx, res, sigs, h, p)
+
+	var atts []attachment
+	fetched := false
+	for _, req := range p.requirements {
+		if !fetched {
+			if atts, err = v.fetch(ctx, s, digest, "att", ctypes.DssePayloadType); err != nil {
+				return nil, err
+			}
+			fetched = true
+		}
+		v.verifyAttestations(ctx, res, atts, h, p, req)
+	}
+	return res, ctx.Err()
+}
+
+// fetch reads the layers of an attachment manifest. Layers of another
+// media type are skipped; a layer that cannot be read within the limits is
+// kept with its error, so a failure can say what was found.
+func (v *Verifier) fetch(ctx context.Context, s *repo, digest, suffix, mediaType string) ([]attachment, error) {
+	descs, err := s.attachments(ctx, digest, suffix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]attachment, 0, len(descs))
+	for _, d := range descs {
+		if string(d.MediaType) != mediaType {
+			continue
+		}
+		a := attachment{desc: d}
+		payload, err := s.blob(ctx, d, v.limits.MaxAttachmentBytes)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, errBudget) {
+				return nil, err
+			}
+			a.err = err
+			out = append(out, a)
+			continue
+		}
+		ann := maps.Clone(d.Annotations)
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		opts := []static.Option{static.WithAnnotations(ann), static.WithLayerMediaType(d.MediaType)}
+		a.sig, a.err = static.NewSignature(payload, ann[static.SignatureAnnotationKey], opts...)
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func (v *Verifier) verifySignatures(ctx context.Context, res *Result, sigs []attachment, h v1.Hash, p *Policy) {
+	var reasons []string
+	for _, a := range p.authorities {
+		for _, sig := range sigs {
+			if sig.err != nil {
+				continue
+			}
+			co := a.opts
+			co.ClaimVerifier = cosign.SimpleClaimVerifier
+			if _, err := cosign.VerifyImageSignature(ctx, sig.sig, h, &co); err != nil {
+				reasons = append(reasons, fmt.Sprintf("%s: %s", a.name, oneLine(err)))
+				continue
+			}
+			res.Signatures = append(res.Signatures, VerifiedSignature{Authority: a.name, Identity: certIdentity(sig.sig)})
+			break
+		}
+	}
+	if len(res.Signatures) > 0 {
+		return
+	}
+	res.Failures = append(res.Failures, Failure{Requirement: RequirementSignature, Message: notFound("signature", sigs, reasons, p)})
+}
+
+func (v *Verifier) verifyAttestations(ctx context.Context, res *Result, atts []attachment, h v1.Hash, p *Policy, req requirement) {
+	var reasons []string
+	found := false
+	for _, att := range atts {
+		if att.err != nil {
+			continue
+		}
+		if hint := att.desc.Annotations["predicateType"]; hint != "" && hint != req.predicateType {
+			reasons = append(reasons, fmt.Sprintf("an attestation of type %q", hint))
+			continue
+		}
+		for _, a := range p.authorities {
+			co := a.opts
+			co.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
+			if _, err := cosign.VerifyBlobAttestation(ctx, att.sig, h, &co); err != nil {
+				reasons = append(reasons, fmt.Sprintf("%s: %s", a.name, oneLine(err)))
+				continue
+			}
+			st, err := statement(att.sig, h, req.predicateType)
+			if err != nil {
+				reasons = append(reasons, fmt.Sprintf("signed by %s but %s", a.name, oneLine(err)))
+				break
+			}
+			res.Attestations = append(res.Attestations, VerifiedAttestation{Requirement: req.name, Authority: a.name, PredicateType: req.predicateType, Statement: st})
+			found = true
+			break
+		}
+	}
+	if !found {
+		res.Failures = append(res.Failures, Failure{Requirement: req.name, Message: notFound(fmt.Sprintf("attestation of type %s", req.predicateType), atts, reasons, p)})
+	}
+}
+
+// statement decodes a verified envelope's statement and checks what
+// cosign's claim verifier does not: the statement type, the predicate type
+// and that the predicate parses.
+func statement(sig oci.Signature, h v1.Hash, predicateType string) (json.RawMessage, error) {
+	payload, err := sig.Payload()
+	if err != nil {
+		return nil, err
+	}
+	var env struct {
+		PayloadType string `json:"payloadType"`
+		Payload     string `json:"payload"`
+	}
+	if err := json.Unmarshal(payload, &env); err != nil {
+		return nil, fmt.Errorf("the envelope is not JSON: %w", err)
+	}
+	if env.PayloadType != ctypes.IntotoPayloadType {
+		return nil, fmt.Errorf("the envelope's payload type is %q, not %q", env.PayloadType, ctypes.IntotoPayloadType)
+	}
+	raw, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("the envelope's payload is not base64: %w", err)
+	}
+	var st struct {
+		Type    string `json:"_type"`
+		Subject []struct {
+			Digest map[string]string `json:"digest"`
+		} `json:"subject"`
+		PredicateType string          `json:"predicateType"`
+		Predicate     json.RawMessage `json:"predicate"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("the statement is not JSON: %w", err)
+	}
+	switch st.Type {
+	case "https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1":
+	default:
+		return nil, fmt.Errorf("the statement's _type is %q, not an in-toto statement", st.Type)
+	}
+	subject := false
+	for _, s := range st.Subject {
+		if s.Digest["sha256"] == h.Hex {
+			subject = true
+		}
+	}
+	if !subject {
+		return nil, fmt.Errorf("no subject of the statement has the digest %s", h)
+	}
+	if st.PredicateType != predicateType {
+		return nil, fmt.Errorf("the predicate type is %q", st.PredicateType)
+	}
+	if err := parsePredicate(st.PredicateType, st.Predicate); err != nil {
+		return nil, fmt.Errorf("the %s predicate does not parse: %w", st.PredicateType, err)
+	}
+	return raw, nil
+}
+
+func parsePredicate(predicateType string, b json.RawMessage) error {
+	if len(b) == 0 || b[0] != '{' {
+		return errors.New("the predicate is not a JSON object")
+	}
+	un := protojson.UnmarshalOptions{DiscardUnknown: true}
+	switch predicateType {
+	case SLSAProvenanceV02:
+		var p slsa02.Provenance
+		if err := un.Unmarshal(b, &p); err != nil {
+			return err
+		}
+		if p.GetBuilder().GetId() == "" {
+			return errors.New("builder.id is empty")
+		}
+	case SLSAProvenanceV1:
+		var p slsa1.Provenance
+		if err := un.Unmarshal(b, &p); err != nil {
+			return err
+		}
+		return p.Validate()
+	default:
+		var m map[string]any
+		return json.Unmarshal(b, &m)
+	}
+	return nil
+}
+
+func certIdentity(sig oci.Signature) string {
+	cert, err := sig.Cert()
+	if err != nil || cert == nil {
+		return ""
+	}
+	ce := cosign.CertExtensions{Cert: cert}
+	sans := cryptoSANs(cert)
+	return fmt.Sprintf("%s %s", ce.GetIssuer(), strings.Join(sans, ","))
+}
+
+// notFound explains a missing requirement from what the layers held.
+func notFound(what string, found []attachment, reasons []string, p *Policy) string {
+	names := make([]string, 0, len(p.authorities))
+	for _, a := range p.authorities {
+		names = append(names, a.name)
+	}
+	var unreadable []string
+	for _, a := range found {
+		if a.err != nil {
+			unreadable = append(unreadable, oneLine(a.err))
+		}
+	}
+	if len(found) == 0 {
+		return fmt.Sprintf("no %s is attached (authorities: %s)", what, strings.Join(names, ", "))
+	}
+	reasons = append(reasons, unreadable...)
+	sort.Strings(reasons)
+	reasons = compact(reasons)
+	const show = 3
+	more := ""
+	if len(reasons) > show {
+		more = fmt.Sprintf(" (and %d more)", len(reasons)-show)
+		reasons = reasons[:show]
+	}
+	return fmt.Sprintf("no %s verifies with the authorities %s among %d attached: %s%s", what, strings.Join(names, ", "), len(found), strings.Join(reasons, "; "), more)
+}
+
+func compact(s []string) []string {
+	out := s[:0]
+	for i, x := range s {
+		if i == 0 || x != s[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

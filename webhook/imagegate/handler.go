@@ -1,0 +1,184 @@
+package imagegate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/tollgate-dev/tollgate/policy"
+	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/webhook/reply"
+)
+
+// Namespaces answers a namespace's labels.
+type Namespaces interface {
+	Labels(ctx context.Context, name string) (map[string]string, error)
+}
+
+// Credentials builds the keychain a workload's images are pulled with:
+// its image pull secrets and its service account's. The string
+// identifies the credentials (so verifications with different credentials
+// are never shared).
+type Credentials interface {
+	Keychain(ctx context.Context, namespace, serviceAccount string, pullSecrets []string) (authn.Keychain, string, error)
+}
+
+// Deps are what the handler needs.
+type Deps struct {
+	Policies    func() *images.Set
+	Gate        *images.Gate
+	Namespaces  Namespaces
+	Credentials Credentials
+	// Budget bounds one admission's verification, well inside the
+	// webhook's timeout.
+	Budget time.Duration
+}
+
+// Handler is the image gate's mutating and validating admission handler.
+type Handler struct {
+	deps Deps
+}
+
+// New returns a handler.
+func New(deps Deps) (*Handler, error) {
+	if deps.Policies == nil || deps.Gate == nil || deps.Namespaces == nil || deps.Credentials == nil {
+		return nil, errors.New("imagegate: Policies, Gate, Namespaces and Credentials are required")
+	}
+	if deps.Budget <= 0 {
+		return nil, errors.New("imagegate: the verification budget must be positive")
+	}
+	return &Handler{deps: deps}, nil
+}
+
+// Handle implements admission.Handler for the validating path.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	out, _, resp := h.review(ctx, &req, false)
+	if resp != nil {
+		return *resp
+	}
+	return reply.Decision(ctx, &out.Decision)
+}
+
+// MutateHandler returns the mutating path: it pins every tag to the digest
+// it verified, and denies at once what would be denied anyway. Warnings are
+// left to the validating path, so a user sees each once.
+func (h *Handler) MutateHandler() admission.Handler {
+	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+		out, pointers, resp := h.review(ctx, &req, true)
+		if resp != nil {
+			return *resp
+		}
+		if !out.Allowed() {
+			return reply.Decision(ctx, &policy.Decision{Subject: out.Subject, Denials: out.Denials})
+		}
+		var patches []jsonpatch.JsonPatchOperation
+		for field, pinned := range out.Pins {
+			patches = append(patches, jsonpatch.JsonPatchOperation{Operation: "replace", Path: pointers[field], Value: pinned})
+		}
+		if len(patches) == 0 {
+			return admission.Allowed("")
+		}
+		logf.FromContext(ctx).V(1).Info("pinned images to digests", "images", len(patches))
+		return admission.Patched("", patches...)
+	})
+}
+
+// review decides a request. A non-nil response ends the review (not
+// reviewed, or an error); otherwise the outcome holds the decision, and the
+// map gives the JSON pointer of each image field.
+func (h *Handler) review(ctx context.Context, req *admission.Request, mutate bool) (*images.Outcome, map[string]string, *admission.Response) {
+	end := func(r admission.Response) (*images.Outcome, map[string]string, *admission.Response) {
+		return nil, nil, &r
+	}
+	if err := reply.WellFormed(req); err != nil {
+		return end(reply.Error(err))
+	}
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Update:
+	default:
+		return end(admission.Allowed(""))
+	}
+	kd, err := kindFor(req.Kind.Group, req.Kind.Version, req.Kind.Kind, req.Resource.Resource)
+	if err != nil {
+		return end(reply.Error(err))
+	}
+	switch {
+	case req.SubResource == "":
+	case kd.Kind == "Pod" && req.SubResource == "ephemeralcontainers":
+	default:
+		return end(admission.Allowed("the image gate does not review " + req.Resource.Resource + "/" + req.SubResource))
+	}
+	w, err := decode(kd, req.Object.Raw)
+	if err != nil {
+		return end(reply.Error(err))
+	}
+	var before map[string]bool
+	if req.Operation == admissionv1.Update {
+		if w.meta.DeletionTimestamp != nil {
+			// Removing finalizers of an object on its way out must not wait for a registry.
+			return end(admission.Allowed("being deleted"))
+		}
+		old, err := decode(kd, req.OldObject.Raw)
+		if err != nil {
+			return end(reply.Error(err))
+		}
+		before = old.imageSet()
+	}
+	nsLabels, err := h.deps.Namespaces.Labels(ctx, req.Namespace)
+	if err != nil {
+		return end(reply.Error(fmt.Errorf("reading namespace %q: %w", req.Namespace, err)))
+	}
+	warn := false
+	switch v, gated := nsLabels[LabelGate]; {
+	case !gated:
+		return end(admission.Allowed("namespace not gated"))
+	case v == GateEnforce:
+	case v == GateWarn:
+		warn = true
+	default:
+		return end(reply.Error(reply.BadRequest("namespace %s has %s=%q; the gate knows only %q and %q, and does not guess", req.Namespace, LabelGate, v, GateEnforce, GateWarn)))
+	}
+
+	all, ptrs := w.images()
+	pointers := map[string]string{}
+	var imgs []images.ContainerImage
+	for i, ci := range all {
+		// An image the object already ran was checked when it was admitted;
+		// re-checking it on every update would block scaling and finalizers
+		// whenever a registry is slow or a policy tightens.
+		if before[ci.Image] {
+			continue
+		}
+		imgs = append(imgs, ci)
+		pointers[ci.Field] = ptrs[i]
+	}
+	subject := fmt.Sprintf("%s %s/%s", kd.Kind, req.Namespace, w.name())
+	if len(imgs) == 0 {
+		return &images.Outcome{Decision: policy.Decision{Subject: subject}}, pointers, nil
+	}
+	sa, secrets := w.serviceAccount(), w.pullSecrets()
+	r := images.Request{
+		Subject:         subject,
+		Namespace:       req.Namespace,
+		NamespaceLabels: nsLabels,
+		Warn:            warn,
+		Images:          imgs,
+		ResolveTags:     mutate,
+		Credentials: func(ctx context.Context) (authn.Keychain, string, error) {
+			return h.deps.Credentials.Keychain(ctx, req.Namespace, sa, secrets)
+		},
+	}
+	bctx, cancel := context.WithTimeout(ctx, h.deps.Budget)
+	defer cancel()
+	start := time.Now()
+	out := h.deps.Gate.Check(bctx, h.deps.Policies(), r)
+	logf.FromContext(ctx).V(1).Info("checked images", "images", len(imgs), "verified", len(out.Results), "cache_hits", out.Hits, "denials", len(out.Denials), "duration", time.Since(start).String())
+	return out, pointers, nil
+}
