@@ -30,11 +30,11 @@ import (
 
 	intoto "github.com/in-toto/attestation/go/v1"
 
+	"github.com/tollgate-dev/tollgate/policy/images/pullsecrets"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
 	"github.com/tollgate-dev/tollgate/signer/config"
 	"github.com/tollgate-dev/tollgate/signer/hints"
 	"github.com/tollgate-dev/tollgate/signer/provenance"
-	"github.com/tollgate-dev/tollgate/policy/images/pullsecrets"
 	"github.com/tollgate-dev/tollgate/signer/sign"
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
 	"github.com/tollgate-dev/tollgate/signer/storage/tekton"
