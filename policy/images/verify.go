@@ -16,6 +16,7 @@ import (
 	slsa02 "github.com/in-toto/attestation/go/predicates/provenance/v02"
 	slsa1 "github.com/in-toto/attestation/go/predicates/provenance/v1"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	ctypes "github.com/sigstore/cosign/v2/pkg/types"
@@ -156,15 +157,31 @@ func (v *Verifier) fetch(ctx context.Context, s *repo, digest, suffix, mediaType
 			out = append(out, a)
 			continue
 		}
-		ann := maps.Clone(d.Annotations)
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		opts := []static.Option{static.WithAnnotations(ann), static.WithLayerMediaType(d.MediaType)}
-		a.sig, a.err = static.NewSignature(payload, ann[static.SignatureAnnotationKey], opts...)
+		a.sig, a.err = staticSignature(payload, d)
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// staticSignature rebuilds a layer as cosign reads it: the certificate,
+// chain and Rekor bundle come from the layer's annotations.
+func staticSignature(payload []byte, d v1.Descriptor) (oci.Signature, error) {
+	ann := maps.Clone(d.Annotations)
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	opts := []static.Option{static.WithAnnotations(ann), static.WithLayerMediaType(d.MediaType)}
+	if cert := ann[static.CertificateAnnotationKey]; cert != "" {
+		opts = append(opts, static.WithCertChain([]byte(cert), []byte(ann[static.ChainAnnotationKey])))
+	}
+	if b := ann[static.BundleAnnotationKey]; b != "" {
+		var rb bundle.RekorBundle
+		if err := json.Unmarshal([]byte(b), &rb); err != nil {
+			return nil, fmt.Errorf("the layer's Rekor bundle is not JSON: %w", err)
+		}
+		opts = append(opts, static.WithBundle(&rb))
+	}
+	return static.NewSignature(payload, ann[static.SignatureAnnotationKey], opts...)
 }
 
 func (v *Verifier) verifySignatures(ctx context.Context, res *Result, sigs []attachment, h v1.Hash, p *Policy) {

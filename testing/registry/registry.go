@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -30,6 +31,24 @@ type Registry struct {
 	deny atomic.Pointer[string]
 	// user and pass, when set, are required of every request (Basic auth).
 	user, pass string
+
+	intercept atomic.Pointer[func(http.ResponseWriter, *http.Request) bool]
+	mu        sync.Mutex
+	auths     []string
+}
+
+// Intercept lets f answer requests first: when it returns true the
+// registry does not see the request. Tests use it to play a registry that
+// lies (tampered bytes, huge or compressed bodies, redirects).
+func (r *Registry) Intercept(f func(w http.ResponseWriter, req *http.Request) bool) {
+	r.intercept.Store(&f)
+}
+
+// Authorizations returns every Authorization header the registry received.
+func (r *Registry) Authorizations() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.auths...)
 }
 
 // StartWithAuth starts a registry that answers only requests carrying these
@@ -51,6 +70,14 @@ func start(t testing.TB, user, pass string) *Registry {
 	r := &Registry{user: user, pass: pass}
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if a := req.Header.Get("Authorization"); a != "" {
+			r.mu.Lock()
+			r.auths = append(r.auths, a)
+			r.mu.Unlock()
+		}
+		if f := r.intercept.Load(); f != nil && (*f)(w, req) {
+			return
+		}
 		if r.user != "" {
 			u, p, ok := req.BasicAuth()
 			if !ok || u != r.user || p != r.pass {
@@ -130,4 +157,32 @@ func Attached(t testing.TB, img name.Digest) (sigs, atts []oci.Signature) {
 		t.Fatal(err)
 	}
 	return sigs, atts
+}
+
+// PushRandomIndex pushes a random two-platform image index to repo:tag and
+// returns the index's digest reference and its first manifest's.
+func (r *Registry) PushRandomIndex(t testing.TB, repo, tag string) (index, platform name.Digest) {
+	t.Helper()
+	idx, err := random.Index(512, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(fmt.Sprintf("%s/%s:%s", r.Host, repo, tag))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
+	}
+	h, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	index = ref.Context().Digest(h.String())
+	platform = ref.Context().Digest(m.Manifests[0].Digest.String())
+	return index, platform
 }
