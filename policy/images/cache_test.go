@@ -63,7 +63,9 @@ func TestCacheTTLAndBounds(t *testing.T) {
 	now := time.Unix(1000, 0)
 	c.now = func() time.Time { return now }
 	ok := func(context.Context) (*Result, error) { return &Result{}, nil }
-	bad := func(context.Context) (*Result, error) { return &Result{Failures: []Failure{{Requirement: "signature"}}}, nil }
+	bad := func(context.Context) (*Result, error) {
+		return &Result{Failures: []Failure{{Requirement: "signature"}}}, nil
+	}
 	broken := func(context.Context) (*Result, error) { return nil, errors.New("registry down") }
 
 	k := func(i int) Key { return Key{Digest: fmt.Sprint(i), Fingerprint: "f"} }

@@ -304,4 +304,3 @@ func (r *rekor) hashedRekord(t testing.TB, payload []byte, b64sig string, certPE
 	}
 	return &bundle.RekorBundle{SignedEntryTimestamp: r.key.sign(t, canon), Payload: p}
 }
-
