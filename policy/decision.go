@@ -41,7 +41,9 @@ func (v Violation) String() string {
 		b.WriteString("; fix: ")
 		b.WriteString(v.Fix)
 	}
-	fmt.Fprintf(&b, " (policy %q)", v.Policy)
+	if v.Policy != "" {
+		fmt.Fprintf(&b, " (policy %q)", v.Policy)
+	}
 	return b.String()
 }
 

@@ -130,7 +130,7 @@ func (g *Gate) Check(ctx context.Context, set *Set, req Request) *Outcome {
 			continue
 		}
 		if len(selecting) == 0 {
-			v.Rule, v.Policy = RuleNoPolicy, "-"
+			v.Rule = RuleNoPolicy
 			v.Message = fmt.Sprintf("image %s: no ClusterImagePolicy selects namespace %s, which is gated", ci.Image, req.Namespace)
 			v.Fix = "create a ClusterImagePolicy whose namespaceSelector selects it, or remove the tollgate.dev/gate label"
 			out.add(v, req.Warn)

@@ -34,6 +34,7 @@ import (
 	"github.com/tollgate-dev/tollgate/signer"
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/webhook/imagegate"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 )
 
@@ -238,6 +239,26 @@ func TestSigner(t *testing.T) {
 	if !foundGit {
 		t.Errorf("no git material in %s", payload)
 	}
+
+	t.Run("the image the signer signed passes the image gate", func(t *testing.T) {
+		pub, err := os.ReadFile(filepath.Join(dir, "cosign.pub"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		applyAll(t, env.Client,
+			namespace("shop", map[string]string{imagegate.LabelGate: imagegate.GateEnforce}),
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "release-key"}, Data: map[string][]byte{"cosign.pub": pub}})
+		applyImagePolicy(t, env.Client, imagePolicy("signer-built", reg.Host, nil), metav1.ConditionTrue)
+		p := podOf("shop", "widget-api", img.Context().Tag("1.0").String())
+		if err := env.Client.Create(ctx, p); err != nil {
+			t.Fatalf("the signer's image was not admitted: %v", err)
+		}
+		if !strings.HasSuffix(p.Spec.Containers[0].Image, "@"+img.DigestStr()) {
+			t.Errorf("not pinned: %q", p.Spec.Containers[0].Image)
+		}
+		other := reg.PushRandom(t, "team-a/not-built-here", "1.0")
+		denied(t, env.Client.Create(ctx, podOf("shop", "stranger", other.Context().Tag("1.0").String())), "no signature is attached")
+	})
 
 	// tollgate provenance, given the run as the API server serves it, prints
 	// the statement the controller stored.
