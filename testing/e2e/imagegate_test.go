@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -347,5 +351,90 @@ func TestImageGate(t *testing.T) {
 		}
 		// The same image is not release-signed: the shop namespaces refuse it.
 		denied(t, admin.Create(ctx, podOf(gatedNS, "cli", tagOf(img))), `(policy "release")`)
+	})
+}
+
+// TestImageGateCredentials: a pod's pull secrets reach the registry they
+// are written for, and no other, even when that registry redirects.
+func TestImageGateCredentials(t *testing.T) {
+	private := registry.StartWithAuth(t, "puller", "s3cret")
+	public := registry.Start(t)
+	key := signing.NewKey(t)
+	dockerConfig := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, private.Host, base64.StdEncoding.EncodeToString([]byte("puller:s3cret")))
+	env := startGuarded(t,
+		namespace(signerNS, nil),
+		namespace("private", map[string]string{imagegate.LabelGate: imagegate.GateEnforce}),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "release-key"}, Data: map[string][]byte{"cosign.pub": key.PublicPEM}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "private", Name: "pull"}, Type: corev1.SecretTypeDockerConfigJson,
+			Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(dockerConfig)}},
+	)
+	ctx := t.Context()
+	applyImagePolicy(t, env.Client, imagePolicy("both", private.Host, func(s *v1alpha1.ClusterImagePolicySpec) {
+		s.Images = append(s.Images, v1alpha1.ImagePattern{Glob: public.Host + "/**"})
+	}), metav1.ConditionTrue)
+	good := signing.SLSAv1("https://tollgate.dev/builders/test")
+	auth := &authn.Basic{Username: "puller", Password: "s3cret"}
+
+	privImg := private.PushRandom(t, "team/app", "v1")
+	key.Sign(t, privImg, signing.Options{Auth: auth})
+	key.Attest(t, privImg, images.SLSAProvenanceV1, good, signing.Options{Auth: auth})
+	pubImg := public.PushRandom(t, "team/app", "v1")
+	key.Sign(t, pubImg, signing.Options{})
+	key.Attest(t, pubImg, images.SLSAProvenanceV1, good, signing.Options{})
+	secretHeader := "Basic " + base64.StdEncoding.EncodeToString([]byte("puller:s3cret"))
+
+	withSecret := func(p *corev1.Pod) *corev1.Pod {
+		p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "pull"}}
+		return p
+	}
+	t.Run("a private image is verified with the pod's pull secret", func(t *testing.T) {
+		p := withSecret(podOf("private", "a", privImg.Context().Tag("v1").String()))
+		if err := env.Client.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("without the pull secret the private registry's refusal denies, naming it", func(t *testing.T) {
+		denied(t, env.Client.Create(ctx, podOf("private", "b", privImg.Context().Tag("v1").String())), private.Host, "UNAUTHORIZED")
+	})
+	t.Run("the secret for one registry is never sent to another, even through a redirect", func(t *testing.T) {
+		fresh := private.PushRandom(t, "team/fresh", "v1") // not in the cache: its layers are read
+		key.Sign(t, fresh, signing.Options{Auth: auth})
+		key.Attest(t, fresh, images.SLSAProvenanceV1, good, signing.Options{Auth: auth})
+		// The private registry redirects its blob reads to the public one.
+		private.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+			if strings.Contains(r.URL.Path, "/team/fresh/blobs/") {
+				http.Redirect(w, r, "http://"+public.Host+r.URL.Path, http.StatusTemporaryRedirect)
+				return true
+			}
+			return false
+		})
+		var redirected atomic.Int32
+		public.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+			if strings.Contains(r.URL.Path, "/team/fresh/blobs/") {
+				redirected.Add(1)
+			}
+			return false
+		})
+		privBefore, pubBefore := len(private.Authorizations()), len(public.Authorizations())
+		p := withSecret(podOf("private", "c", pubImg.Context().Tag("v1").String()))
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "private", Image: fresh.Context().Tag("v1").String()})
+		// The redirected layers are not found on the public registry, so
+		// the private image fails; what matters is who saw the secret.
+		denied(t, env.Client.Create(ctx, p), fresh.DigestStr())
+		if redirected.Load() == 0 {
+			t.Fatal("no read was redirected: the test proves nothing")
+		}
+		for _, a := range public.Authorizations()[pubBefore:] {
+			if a == secretHeader {
+				t.Fatal("the public registry received the private registry's credentials")
+			}
+		}
+		seen := false
+		for _, a := range private.Authorizations()[privBefore:] {
+			seen = seen || a == secretHeader
+		}
+		if !seen {
+			t.Fatal("the private registry never received its credentials: the test proves nothing")
+		}
 	})
 }

@@ -24,7 +24,9 @@ import (
 	"time"
 
 	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
@@ -74,6 +76,15 @@ type Options struct {
 	// Cert, when set, is a keyless identity: the signature carries its
 	// certificate and a Rekor bundle.
 	Cert *Cert
+	// Auth authenticates the pushes (a private registry).
+	Auth authn.Authenticator
+}
+
+func (o Options) remote() []ociremote.Option {
+	if o.Auth == nil {
+		return nil
+	}
+	return []ociremote.Option{ociremote.WithRemoteOptions(remote.WithAuth(o.Auth))}
 }
 
 // SimpleSigningPayload is cosign's payload for an image signature.
@@ -106,7 +117,7 @@ func (k *Key) Sign(t testing.TB, img name.Digest, opts Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	se, err := ociremote.SignedEntity(img)
+	se, err := ociremote.SignedEntity(img, opts.remote()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +125,7 @@ func (k *Key) Sign(t testing.TB, img name.Digest, opts Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ociremote.WriteSignatures(img.Repository, se); err != nil {
+	if err := ociremote.WriteSignatures(img.Repository, se, opts.remote()...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -180,17 +191,17 @@ func (k *Key) Attest(t testing.TB, img name.Digest, predicateType string, predic
 	if pt == "" {
 		pt = ctypes.IntotoPayloadType
 	}
-	AttachAttestation(t, img, k.Envelope(t, pt, st), map[string]string{"predicateType": predicateType})
+	AttachAttestation(t, img, k.Envelope(t, pt, st), map[string]string{"predicateType": predicateType}, opts.remote()...)
 }
 
 // AttachAttestation attaches a raw envelope as an attestation layer.
-func AttachAttestation(t testing.TB, img name.Digest, envelope []byte, annotations map[string]string) {
+func AttachAttestation(t testing.TB, img name.Digest, envelope []byte, annotations map[string]string, ro ...ociremote.Option) {
 	t.Helper()
 	att, err := static.NewAttestation(envelope, static.WithLayerMediaType(ctypes.DssePayloadType), static.WithAnnotations(annotations))
 	if err != nil {
 		t.Fatal(err)
 	}
-	se, err := ociremote.SignedEntity(img)
+	se, err := ociremote.SignedEntity(img, ro...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +209,7 @@ func AttachAttestation(t testing.TB, img name.Digest, envelope []byte, annotatio
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ociremote.WriteAttestations(img.Repository, se); err != nil {
+	if err := ociremote.WriteAttestations(img.Repository, se, ro...); err != nil {
 		t.Fatal(err)
 	}
 }
