@@ -34,8 +34,8 @@ import (
 	"github.com/tollgate-dev/tollgate/signer"
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
-	"github.com/tollgate-dev/tollgate/webhook/imagegate"
 	"github.com/tollgate-dev/tollgate/testing/registry"
+	"github.com/tollgate-dev/tollgate/webhook/imagegate"
 )
 
 const signerNS = "tollgate-system"
