@@ -41,11 +41,13 @@ func newRoot() *cobra.Command {
 It denies unsafe PipelineRuns and TaskRuns at admission (service accounts with
 too much power, privileged steps, missing resource limits, unpinned remote
 Tasks, specs changed after admission) and stamps every admitted run with a
-non-falsifiable spec digest.`,
+non-falsifiable spec digest. Its signer signs what the runs build with SLSA
+provenance the way Tekton Chains does, and its image gate admits into gated
+namespaces only images signed by a trusted authority with that provenance.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newWebhookCmd(), newCheckCmd(), newProvenanceCmd(), newSignerCmd())
+	root.AddCommand(newVersionCmd(), newWebhookCmd(), newCheckCmd(), newProvenanceCmd(), newSignerCmd(), newVerifyCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
 	})
