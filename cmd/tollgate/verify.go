@@ -55,8 +55,9 @@ requiring a statement of --type (default https://slsa.dev/provenance/v1).
 Policies that name Secrets need a cluster: give the key inline (key.data).
 
 Registry credentials come from the Docker config (~/.docker/config.json and
-credential helpers). Loopback and private-address registries are spoken to
-over plain HTTP, as cosign and crane do.
+credential helpers). Registries are spoken to over HTTPS; loopback and
+private-address registries that do not answer HTTPS fall back to plain HTTP,
+as with cosign and crane.
 
 Exit status: 0 every image verified, 1 an image not verified, 2 a usage or
 input error.`,

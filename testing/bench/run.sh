@@ -5,7 +5,10 @@
 #      answered by real informer caches of a real API server;
 #   3. TaskRun creates through the real API server: without webhooks, with two
 #      no-op webhooks (the API server's own floor), and with Tollgate;
-#   4. the signer's throughput, tekton and oci storage.
+#   4. the signer's throughput, tekton and oci storage;
+#   5. the image gate in-process: cache hit, cache miss against a loopback
+#      registry, 8 containers of one image, 500 concurrent admissions of one
+#      digest, and the memory of 10,000 cached verifications.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$(mktemp)
@@ -36,6 +39,11 @@ echo "== signer latency: runs finishing at a steady 10/s, finish -> signed (targ
 go test ./testing/e2e -run '^$' -bench BenchmarkSignerLatency -benchtime 200x -timeout 30m | tee -a "$out" | grep Benchmark
 echo
 
+echo "== image gate, in-process through the webhook's HTTP stack (targets: hit p99 < 1 ms; miss p99 < 50 ms; one verification per digest)"
+go test ./webhook/imagegate -run '^$' -bench 'BenchmarkCacheHit|BenchmarkCacheMiss|BenchmarkEightContainersOneImage' -benchtime 500x -benchmem | tee -a "$out" | grep Benchmark
+go test ./webhook/imagegate -run '^$' -bench 'BenchmarkConcurrentAdmissions|BenchmarkCacheMemory' -benchtime 20x | tee -a "$out" | grep Benchmark
+echo
+
 # Summary: the median of the in-process runs, and what the webhooks add.
 awk 'BEGIN { n = 0 }
 /BenchmarkValidatePipelineRun/ && /reviews\/s/ {
@@ -44,10 +52,16 @@ awk 'BEGIN { n = 0 }
 }
 /BenchmarkCreateThroughAPIServer\/noop-webhooks/ { for (i = 1; i <= NF; i++) { if ($(i+1) == "added-p50-ms") f50 = $i; if ($(i+1) == "added-p99-ms") f99 = $i } }
 /BenchmarkCreateThroughAPIServer\/tollgate/ { for (i = 1; i <= NF; i++) { if ($(i+1) == "added-p50-ms") t50 = $i; if ($(i+1) == "added-p99-ms") t99 = $i } }
+/BenchmarkCacheHit/ { for (i = 1; i <= NF; i++) if ($(i+1) == "p99-µs") hit = $i }
+/BenchmarkCacheMiss/ { for (i = 1; i <= NF; i++) if ($(i+1) == "p99-ms") miss = $i }
+/BenchmarkEightContainersOneImage/ { for (i = 1; i <= NF; i++) if ($(i+1) == "verifications/pod") eight = $i }
+/BenchmarkConcurrentAdmissions/ { for (i = 1; i <= NF; i++) if ($(i+1) == "upstream-verifications") conc = $i }
+/BenchmarkCacheMemory/ { for (i = 1; i <= NF; i++) { if ($(i+1) == "cache-heap-MiB") mem = $i; if ($(i+1) == "rss-MiB") rss = $i } }
 END {
   for (i = 1; i < n; i++) for (j = i; j > 0 && p99[j-1] > p99[j]; j--) { t = p99[j]; p99[j] = p99[j-1]; p99[j-1] = t }
   for (i = 1; i < n; i++) for (j = i; j > 0 && rps[j-1] > rps[j]; j--) { t = rps[j]; rps[j] = rps[j-1]; rps[j-1] = t }
   m = int(n / 2)
   printf "summary: in-process p99 %s µs (target < 1000), %s reviews/s per core (target >= 2000), median of %d runs\n", p99[m], rps[m], n
   printf "summary: through the API server, Tollgate adds %s ms p50 / %s ms p99 to a create (target < 5 ms p99); two no-op webhooks add %s / %s\n", t50, t99, f50, f99
+  printf "summary: image gate hit p99 %s µs (target < 1000), miss p99 %s ms (target < 50), %s verifications for 8 containers of one image, %s upstream verifications for 500 concurrent admissions, 10k cached results %s MiB heap (process RSS %s MiB)\n", hit, miss, eight, conc, mem, rss
 }' "$out"

@@ -53,6 +53,7 @@ type gate struct {
 	reg      *registry.Registry
 	key      *signing.Key
 	handler  *imagegate.Handler
+	gate     *images.Gate
 	cache    *images.Cache
 	sigReads atomic.Int64 // reads of .sig manifests: one per upstream verification
 }
@@ -86,9 +87,10 @@ func newGate(t testing.TB) *gate {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.gate = &images.Gate{Verifier: images.NewVerifier(r), Cache: g.cache}
 	g.handler, err = imagegate.New(imagegate.Deps{
 		Policies: func() *images.Set { return set },
-		Gate:     &images.Gate{Verifier: images.NewVerifier(r), Cache: g.cache},
+		Gate:     g.gate,
 		Namespaces: namespaces{
 			"prod":   {imagegate.LabelGate: imagegate.GateEnforce},
 			"dev":    {imagegate.LabelGate: imagegate.GateWarn},
