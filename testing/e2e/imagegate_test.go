@@ -19,6 +19,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tollgate-dev/tollgate/policy/images"
@@ -219,6 +220,21 @@ func TestImageGate(t *testing.T) {
 				t.Errorf("%s image %q, want %q", kind, image(), pinned)
 			}
 		}
+	})
+
+	t.Run("a pod claiming an admitted owner is checked all the same", func(t *testing.T) {
+		// Connaisseur once approved children of approved parents by their
+		// ownerReferences; the gate judges every Pod by its own images.
+		ok := signed(t, "shop/owned")
+		rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: gatedNS, Name: "owner"}, Spec: appsv1.ReplicaSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, Template: workloadTemplate(tagOf(ok))}}
+		if err := admin.Create(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		bad := reg.PushRandom(t, "shop/orphan", "v1")
+		p := podOf(gatedNS, "owned", tagOf(bad))
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr.To(true)}}
+		denied(t, admin.Create(ctx, p), "no signature is attached")
 	})
 
 	t.Run("a tag re-pointed after admission does not change what runs", func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -217,6 +218,46 @@ func TestHandler(t *testing.T) {
 			t.Error("validate did not warn")
 		}
 	})
+}
+
+// TestTagAnsweredDifferentlyEachTime plays the registry of Kyverno's
+// CVE-2022-47633: a tag that names a signed manifest on one read and an
+// unsigned one on the next. The gate reads the tag once, verifies that
+// digest, and pins exactly that digest; whichever it was served decides.
+func TestTagAnsweredDifferentlyEachTime(t *testing.T) {
+	g := newGate(t)
+	good := g.signed(t, "app/flip")
+	evil := g.reg.PushRandom(t, "app/flip-evil", "v1")
+	manifests := map[bool][]byte{}
+	for signed, d := range map[bool]name.Digest{true: good, false: evil} {
+		desc, err := remote.Get(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		manifests[signed] = desc.Manifest
+	}
+	var reads atomic.Int32
+	g.reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/v2/app/flip/manifests/v1" {
+			return false
+		}
+		signed := reads.Add(1)%2 == 1 // the first read is signed, the next is not, ...
+		w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		w.Header().Set("Docker-Content-Digest", good.DigestStr()) // always claims the signed digest
+		w.Write(manifests[signed])
+		return true
+	})
+	tag := good.Context().Tag("v1").String()
+	for i := range 4 {
+		resp := g.handler.MutateHandler().Handle(t.Context(), request("prod", admissionv1.Create, podJSON(tag), nil))
+		servedSigned := reads.Load()%2 == 1
+		switch {
+		case servedSigned && (!resp.Allowed || len(resp.Patches) != 1 || resp.Patches[0].Value != tag+"@"+good.DigestStr()):
+			t.Fatalf("read %d (signed): %+v %+v", i, resp.Result, resp.Patches)
+		case !servedSigned && resp.Allowed:
+			t.Fatalf("read %d: the unsigned manifest was admitted: %+v", i, resp.Patches)
+		}
+	}
 }
 
 func TestEightContainersOneVerification(t *testing.T) {
