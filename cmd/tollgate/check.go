@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -179,22 +178,7 @@ func runCheck(cmd *cobra.Command, o checkOptions, args []string) error {
 	if len(results) == 0 {
 		return usageError("no PipelineRun or TaskRun found in %s", strings.Join(args, " "))
 	}
-	out := cmd.OutOrStdout()
-	if o.output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
-			return err
-		}
-	} else {
-		printText(out, results)
-	}
-	for _, r := range results {
-		if !r.Allowed {
-			return &exitError{code: 1}
-		}
-	}
-	return nil
+	return emit(cmd.OutOrStdout(), o.output, results, printText, func(r checkResult) bool { return !r.Allowed })
 }
 
 func printText(w io.Writer, results []checkResult) {

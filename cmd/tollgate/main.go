@@ -5,6 +5,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,26 @@ func (e *exitError) Unwrap() error { return e.err }
 // usageError is an error in the command line or the input (exit 2).
 func usageError(format string, args ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+// emit prints results as indented JSON or as text, and returns exit
+// status 1 when any of them failed.
+func emit[T any](w io.Writer, format string, results []T, text func(io.Writer, []T), failed func(T) bool) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			return err
+		}
+	} else {
+		text(w, results)
+	}
+	for _, r := range results {
+		if failed(r) {
+			return &exitError{code: 1}
+		}
+	}
+	return nil
 }
 
 func newRoot() *cobra.Command {

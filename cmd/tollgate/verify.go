@@ -166,22 +166,7 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 		}
 		results = append(results, verifyOne(ctx, v, kc, policies, img, o.timeout))
 	}
-	out := cmd.OutOrStdout()
-	if o.output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
-			return err
-		}
-	} else {
-		printVerify(out, results)
-	}
-	for _, r := range results {
-		if !r.Verified {
-			return &exitError{code: 1}
-		}
-	}
-	return nil
+	return emit(cmd.OutOrStdout(), o.output, results, printVerify, func(r verifyResult) bool { return !r.Verified })
 }
 
 func verifyOne(ctx context.Context, v *images.Verifier, kc authn.Keychain, policies []*images.Policy, img images.Image, timeout time.Duration) verifyResult {

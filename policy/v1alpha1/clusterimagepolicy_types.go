@@ -251,3 +251,6 @@ type ClusterImagePolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ClusterImagePolicy `json:"items"`
 }
+
+// PolicyStatus returns the policy's status, for code shared by every policy kind.
+func (p *ClusterImagePolicy) PolicyStatus() *PolicyStatus { return &p.Status }

@@ -230,3 +230,6 @@ type ClusterRunPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ClusterRunPolicy `json:"items"`
 }
+
+// PolicyStatus returns the policy's status, for code shared by every policy kind.
+func (p *ClusterRunPolicy) PolicyStatus() *PolicyStatus { return &p.Status }

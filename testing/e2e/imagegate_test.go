@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -59,24 +58,7 @@ func applyImagePolicy(t *testing.T, c client.Client, p *v1alpha1.ClusterImagePol
 	if err := c.Create(t.Context(), p); err != nil {
 		t.Fatalf("creating ClusterImagePolicy %s: %v", p.Name, err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		cur := &v1alpha1.ClusterImagePolicy{}
-		if err := c.Get(t.Context(), client.ObjectKey{Name: p.Name}, cur); err != nil {
-			t.Fatal(err)
-		}
-		cond := meta.FindStatusCondition(cur.Status.Conditions, imagegate.ConditionReady)
-		if cond != nil && cond.ObservedGeneration == cur.Generation && cond.Status == want {
-			return cur
-		}
-		if cond != nil {
-			last = string(cond.Status) + ": " + cond.Message
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("ClusterImagePolicy %s did not become Ready=%s (last: %s)", p.Name, want, last)
-	return nil
+	return waitReady(t, c, p, want)
 }
 
 func podOf(ns, name string, containers ...string) *corev1.Pod {

@@ -20,7 +20,7 @@ import (
 	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
-	"github.com/tollgate-dev/tollgate/webhook/runguard"
+	"github.com/tollgate-dev/tollgate/webhook/policystore"
 )
 
 // Alice is the user who creates runs: a developer with rights on runs, nothing more.
@@ -158,18 +158,24 @@ func applyPolicy(t *testing.T, c client.Client, p *v1alpha1.ClusterRunPolicy) *v
 	return waitPolicy(t, c, p.Name, metav1.ConditionTrue)
 }
 
-// waitPolicy waits until a policy's Ready condition has status want for its current generation.
+// waitPolicy waits until a ClusterRunPolicy's Ready condition has status want for its current generation.
 func waitPolicy(t *testing.T, c client.Client, name string, want metav1.ConditionStatus) *v1alpha1.ClusterRunPolicy {
+	t.Helper()
+	return waitReady(t, c, &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}, want)
+}
+
+// waitReady waits until a policy's Ready condition has status want for its
+// current generation, and returns the policy as it then is.
+func waitReady[O policystore.Object](t *testing.T, c client.Client, p O, want metav1.ConditionStatus) O {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
-		p := &v1alpha1.ClusterRunPolicy{}
-		if err := c.Get(t.Context(), client.ObjectKey{Name: name}, p); err != nil {
+		if err := c.Get(t.Context(), client.ObjectKeyFromObject(p), p); err != nil {
 			t.Fatal(err)
 		}
-		cond := meta.FindStatusCondition(p.Status.Conditions, runguard.ConditionReady)
-		if cond != nil && cond.ObservedGeneration == p.Generation && cond.Status == want {
+		cond := meta.FindStatusCondition(p.PolicyStatus().Conditions, policystore.ConditionReady)
+		if cond != nil && cond.ObservedGeneration == p.GetGeneration() && cond.Status == want {
 			return p
 		}
 		if cond != nil {
@@ -177,8 +183,8 @@ func waitPolicy(t *testing.T, c client.Client, name string, want metav1.Conditio
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("ClusterRunPolicy %s did not become Ready=%s (last: %s)", name, want, last)
-	return nil
+	t.Fatalf("%T %s did not become Ready=%s (last: %s)", p, p.GetName(), want, last)
+	return p
 }
 
 // denied asserts err is an admission denial from the run guard containing every want.
