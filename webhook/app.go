@@ -140,6 +140,7 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 	if err != nil {
 		return err
 	}
+	registerCacheMetrics(srv.Registry, vcache.Stats)
 
 	cacheErr := make(chan error, 1)
 	go func() { cacheErr <- c.Start(ctx) }()

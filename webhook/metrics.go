@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/tollgate-dev/tollgate/policy/images"
 )
 
 type metrics struct {
@@ -45,4 +47,22 @@ func (m *metrics) instrument(path string, h admission.Handler) admission.Handler
 		m.requests.WithLabelValues(path, outcome).Inc()
 		return resp
 	})
+}
+
+// registerCacheMetrics exposes the image verification cache's counters.
+func registerCacheMetrics(reg prometheus.Registerer, stats func() images.Stats) {
+	counter := func(name, help string, v func(images.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(stats())) })
+	}
+	gauge := func(name, help string, v func(images.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return v(stats()) })
+	}
+	reg.MustRegister(
+		counter("tollgate_image_cache_hits_total", "Image checks answered from the verification cache.", func(s images.Stats) int64 { return s.Hits }),
+		counter("tollgate_image_cache_misses_total", "Image checks not in the cache (they joined or started a verification).", func(s images.Stats) int64 { return s.Misses }),
+		counter("tollgate_image_verifications_total", "Verifications run against registries (concurrent checks of one digest share one).", func(s images.Stats) int64 { return s.Verifications }),
+		counter("tollgate_image_verification_errors_total", "Verifications that could not finish (registry errors, timeouts); they deny in Enforce.", func(s images.Stats) int64 { return s.Errors }),
+		gauge("tollgate_image_cache_entries", "Verified results held in the cache.", func(s images.Stats) float64 { return float64(s.Entries) }),
+		gauge("tollgate_image_cache_bytes", "Estimated bytes of the results held in the cache.", func(s images.Stats) float64 { return float64(s.Bytes) }),
+	)
 }

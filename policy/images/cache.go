@@ -67,7 +67,7 @@ type Cache struct {
 	entries map[Key]*list.Element
 	bytes   int64
 
-	hits, misses, verifications atomic.Int64
+	hits, misses, verifications, errors atomic.Int64
 }
 
 // NewCache returns an empty cache.
@@ -81,15 +81,18 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 // Stats are the cache's counters.
 type Stats struct {
 	Hits, Misses, Verifications int64
-	Entries                     int
-	Bytes                       int64
+	// Errors counts verifications that could not finish (registry errors,
+	// timeouts): not cached, and denied in Enforce.
+	Errors  int64
+	Entries int
+	Bytes   int64
 }
 
 // Stats returns the counters.
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Verifications: c.verifications.Load(), Entries: c.lru.Len(), Bytes: c.bytes}
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Verifications: c.verifications.Load(), Errors: c.errors.Load(), Entries: c.lru.Len(), Bytes: c.bytes}
 }
 
 func (c *Cache) get(k Key) (*Result, bool) {
@@ -159,6 +162,7 @@ func (c *Cache) Do(ctx context.Context, k Key, flight string, verify func(contex
 		defer cancel()
 		r, err := verify(vctx)
 		if err != nil {
+			c.errors.Add(1)
 			return nil, err
 		}
 		c.put(k, r)

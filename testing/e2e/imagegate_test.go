@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +19,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -312,6 +316,46 @@ func TestImageGate(t *testing.T) {
 		cond := meta.FindStatusCondition(got.Status.Conditions, imagegate.ConditionReady)
 		if !strings.Contains(cond.Message, "no-such-key") || !strings.Contains(cond.Message, "not in force") {
 			t.Errorf("condition: %s", cond.Message)
+		}
+	})
+
+	t.Run("the API server refuses malformed policies", func(t *testing.T) {
+		for name, mutate := range map[string]func(*v1alpha1.ClusterImagePolicySpec){
+			"key and keyless": func(s *v1alpha1.ClusterImagePolicySpec) {
+				s.Authorities[0].Keyless = &v1alpha1.KeylessAuthority{Identities: []v1alpha1.Identity{{Issuer: "i", Subject: "s"}}, TrustRoot: v1alpha1.TrustRoot{FulcioRoots: "x", RekorPublicKey: "y"}}
+			},
+			"two key sources": func(s *v1alpha1.ClusterImagePolicySpec) { s.Authorities[0].Key.Data = "pem" },
+			"issuer and issuerRegExp": func(s *v1alpha1.ClusterImagePolicySpec) {
+				s.Authorities[0] = v1alpha1.Authority{Name: "ci", Keyless: &v1alpha1.KeylessAuthority{
+					Identities: []v1alpha1.Identity{{Issuer: "i", IssuerRegExp: "i.*", Subject: "s"}}, TrustRoot: v1alpha1.TrustRoot{FulcioRoots: "x", RekorPublicKey: "y"}}}
+			},
+			"no attestations":   func(s *v1alpha1.ClusterImagePolicySpec) { s.Attestations = nil },
+			"a glob with a tag": func(s *v1alpha1.ClusterImagePolicySpec) { s.Images[0].Glob = "registry.example.com/app@sha256" },
+		} {
+			p := imagePolicy("bad-"+strings.ReplaceAll(name, " ", "-"), reg.Host, mutate)
+			if err := admin.Create(ctx, p); err == nil || !apierrors.IsInvalid(err) {
+				t.Errorf("%s: want the API server to refuse it, got %v", name, err)
+			}
+		}
+	})
+
+	t.Run("the cache's counters are on /metrics", func(t *testing.T) {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(env.CAData)
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+		resp, err := c.Get("https://" + env.WebhookAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, m := range []string{"tollgate_image_cache_hits_total", "tollgate_image_verifications_total", "tollgate_image_verification_errors_total", "tollgate_image_cache_entries", `tollgate_admission_requests_total{outcome="denied",path="/mutate-workloads"}`} {
+			if !strings.Contains(string(body), m) {
+				t.Errorf("/metrics has no %s", m)
+			}
+		}
+		if strings.Contains(string(body), "tollgate_image_verifications_total 0\n") {
+			t.Error("no verification was counted")
 		}
 	})
 
