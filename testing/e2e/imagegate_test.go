@@ -435,6 +435,18 @@ func TestImageGateCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("the service account's pull secrets count too", func(t *testing.T) {
+		sa := serviceAccount("private", "deployer")
+		sa.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "pull"}}
+		if err := env.Client.Create(ctx, sa); err != nil {
+			t.Fatal(err)
+		}
+		p := podOf("private", "by-sa", privImg.Context().Tag("v1").String())
+		p.Spec.ServiceAccountName = "deployer"
+		if err := env.Client.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("without the pull secret the private registry's refusal denies, naming it", func(t *testing.T) {
 		denied(t, env.Client.Create(ctx, podOf("private", "b", privImg.Context().Tag("v1").String())), private.Host, "UNAUTHORIZED")
 	})
