@@ -297,7 +297,9 @@ func TestImageGate(t *testing.T) {
 
 	t.Run("a registry that cannot be reached fails closed, naming it", func(t *testing.T) {
 		denied(t, admin.Create(ctx, podOf("prod", "down", "127.0.0.1:1/shop/app:v1")), "[unmatched]")
-		p := imagePolicy("loopback-down", "127.0.0.1:1", nil)
+		p := imagePolicy("loopback-down", "127.0.0.1:1", func(s *v1alpha1.ClusterImagePolicySpec) {
+			s.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "shop"}}
+		})
 		applyImagePolicy(t, admin, p, metav1.ConditionTrue)
 		t.Cleanup(func() { admin.Delete(ctx, p) })
 		denied(t, admin.Create(ctx, podOf(gatedNS, "down", "127.0.0.1:1/shop/app:v1")), "127.0.0.1:1", "resolving the tag", "connection refused")
