@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 	if err != nil {
 		return err
 	}
-	store, err := runguard.NewPolicyStore(ctx, c, cl, log.WithName("policies"))
+	store, err := runguard.NewPolicyStore(ctx, c, cl, cl, cfg.Images.Resync, log.WithName("policies"))
 	if err != nil {
 		return err
 	}

@@ -169,7 +169,7 @@ func runCheck(cmd *cobra.Command, o checkOptions, args []string) error {
 			labels = l
 		}
 		a, err := runs.Admit(ctx, cluster, set.ForNamespace(labels), d.Kind, ns, o.user, d.Raw,
-			runs.Identities{TektonControllers: o.tekton, Trusted: o.trusted})
+			runs.Identities{TektonControllers: o.tekton, Trusted: o.trusted}, labels)
 		if err != nil {
 			return usageError("%s: %w", d.Source, err)
 		}

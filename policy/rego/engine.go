@@ -14,6 +14,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
 
 //go:embed lib/*.rego
@@ -167,13 +169,13 @@ func Compile(ctx context.Context, modules []Module, opts Options) (*Program, err
 		}
 		pm, err := Parse(m)
 		if err != nil {
-			return nil, err
+			return nil, located(err)
 		}
 		parsed[m.Name] = pm
 	}
 	c, err := NewCompiler(parsed)
 	if err != nil {
-		return nil, err
+		return nil, located(err)
 	}
 	p := &Program{opts: opts}
 	for _, pkg := range packages(parsed) {
@@ -193,6 +195,23 @@ func Compile(ctx context.Context, modules []Module, opts Options) (*Program, err
 		return nil, errors.New("no module defines a deny or warn rule: nothing would be enforced")
 	}
 	return p, nil
+}
+
+// located renders OPA's errors as "file:line:column: message", one per line.
+func located(err error) error {
+	var errs ast.Errors
+	if !errors.As(err, &errs) {
+		return err
+	}
+	lines := make([]string, 0, len(errs))
+	for _, e := range errs {
+		if e.Location != nil {
+			lines = append(lines, fmt.Sprintf("%s:%d:%d: %s", e.Location.File, e.Location.Row, e.Location.Col, e.Message))
+		} else {
+			lines = append(lines, e.Message)
+		}
+	}
+	return errors.New(strings.Join(lines, "; "))
 }
 
 // Packages returns the packages the modules define (without "data.").
@@ -344,4 +363,35 @@ type Value = ast.Value
 // request, shared by every policy's program.
 func Input(v any) (Value, error) {
 	return ast.InterfaceToValue(v)
+}
+
+// ConfigMaps reads the data of a ConfigMap (nil: references cannot be read here).
+type ConfigMaps func(ctx context.Context, namespace, name string) (map[string]string, error)
+
+// Sources returns the modules of a policy's rego list, reading ConfigMap
+// references. Module names are "POLICY/NAME".
+func Sources(ctx context.Context, policy string, mods []v1alpha1.RegoModule, cms ConfigMaps) ([]Module, error) {
+	out := make([]Module, 0, len(mods))
+	for i, m := range mods {
+		src := m.Module
+		switch {
+		case m.ConfigMapRef != nil && m.Module == "":
+			if cms == nil {
+				return nil, fmt.Errorf("spec.rego[%d] (%s): ConfigMap %s/%s cannot be read here; put the module inline", i, m.Name, m.ConfigMapRef.Namespace, m.ConfigMapRef.Name)
+			}
+			data, err := cms(ctx, m.ConfigMapRef.Namespace, m.ConfigMapRef.Name)
+			if err != nil {
+				return nil, fmt.Errorf("spec.rego[%d] (%s): reading ConfigMap %s/%s: %w", i, m.Name, m.ConfigMapRef.Namespace, m.ConfigMapRef.Name, err)
+			}
+			var ok bool
+			if src, ok = data[m.ConfigMapRef.Key]; !ok {
+				return nil, fmt.Errorf("spec.rego[%d] (%s): ConfigMap %s/%s has no key %q", i, m.Name, m.ConfigMapRef.Namespace, m.ConfigMapRef.Name, m.ConfigMapRef.Key)
+			}
+		case m.Module != "" && m.ConfigMapRef == nil:
+		default:
+			return nil, fmt.Errorf("spec.rego[%d] (%s): give the module inline or by configMapRef", i, m.Name)
+		}
+		out = append(out, Module{Name: policy + "/" + m.Name, Source: src})
+	}
+	return out, nil
 }

@@ -16,7 +16,7 @@ type Admission struct {
 // Admit runs a CREATE of the run in raw through the mutating and validating
 // paths, exactly as the webhook does (without the API server). cluster may be
 // nil (cluster checks skipped).
-func Admit(ctx context.Context, cluster Cluster, policies []*Policy, kind, namespace, user string, raw []byte, ids Identities) (*Admission, error) {
+func Admit(ctx context.Context, cluster Cluster, policies []*Policy, kind, namespace, user string, raw []byte, ids Identities, nsLabels map[string]string) (*Admission, error) {
 	in, err := decodeGather(ctx, cluster, kind, namespace, raw)
 	if err != nil {
 		return nil, err
@@ -30,6 +30,9 @@ func Admit(ctx context.Context, cluster Cluster, policies []*Policy, kind, names
 		return nil, err
 	}
 	d := Evaluate(policies, in)
+	userRules := EvaluateRego(ctx, policies, in, RegoRequest{Object: m.Object, Operation: OpCreate, User: user, NamespaceLabels: nsLabels})
+	d.Denials = append(d.Denials, userRules.Denials...)
+	d.Warnings = append(d.Warnings, userRules.Warnings...)
 	integ := CheckIntegrity(policies, in, Request{Operation: OpCreate, User: user, Object: m.Object, Annotations: in.Annotations, Decoded: true}, ids)
 	d.Denials = append(d.Denials, integ.Denials...)
 	d.Warnings = append(d.Warnings, integ.Warnings...)

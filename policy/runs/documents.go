@@ -2,6 +2,7 @@ package runs
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,7 +136,7 @@ func PoliciesFromDocuments(docs []Document) ([]*Policy, error) {
 		if len(strict) > 0 {
 			return nil, fmt.Errorf("%s: ClusterRunPolicy: %w", d.Source, errors.Join(strict...))
 		}
-		c, err := Compile(&p)
+		c, err := Compile(context.Background(), &p, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s: ClusterRunPolicy %q: %w", d.Source, p.Name, err)
 		}

@@ -1,6 +1,7 @@
 package runs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	psaapi "k8s.io/pod-security-admission/api"
 
+	"github.com/tollgate-dev/tollgate/policy/rego"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
 
@@ -61,11 +63,15 @@ type Policy struct {
 	psa      psaapi.LevelVersion
 	maxima   map[corev1.ResourceName]resource.Quantity
 	defaults map[corev1.ResourceName]resource.Quantity
+
+	// Rego is the policy's compiled user rules, or nil.
+	Rego *rego.Program
 }
 
-// Compile validates and defaults a ClusterRunPolicy. The error names every
-// invalid setting.
-func Compile(p *v1alpha1.ClusterRunPolicy) (*Policy, error) {
+// Compile validates and defaults a ClusterRunPolicy and compiles its Rego
+// (reading ConfigMap references through cms, which may be nil offline).
+// The error names every invalid setting.
+func Compile(ctx context.Context, p *v1alpha1.ClusterRunPolicy, cms rego.ConfigMaps) (*Policy, error) {
 	spec := *p.Spec.DeepCopy()
 	Default(&spec)
 	out := &Policy{Name: p.Name, UID: string(p.UID), Generation: p.Generation, Spec: spec}
@@ -140,6 +146,15 @@ func Compile(p *v1alpha1.ClusterRunPolicy) (*Policy, error) {
 			}
 		}
 	}
+	if len(spec.Rego) > 0 {
+		mods, err := rego.Sources(ctx, p.Name, spec.Rego, cms)
+		if err == nil {
+			out.Rego, err = rego.Compile(ctx, mods, rego.DefaultOptions())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("spec.rego: %w", err))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -165,7 +180,7 @@ func resourceMap(path string, l corev1.ResourceList) (map[corev1.ResourceName]re
 // BuiltinDefault returns the policy that applies where no ClusterRunPolicy
 // selects a namespace: every check in Enforce with its default settings.
 func BuiltinDefault() *Policy {
-	p, err := Compile(&v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: DefaultPolicyName}})
+	p, err := Compile(context.Background(), &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: DefaultPolicyName}}, nil)
 	if err != nil {
 		panic("the built-in default run policy does not compile: " + err.Error()) // a programming error, caught by tests
 	}

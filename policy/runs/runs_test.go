@@ -54,7 +54,7 @@ func admit(t *testing.T, c Cluster, ps []*Policy, kind, raw string) *Admission {
 	if ps == nil {
 		ps = []*Policy{BuiltinDefault()}
 	}
-	a, err := Admit(context.Background(), c, ps, kind, "ns", "alice", []byte(raw), ids)
+	a, err := Admit(context.Background(), c, ps, kind, "ns", "alice", []byte(raw), ids, nil)
 	if err != nil {
 		t.Fatalf("admit: %v", err)
 	}
@@ -100,7 +100,7 @@ func TestChecks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := Admit(context.Background(), cluster(), []*Policy{BuiltinDefault()}, tc.kind, "ns", "alice", []byte(tc.raw), ids)
+			a, err := Admit(context.Background(), cluster(), []*Policy{BuiltinDefault()}, tc.kind, "ns", "alice", []byte(tc.raw), ids, nil)
 			if slices.Equal(tc.want, []string{"error"}) {
 				if err == nil || !strings.Contains(err.Error(), tc.contains) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.contains)
@@ -132,7 +132,7 @@ func TestOfflineSkipsClusterChecks(t *testing.T) {
 
 func TestWarnModeAndExemptions(t *testing.T) {
 	raw := taskRunJSON("builder", `{"steps":[`+strings.Replace(safeStep, `"limits":{"cpu":"1","memory":"1Gi"}`, `"limits":{}`, 1)+`]}`)
-	warn, err := Compile(&v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "warn"}, Spec: v1alpha1.ClusterRunPolicySpec{Resources: v1alpha1.ResourcesCheck{Mode: v1alpha1.Warn}}})
+	warn, err := Compile(t.Context(), &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "warn"}, Spec: v1alpha1.ClusterRunPolicySpec{Resources: v1alpha1.ResourcesCheck{Mode: v1alpha1.Warn}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,9 +140,9 @@ func TestWarnModeAndExemptions(t *testing.T) {
 	if !a.Decision.Allowed() || len(a.Decision.Warnings) != 1 {
 		t.Errorf("Warn mode: allowed=%v warnings=%v", a.Decision.Allowed(), a.Decision.Warnings)
 	}
-	exempt, err := Compile(&v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "exempt"}, Spec: v1alpha1.ClusterRunPolicySpec{
+	exempt, err := Compile(t.Context(), &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "exempt"}, Spec: v1alpha1.ClusterRunPolicySpec{
 		Exemptions: []v1alpha1.Exemption{{Namespaces: []string{"ns"}, Checks: []v1alpha1.CheckName{v1alpha1.CheckResources}, Reason: "legacy builds, ticket OPS-1"}},
-	}})
+	}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestCompileErrors(t *testing.T) {
 		PinnedRefs: v1alpha1.PinnedRefsCheck{AllowedResolvers: []string{"ftp"}},
 		Exemptions: []v1alpha1.Exemption{{Namespaces: []string{"x"}}},
 	}}
-	_, err := Compile(p)
+	_, err := Compile(t.Context(), p, nil)
 	if err == nil {
 		t.Fatal("an invalid policy compiled")
 	}
@@ -193,9 +193,9 @@ func TestBuiltinDefault(t *testing.T) {
 }
 
 func TestMutateDefaultsAndStamp(t *testing.T) {
-	p, err := Compile(&v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "d"}, Spec: v1alpha1.ClusterRunPolicySpec{Resources: v1alpha1.ResourcesCheck{
+	p, err := Compile(t.Context(), &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "d"}, Spec: v1alpha1.ClusterRunPolicySpec{Resources: v1alpha1.ResourcesCheck{
 		DefaultLimits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
-	}}})
+	}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func FuzzAdmit(f *testing.F) {
 		if taskRun {
 			kind = KindTaskRun
 		}
-		a, err := Admit(context.Background(), cluster(), []*Policy{BuiltinDefault()}, kind, "ns", "alice", raw, ids)
+		a, err := Admit(context.Background(), cluster(), []*Policy{BuiltinDefault()}, kind, "ns", "alice", raw, ids, nil)
 		if err != nil {
 			return
 		}

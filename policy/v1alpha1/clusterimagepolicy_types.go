@@ -91,6 +91,16 @@ type ClusterImagePolicySpec struct {
 	// +kubebuilder:default=Deny
 	// +optional
 	UnmatchedImages UnmatchedAction `json:"unmatchedImages,omitempty"`
+
+	// Rego modules evaluated for every matching image once its signature
+	// and attestations verified, on every admission (never cached). Input:
+	// image, attestations (every verified statement), resource, namespace,
+	// request (see the README).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Rego []RegoModule `json:"rego,omitempty"`
 }
 
 // ImagePattern is one glob.
@@ -237,7 +247,8 @@ type AttestationRequirement struct {
 	// +kubebuilder:validation:MaxLength=512
 	PredicateType string `json:"predicateType"`
 
-	// Rego is a module evaluated over each verified statement; its
+	// Rego is a module evaluated over this requirement's verified
+	// statements (input.attestations holds only them); its
 	// `deny contains msg if {...}` rules fail the requirement.
 	// +kubebuilder:validation:MaxLength=65536
 	// +optional

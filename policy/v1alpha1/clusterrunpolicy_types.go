@@ -90,6 +90,16 @@ type ClusterRunPolicySpec struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=256
 	Exemptions []Exemption `json:"exemptions,omitempty"`
+
+	// Rego modules evaluated on every run this policy selects, at CREATE,
+	// after the built-in checks. Input: run, serviceAccount,
+	// serviceAccounts, namespace, request (see the README). Each message of
+	// a `deny` rule denies the run; each of a `warn` rule warns.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Rego []RegoModule `json:"rego,omitempty"`
 }
 
 // ServiceAccountCheck settings.

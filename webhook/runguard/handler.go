@@ -82,13 +82,13 @@ func runKind(req *admission.Request) (string, error) {
 	return req.Kind.Kind, nil
 }
 
-func (h *Handler) gather(ctx context.Context, req *admission.Request, kind string) (*runs.Input, []*runs.Policy, error) {
+func (h *Handler) gather(ctx context.Context, req *admission.Request, kind string) (*runs.Input, []*runs.Policy, map[string]string, error) {
 	if len(req.Object.Raw) == 0 {
-		return nil, nil, badRequest("the request carries no object")
+		return nil, nil, nil, badRequest("the request carries no object")
 	}
 	pr, tr, err := runs.Decode(kind, req.Object.Raw)
 	if err != nil {
-		return nil, nil, badRequest("%w", err)
+		return nil, nil, nil, badRequest("%w", err)
 	}
 	// The namespace of the request is authoritative.
 	if pr != nil {
@@ -98,16 +98,16 @@ func (h *Handler) gather(ctx context.Context, req *admission.Request, kind strin
 	}
 	nsLabels, err := h.deps.Namespaces.Labels(ctx, req.Namespace)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading namespace %q: %w", req.Namespace, err)
+		return nil, nil, nil, fmt.Errorf("reading namespace %q: %w", req.Namespace, err)
 	}
 	in, err := runs.Gather(ctx, h.deps.Cluster, pr, tr)
 	if err != nil {
 		if reply.IsBadRequest(err) {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return nil, nil, fmt.Errorf("gathering %s %s/%s: %w", kind, req.Namespace, req.Name, err)
+		return nil, nil, nil, fmt.Errorf("gathering %s %s/%s: %w", kind, req.Namespace, req.Name, err)
 	}
-	return in, h.deps.Policies().ForNamespace(nsLabels), nil
+	return in, h.deps.Policies().ForNamespace(nsLabels), nsLabels, nil
 }
 
 // identify reads only what an UPDATE decision needs: the run's identity
@@ -179,7 +179,7 @@ func (h *Handler) Mutate(ctx context.Context, req admission.Request) admission.R
 		}
 		return admission.Patched("", stampPatch(st))
 	}
-	in, ps, err := h.gather(ctx, &req, kind)
+	in, ps, _, err := h.gather(ctx, &req, kind)
 	if err != nil {
 		return errored(err)
 	}
@@ -238,10 +238,15 @@ func (h *Handler) Validate(ctx context.Context, req admission.Request) admission
 	// decision made at CREATE stands; re-running the other checks would
 	// break runs in flight whenever a policy is tightened.
 	if req.Operation == admissionv1.Create && req.SubResource == "" {
-		if in, ps, err = h.gather(ctx, &req, kind); err != nil {
+		var nsLabels map[string]string
+		if in, ps, nsLabels, err = h.gather(ctx, &req, kind); err != nil {
 			return errored(err)
 		}
 		d = runs.Evaluate(ps, in)
+		user := runs.EvaluateRego(ctx, ps, in, runs.RegoRequest{Object: req.Object.Raw, Operation: string(req.Operation),
+			User: req.UserInfo.Username, Groups: req.UserInfo.Groups, NamespaceLabels: nsLabels})
+		d.Denials = append(d.Denials, user.Denials...)
+		d.Warnings = append(d.Warnings, user.Warnings...)
 	} else {
 		if in, old, ps, err = h.identify(ctx, &req, kind); err != nil {
 			return errored(err)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,9 +29,17 @@ type PolicyStore struct {
 }
 
 // NewPolicyStore registers its informer with c; call Run after c starts.
-// The snapshot starts as the built-in default alone.
-func NewPolicyStore(ctx context.Context, c cache.Cache, writer client.Client, log logr.Logger) (*PolicyStore, error) {
+// ConfigMaps that Rego modules reference are read from live, and re-read
+// every resync. The snapshot starts as the built-in default alone.
+func NewPolicyStore(ctx context.Context, c cache.Cache, live client.Reader, writer client.Client, resync time.Duration, log logr.Logger) (*PolicyStore, error) {
 	s := &PolicyStore{}
+	cms := func(ctx context.Context, namespace, name string) (map[string]string, error) {
+		var cm corev1.ConfigMap
+		if err := live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &cm); err != nil {
+			return nil, err
+		}
+		return cm.Data, nil
+	}
 	s.snapshot.Store(runs.NewSet(runs.BuiltinDefault()))
 	st, err := policystore.New(ctx, c, writer, policystore.Config[*v1alpha1.ClusterRunPolicy, *runs.Policy]{
 		Watch: &v1alpha1.ClusterRunPolicy{},
@@ -44,9 +54,12 @@ func NewPolicyStore(ctx context.Context, c cache.Cache, writer client.Client, lo
 			}
 			return out, nil
 		},
-		Compile:    func(_ context.Context, p *v1alpha1.ClusterRunPolicy) (*runs.Policy, error) { return runs.Compile(p) },
+		Compile: func(ctx context.Context, p *v1alpha1.ClusterRunPolicy) (*runs.Policy, error) {
+			return runs.Compile(ctx, p, cms)
+		},
 		Generation: func(p *runs.Policy) int64 { return p.Generation },
 		Publish:    func(ps []*runs.Policy) { s.snapshot.Store(runs.NewSet(runs.BuiltinDefault(), ps...)) },
+		Resync:     resync,
 	}, log)
 	if err != nil {
 		return nil, err
