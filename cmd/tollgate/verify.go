@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	kjson "sigs.k8s.io/json"
 
+	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/images"
 	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
@@ -35,6 +36,9 @@ type verifyResult struct {
 	Verified bool             `json:"verified"`
 	Error    string           `json:"error,omitempty"`
 	Results  []*images.Result `json:"results,omitempty"`
+	// Denials and Warnings come from the policies' Rego rules.
+	Denials  []policy.Violation `json:"denials,omitempty"`
+	Warnings []policy.Violation `json:"warnings,omitempty"`
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -196,8 +200,11 @@ func verifyOne(ctx context.Context, v *images.Verifier, kc authn.Keychain, polic
 			r.Verified, r.Error = false, err.Error()
 			return r
 		}
-		r.Verified = r.Verified && res.Verified()
+		denials, warnings := p.UserRules(ctx, res, img, m.Digest)
+		r.Verified = r.Verified && res.Verified() && len(denials) == 0
 		r.Results = append(r.Results, res)
+		r.Denials = append(r.Denials, denials...)
+		r.Warnings = append(r.Warnings, warnings...)
 	}
 	return r
 }
@@ -218,6 +225,12 @@ func printVerify(w io.Writer, results []verifyResult) {
 		fmt.Fprintf(w, "%s: %s\n", ref, verdict)
 		if r.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", r.Error)
+		}
+		for _, d := range r.Denials {
+			fmt.Fprintf(w, "  DENIED %s\n", d.String())
+		}
+		for _, d := range r.Warnings {
+			fmt.Fprintf(w, "  warn: %s\n", d.String())
 		}
 		for _, res := range r.Results {
 			for _, s := range res.Signatures {

@@ -62,6 +62,13 @@ type Request struct {
 	// Credentials returns the keychain of the workload's pull secrets and a
 	// fingerprint of it; it is called only when a registry must be read.
 	Credentials func(context.Context) (authn.Keychain, string, error)
+
+	// Object is the workload as admitted (JSON): Rego's input.resource.
+	Object []byte
+	// Operation, User and Groups are Rego's input.request.
+	Operation string
+	User      string
+	Groups    []string
 }
 
 // Outcome is the gate's answer for one workload.
@@ -117,6 +124,7 @@ func (g *Gate) Check(ctx context.Context, set *Set, req Request) *Outcome {
 		unmatched = stricter(unmatched, p.Unmatched)
 	}
 
+	rin := &regoInput{req: req}
 	resolved := map[string]Manifest{} // by reference as written
 	failedRef := map[string]error{}
 	verified := map[Key]*Result{}
@@ -218,6 +226,12 @@ func (g *Gate) Check(ctx context.Context, set *Set, req Request) *Outcome {
 				pv.Message = fmt.Sprintf("image %s@%s: %s", img.Repository, digest, f.Message)
 				pv.Fix = fix(f.Requirement)
 				out.add(pv, req.Warn || p.Mode == v1alpha1.ImageWarn)
+			}
+			if res.Verified() && p.HasRego() {
+				rin.image = map[string]any{"ref": ci.Image, "repository": img.String(), "tag": img.Tag, "digest": digest}
+				for _, pv := range userRules(ctx, p, res, rin, v) {
+					out.add(pv.Violation, pv.warn || req.Warn || p.Mode == v1alpha1.ImageWarn)
+				}
 			}
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/tollgate-dev/tollgate/policy/rego"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
 
@@ -37,6 +38,9 @@ type Deps struct {
 	Secret func(ctx context.Context, namespace, name string) (map[string][]byte, error)
 	// KMS returns the public key of a sigstore KMS reference. Nil: KMSPublicKey.
 	KMS func(ctx context.Context, ref string) (crypto.PublicKey, error)
+	// ConfigMaps reads ConfigMaps that Rego modules reference (nil: they
+	// cannot be referenced).
+	ConfigMaps rego.ConfigMaps
 }
 
 // KMSPublicKey asks a sigstore KMS provider (or plugin) for a public key.
@@ -60,6 +64,7 @@ type Policy struct {
 	globs        []*Glob
 	authorities  []*authority
 	requirements []requirement
+	rego         *rego.Program // policy-level user rules, or nil
 	// fingerprint identifies the policy and its resolved trust material:
 	// results verified under one fingerprint are never served under another.
 	fingerprint string
@@ -73,6 +78,7 @@ type authority struct {
 type requirement struct {
 	name          string
 	predicateType string
+	rego          *rego.Program // over this requirement's statements, or nil
 }
 
 // Compile checks a policy and resolves its trust material. The error names
@@ -139,14 +145,30 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterImagePolicy, deps Deps) (*P
 		if r.PredicateType == "" {
 			return nil, fmt.Errorf("spec.attestations[%d] (%s): predicateType is empty", i, r.Name)
 		}
+		req := requirement{name: r.Name, predicateType: r.PredicateType}
 		if r.Rego != "" {
-			return nil, fmt.Errorf("spec.attestations[%d] (%s): rego over attestations is not supported by this version of Tollgate; remove it or upgrade", i, r.Name)
+			prog, err := rego.Compile(ctx, []rego.Module{{Name: p.Name + "/attestations/" + r.Name + ".rego", Source: r.Rego}}, rego.DefaultOptions())
+			if err != nil {
+				return nil, fmt.Errorf("spec.attestations[%d] (%s).rego: %w", i, r.Name, err)
+			}
+			req.rego = prog
 		}
-		out.requirements = append(out.requirements, requirement{name: r.Name, predicateType: r.PredicateType})
+		out.requirements = append(out.requirements, req)
 	}
 	for _, r := range out.requirements {
 		fmt.Fprintf(h, "%s\x00%s\x00", r.name, r.predicateType)
 	}
+	if len(p.Spec.Rego) > 0 {
+		mods, err := rego.Sources(ctx, p.Name, p.Spec.Rego, deps.ConfigMaps)
+		if err == nil {
+			out.rego, err = rego.Compile(ctx, mods, rego.DefaultOptions())
+		}
+		if err != nil {
+			return nil, fmt.Errorf("spec.rego: %w", err)
+		}
+	}
+	// Rego is evaluated on every request, never cached: it is not part of
+	// the fingerprint (the generation is).
 	out.fingerprint = hex.EncodeToString(h.Sum(nil))
 	return out, nil
 }
@@ -361,3 +383,16 @@ func (p *Policy) Matches(img Image) bool {
 func (p *Policy) Fingerprint() string { return p.fingerprint }
 
 func cryptoSANs(c *x509.Certificate) []string { return cryptoutils.GetSubjectAlternateNames(c) }
+
+// HasRego reports whether the policy has user rules.
+func (p *Policy) HasRego() bool {
+	if p.rego != nil {
+		return true
+	}
+	for _, r := range p.requirements {
+		if r.rego != nil {
+			return true
+		}
+	}
+	return false
+}

@@ -174,6 +174,10 @@ func (h *Handler) review(ctx context.Context, req *admission.Request, mutate boo
 		Credentials: func(ctx context.Context) (authn.Keychain, string, error) {
 			return h.deps.Credentials.Keychain(ctx, req.Namespace, sa, secrets)
 		},
+		Object:    req.Object.Raw,
+		Operation: string(req.Operation),
+		User:      req.UserInfo.Username,
+		Groups:    req.UserInfo.Groups,
 	}
 	bctx, cancel := context.WithTimeout(ctx, h.deps.Budget)
 	defer cancel()
