@@ -2,8 +2,8 @@ package rego
 
 import (
 	"context"
-	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/tester"
@@ -52,5 +52,5 @@ func LibraryTestsIf([]Module) []Module { return nil }
 
 // Describe renders one result as `opa test` does.
 func Describe(r *tester.Result) string {
-	return fmt.Sprintf("%s.%s: %s", r.Package, r.Name, r.String())
+	return strings.TrimSpace(r.String())
 }
