@@ -79,7 +79,7 @@ func userRules(ctx context.Context, p *Policy, res *Result, in *regoInput, at po
 			if requirement != "" {
 				v.Message = fmt.Sprintf("image %s@%s, attestation %s: %s", in.image["repository"], in.image["digest"], requirement, f.Msg)
 			}
-			v.Fix = ""
+			v.Fix = f.Fix
 			out = append(out, userViolation{Violation: v, warn: !f.Deny})
 		}
 		if err != nil {

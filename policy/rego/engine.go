@@ -141,9 +141,11 @@ type Program struct {
 }
 
 type query struct {
-	pkg  string // without "data."
-	kind string // deny or warn
-	pq   rego.PreparedEvalQuery
+	pkg   string // without "data."
+	kind  string // deny or warn
+	pq    rego.PreparedEvalQuery
+	title string // from # METADATA, rule scope first, then package
+	fix   string // custom.fix
 }
 
 // prepared counts prepared queries, so a test can prove they are built
@@ -178,6 +180,7 @@ func Compile(ctx context.Context, modules []Module, opts Options) (*Program, err
 		return nil, located(err)
 	}
 	p := &Program{opts: opts}
+	docs := annotations(parsed)
 	for _, pkg := range packages(parsed) {
 		for _, kind := range []string{"deny", "warn"} {
 			if !defines(parsed, pkg, kind) {
@@ -188,13 +191,55 @@ func Compile(ctx context.Context, modules []Module, opts Options) (*Program, err
 				return nil, fmt.Errorf("preparing data.%s.%s: %w", pkg, kind, err)
 			}
 			prepared.Add(1)
-			p.queries = append(p.queries, query{pkg: pkg, kind: kind, pq: pq})
+			q := query{pkg: pkg, kind: kind, pq: pq}
+			for _, path := range []string{"data." + pkg + "." + kind, "data." + pkg} {
+				if d, ok := docs[path]; ok {
+					if q.title == "" {
+						q.title = d.title
+					}
+					if q.fix == "" {
+						q.fix = d.fix
+					}
+				}
+			}
+			p.queries = append(p.queries, q)
 		}
 	}
 	if len(p.queries) == 0 {
 		return nil, errors.New("no module defines a deny or warn rule: nothing would be enforced")
 	}
 	return p, nil
+}
+
+type doc struct{ title, fix string }
+
+// annotations collects each package's and rule's METADATA title and
+// custom.fix, by path.
+func annotations(ms map[string]*ast.Module) map[string]doc {
+	list := make([]*ast.Module, 0, len(ms))
+	for _, m := range ms {
+		list = append(list, m)
+	}
+	set, _ := ast.BuildAnnotationSet(list) // errors were reported by the compiler
+	out := map[string]doc{}
+	if set == nil {
+		return out
+	}
+	for _, ref := range set.Flatten() {
+		a := ref.Annotations
+		if a == nil {
+			continue
+		}
+		d := out[ref.Path.String()]
+		if d.title == "" {
+			d.title = a.Title
+		}
+		if f, ok := a.Custom["fix"].(string); ok && d.fix == "" {
+			d.fix = strings.TrimSpace(f)
+		}
+		out[ref.Path.String()] = d
+	}
+	return out
 }
 
 // located renders OPA's errors as "file:line:column: message", one per line.
@@ -263,6 +308,9 @@ type Finding struct {
 	Deny bool
 	Msg  string
 	Path string
+	// Title and Fix come from the rule's (or its package's) METADATA.
+	Title string
+	Fix   string
 }
 
 // Eval evaluates every rule over input (ast.Value from Input, or any
@@ -293,6 +341,9 @@ func (p *Program) Eval(ctx context.Context, input ast.Value) ([]Finding, error) 
 				if err != nil {
 					errs = append(errs, err)
 					continue
+				}
+				for i := range fs {
+					fs[i].Title, fs[i].Fix = q.title, q.fix
 				}
 				out = append(out, fs...)
 			}

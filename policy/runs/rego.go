@@ -51,7 +51,7 @@ func EvaluateRego(ctx context.Context, policies []*Policy, in *Input, req RegoRe
 		}
 		fs, err := p.Rego.Eval(ctx, value)
 		for _, f := range fs {
-			v := policy.Violation{Policy: p.Name, Rule: strings.TrimPrefix(f.Rule, "data."), Field: f.Path, Message: f.Msg}
+			v := policy.Violation{Policy: p.Name, Rule: strings.TrimPrefix(f.Rule, "data."), Field: f.Path, Message: f.Msg, Fix: f.Fix}
 			if f.Deny {
 				d.Denials = append(d.Denials, v)
 			} else {

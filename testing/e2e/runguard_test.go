@@ -48,10 +48,6 @@ func TestRunGuard(t *testing.T) {
 	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts", "system:serviceaccounts:tekton-pipelines")
 	ctx := t.Context()
 
-	t.Run("samples: the webhook and tollgate check decide alike", func(t *testing.T) {
-		checkSamples(t, env)
-	})
-
 	t.Run("default service account is denied, naming it", func(t *testing.T) {
 		pr := pipelineRun(ns, "uses-default", "default", map[string][]pipelinev1.Step{"build": {safeStep("compile")}}, "build")
 		denied(t, alice.Create(ctx, pr), `[serviceAccount]`, `service account "default"`, "spec.taskRunTemplate.serviceAccountName")

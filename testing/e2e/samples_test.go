@@ -17,8 +17,15 @@ import (
 	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 )
+
+// TestSamples: the sample runs under the sample policies (built-in checks
+// and a Rego rule), decided alike by the webhook and by `tollgate check`.
+func TestSamples(t *testing.T) {
+	checkSamples(t, startGuarded(t))
+}
 
 // checkSamples admits every sample run through the API server and runs the
 // real `tollgate check` binary on the same files and cluster state, and
@@ -26,6 +33,13 @@ import (
 func checkSamples(t *testing.T, env *envtest.Env) {
 	ctx := t.Context()
 	root := filepath.Join(envtest.Root(), "testing", "samples")
+	for _, d := range readDocs(t, filepath.Join(root, "policies")) {
+		p := &v1alpha1.ClusterRunPolicy{}
+		if err := yaml.Unmarshal(d.Raw, p); err != nil {
+			t.Fatal(err)
+		}
+		applyPolicy(t, env.Client, p)
+	}
 	var expected map[string][]string
 	data, err := os.ReadFile(filepath.Join(root, "expected.yaml"))
 	if err != nil {
@@ -42,7 +56,7 @@ func checkSamples(t *testing.T, env *envtest.Env) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building tollgate: %v\n%s", err, out)
 	}
-	check := exec.Command(bin, "check", "-o", "json", "--as", Alice,
+	check := exec.Command(bin, "check", "-o", "json", "--as", Alice, "--policy", filepath.Join(root, "policies"),
 		"--tekton-controller-users", envtest.TektonController, "--trusted-users", envtest.Signer,
 		"--cluster-state", filepath.Join(root, "cluster"), filepath.Join(root, "runs"))
 	out, err := check.Output()
