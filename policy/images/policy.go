@@ -396,3 +396,12 @@ func (p *Policy) HasRego() bool {
 	}
 	return false
 }
+
+// Packages returns the Rego packages the policy's modules define.
+func (p *Policy) Packages() []string {
+	out := p.rego.Packages()
+	for _, r := range p.requirements {
+		out = append(out, r.rego.Packages()...)
+	}
+	return out
+}

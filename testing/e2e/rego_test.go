@@ -124,6 +124,28 @@ func TestRegoPolicies(t *testing.T) {
 		denied(t, alice.Create(ctx, withParam("password", "DB_PASSWORD")), `param "DB_PASSWORD" looks like a password`)
 	})
 
+	t.Run("a second policy defining the same package is refused; the first is unaffected", func(t *testing.T) {
+		copycat := &v1alpha1.ClusterRunPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "copycat"},
+			Spec: v1alpha1.ClusterRunPolicySpec{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
+				Rego:              []v1alpha1.RegoModule{{Name: "params.rego", Module: noTokens}},
+			},
+		}
+		if err := env.Client.Create(ctx, copycat); err != nil {
+			t.Fatal(err)
+		}
+		got := waitPolicy(t, env.Client, "copycat", metav1.ConditionFalse)
+		if msg := meta.FindStatusCondition(got.Status.Conditions, policystore.ConditionReady).Message; !strings.Contains(msg, "rego package acme.params is already defined by policy acme") {
+			t.Errorf("status: %s", msg)
+		}
+		waitPolicy(t, env.Client, "acme", metav1.ConditionTrue)
+		denied(t, alice.Create(ctx, withParam("password-2", "DB_PASSWORD")), `param "DB_PASSWORD" looks like a password`)
+		if err := alice.Create(ctx, withParam("token-4", "GITHUB_TOKEN")); err != nil {
+			t.Fatalf("the refused copy is enforced: %v", err)
+		}
+	})
+
 	t.Run("a Rego rule over provenance denies an image built by another builder", func(t *testing.T) {
 		applyImagePolicy(t, env.Client, imagePolicy("builders", reg.Host, func(s *v1alpha1.ClusterImagePolicySpec) {
 			s.Authorities[0].Key.SecretRef.Name = "release-key"

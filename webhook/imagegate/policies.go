@@ -69,6 +69,7 @@ func NewPolicyStore(ctx context.Context, c cache.Cache, live client.Reader, writ
 		Generation: func(p *images.Policy) int64 { return p.Generation },
 		Publish:    func(ps []*images.Policy) { s.snapshot.Store(images.NewSet(ps...)) },
 		Resync:     resync,
+		Packages:   func(p *images.Policy) []string { return p.Packages() },
 	}, log)
 	if err != nil {
 		return nil, err

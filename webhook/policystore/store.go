@@ -8,6 +8,7 @@ package policystore
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -42,6 +43,10 @@ type Config[O Object, C any] struct {
 	Generation func(C) int64
 	// Publish receives the policies in force after each reload.
 	Publish func([]C)
+	// Packages returns the Rego packages a compiled policy defines (nil: no
+	// check). A package may be defined by one policy only: a policy that
+	// defines one an older policy already has does not come into force.
+	Packages func(C) []string
 	// Resync also reloads this often (0: only on changes).
 	Resync time.Duration
 }
@@ -120,17 +125,43 @@ func (s *Store[O, C]) Reload(ctx context.Context) error {
 	}
 	var statuses []status
 	seen := map[string]bool{}
+	// Oldest first: on a package clash, the policy that had it first keeps it.
+	sort.SliceStable(list, func(i, j int) bool {
+		ti, tj := list[i].GetCreationTimestamp(), list[j].GetCreationTimestamp()
+		if !ti.Equal(&tj) {
+			return ti.Before(&tj)
+		}
+		return list[i].GetName() < list[j].GetName()
+	})
+	owners := map[string]string{}
+	claim := func(name string, c C) error {
+		if s.cfg.Packages == nil {
+			return nil
+		}
+		for _, pkg := range s.cfg.Packages(c) {
+			if owner, taken := owners[pkg]; taken && owner != name {
+				return fmt.Errorf("rego package %s is already defined by policy %s; package names must be unique across policies", pkg, owner)
+			}
+		}
+		for _, pkg := range s.cfg.Packages(c) {
+			owners[pkg] = name
+		}
+		return nil
+	}
 	for _, o := range list {
 		uid := string(o.GetUID())
 		seen[uid] = true
 		compiled, err := s.cfg.Compile(ctx, o)
+		if err == nil {
+			err = claim(o.GetName(), compiled)
+		}
 		cond := metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue, Reason: "Compiled", Message: "in force", ObservedGeneration: o.GetGeneration()}
 		last, hasLast := s.lastGood[uid]
 		switch {
 		case err == nil:
 			s.lastGood[uid] = compiled
 			inForce = append(inForce, compiled)
-		case hasLast:
+		case hasLast && claim(o.GetName(), last) == nil:
 			inForce = append(inForce, last)
 			cond.Status, cond.Reason = metav1.ConditionFalse, "Invalid"
 			cond.Message = fmt.Sprintf("%v; generation %d stays in force", err, s.cfg.Generation(last))

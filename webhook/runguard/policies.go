@@ -60,6 +60,7 @@ func NewPolicyStore(ctx context.Context, c cache.Cache, live client.Reader, writ
 		Generation: func(p *runs.Policy) int64 { return p.Generation },
 		Publish:    func(ps []*runs.Policy) { s.snapshot.Store(runs.NewSet(runs.BuiltinDefault(), ps...)) },
 		Resync:     resync,
+		Packages:   func(p *runs.Policy) []string { return p.Rego.Packages() },
 	}, log)
 	if err != nil {
 		return nil, err
