@@ -100,7 +100,8 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 	if err != nil {
 		return err
 	}
-	h, err := runguard.New(runguard.Deps{Policies: store.Current, Cluster: cluster, Namespaces: cluster, Identities: cfg.Identities})
+	rm := newRegoMetrics()
+	h, err := runguard.New(runguard.Deps{Policies: store.Current, Cluster: cluster, Namespaces: cluster, Identities: cfg.Identities, ObserveRego: rm.observer("runs")})
 	if err != nil {
 		return err
 	}
@@ -125,6 +126,7 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 		Namespaces:  cluster,
 		Credentials: imagegate.SecretCredentials{Reader: cl},
 		Budget:      cfg.Images.Budget,
+		ObserveRego: rm.observer("workloads"),
 	})
 	if err != nil {
 		return err
@@ -141,6 +143,7 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 		return err
 	}
 	registerCacheMetrics(srv.Registry, vcache.Stats)
+	rm.register(srv.Registry)
 
 	cacheErr := make(chan error, 1)
 	go func() { cacheErr <- c.Start(ctx) }()

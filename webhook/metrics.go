@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/images"
 )
 
@@ -65,4 +66,51 @@ func registerCacheMetrics(reg prometheus.Registerer, stats func() images.Stats) 
 		gauge("tollgate_image_cache_entries", "Verified results held in the cache.", func(s images.Stats) float64 { return float64(s.Entries) }),
 		gauge("tollgate_image_cache_bytes", "Estimated bytes of the results held in the cache.", func(s images.Stats) float64 { return float64(s.Bytes) }),
 	)
+}
+
+// regoMetrics count user-rule evaluations, their findings by policy and
+// rule, and their latency, per gate.
+type regoMetrics struct {
+	evaluations *prometheus.CounterVec
+	findings    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+}
+
+// newRegoMetrics makes the collectors; register them with the server's
+// registry once it exists.
+func newRegoMetrics() *regoMetrics {
+	m := &regoMetrics{
+		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_rego_evaluations_total",
+			Help: "Admissions whose Rego rules were evaluated, by gate (runs or workloads).",
+		}, []string{"gate"}),
+		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_rego_findings_total",
+			Help: "Messages of Rego rules at admission, by gate, policy, rule and effect (deny or warn); rule \"rego\" counts rules that failed to evaluate.",
+		}, []string{"gate", "policy", "rule", "effect"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tollgate_rego_evaluation_duration_seconds",
+			Help:    "Time to evaluate every Rego rule that applies to one admission, by gate.",
+			Buckets: []float64{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1},
+		}, []string{"gate"}),
+	}
+	return m
+}
+
+func (m *regoMetrics) register(reg prometheus.Registerer) {
+	reg.MustRegister(m.evaluations, m.findings, m.latency)
+}
+
+// observer returns the function a gate calls after evaluating Rego.
+func (m *regoMetrics) observer(gate string) func(time.Duration, []policy.Violation, []policy.Violation) {
+	return func(d time.Duration, denials, warnings []policy.Violation) {
+		m.evaluations.WithLabelValues(gate).Inc()
+		m.latency.WithLabelValues(gate).Observe(d.Seconds())
+		for _, v := range denials {
+			m.findings.WithLabelValues(gate, v.Policy, v.Rule, "deny").Inc()
+		}
+		for _, v := range warnings {
+			m.findings.WithLabelValues(gate, v.Policy, v.Rule, "warn").Inc()
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -80,6 +81,12 @@ type Outcome struct {
 	Results []*Result
 	// Hits counts the results served from the cache.
 	Hits int
+	// Rego says whether user rules ran, how long they took in all, and
+	// what they found.
+	Rego         bool
+	RegoDuration time.Duration
+	RegoDenials  []policy.Violation
+	RegoWarnings []policy.Violation
 }
 
 // Gate verifies workloads' images against a policy set, through a cache.
@@ -229,8 +236,17 @@ func (g *Gate) Check(ctx context.Context, set *Set, req Request) *Outcome {
 			}
 			if res.Verified() && p.HasRego() {
 				rin.image = map[string]any{"ref": ci.Image, "repository": img.String(), "tag": img.Tag, "digest": digest}
-				for _, pv := range userRules(ctx, p, res, rin, v) {
-					out.add(pv.Violation, pv.warn || req.Warn || p.Mode == v1alpha1.ImageWarn)
+				start := time.Now()
+				found := userRules(ctx, p, res, rin, v)
+				out.Rego, out.RegoDuration = true, out.RegoDuration+time.Since(start)
+				for _, pv := range found {
+					warn := pv.warn || req.Warn || p.Mode == v1alpha1.ImageWarn
+					out.add(pv.Violation, warn)
+					if warn {
+						out.RegoWarnings = append(out.RegoWarnings, pv.Violation)
+					} else {
+						out.RegoDenials = append(out.RegoDenials, pv.Violation)
+					}
 				}
 			}
 		}

@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -342,17 +339,9 @@ func TestImageGate(t *testing.T) {
 	})
 
 	t.Run("the cache's counters are on /metrics", func(t *testing.T) {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(env.CAData)
-		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-		resp, err := c.Get("https://" + env.WebhookAddr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
+		body := metricsText(t, env)
 		for _, m := range []string{"tollgate_image_cache_hits_total", "tollgate_image_verifications_total", "tollgate_image_verification_errors_total", "tollgate_image_cache_entries", `tollgate_admission_requests_total{outcome="denied",path="/mutate-workloads"}`} {
-			if !strings.Contains(string(body), m) {
+			if !strings.Contains(body, m) {
 				t.Errorf("/metrics has no %s", m)
 			}
 		}

@@ -89,6 +89,15 @@ func TestRegoPolicies(t *testing.T) {
 		}
 	})
 
+	t.Run("user rules are counted on /metrics", func(t *testing.T) {
+		body := metricsText(t, env)
+		for _, m := range []string{`tollgate_rego_findings_total{effect="deny",gate="runs",policy="acme",rule="acme.params.deny"} 1`, `tollgate_rego_evaluations_total{gate="runs"}`, `tollgate_rego_evaluation_duration_seconds_bucket{gate="runs"`} {
+			if !strings.Contains(body, m) {
+				t.Errorf("/metrics has no %s", m)
+			}
+		}
+	})
+
 	t.Run("a broken module is not ready, and the last good version stays in force", func(t *testing.T) {
 		p := &v1alpha1.ClusterRunPolicy{}
 		if err := env.Client.Get(ctx, client.ObjectKey{Name: "acme"}, p); err != nil {

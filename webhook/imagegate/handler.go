@@ -39,6 +39,8 @@ type Deps struct {
 	// Budget bounds one admission's verification, well inside the
 	// webhook's timeout.
 	Budget time.Duration
+	// ObserveRego, if set, is told how long user rules took and what they found.
+	ObserveRego func(d time.Duration, denials, warnings []policy.Violation)
 }
 
 // Handler is the image gate's mutating and validating admission handler.
@@ -183,6 +185,9 @@ func (h *Handler) review(ctx context.Context, req *admission.Request, mutate boo
 	defer cancel()
 	start := time.Now()
 	out := h.deps.Gate.Check(bctx, h.deps.Policies(), r)
+	if out.Rego && h.deps.ObserveRego != nil && !mutate {
+		h.deps.ObserveRego(out.RegoDuration, out.RegoDenials, out.RegoWarnings)
+	}
 	logf.FromContext(ctx).V(1).Info("checked images", "images", len(imgs), "verified", len(out.Results), "cache_hits", out.Hits, "denials", len(out.Denials), "duration", time.Since(start).String())
 	return out, pointers, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"gomodules.xyz/jsonpatch/v2"
 	kjson "sigs.k8s.io/json"
@@ -35,6 +36,8 @@ type Deps struct {
 	Namespaces Namespaces
 	// Identities are the Tekton controller and Tollgate identities.
 	Identities runs.Identities
+	// ObserveRego, if set, is told how long user rules took and what they found.
+	ObserveRego func(d time.Duration, denials, warnings []policy.Violation)
 }
 
 // Handler is the run guard's mutating and validating admission handler.
@@ -243,8 +246,12 @@ func (h *Handler) Validate(ctx context.Context, req admission.Request) admission
 			return errored(err)
 		}
 		d = runs.Evaluate(ps, in)
+		start := time.Now()
 		user := runs.EvaluateRego(ctx, ps, in, runs.RegoRequest{Object: req.Object.Raw, Operation: string(req.Operation),
 			User: req.UserInfo.Username, Groups: req.UserInfo.Groups, NamespaceLabels: nsLabels})
+		if h.deps.ObserveRego != nil && runs.HasRego(ps) {
+			h.deps.ObserveRego(time.Since(start), user.Denials, user.Warnings)
+		}
 		d.Denials = append(d.Denials, user.Denials...)
 		d.Warnings = append(d.Warnings, user.Warnings...)
 	} else {
