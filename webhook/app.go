@@ -31,6 +31,14 @@ type Config struct {
 	Images     ImageOptions
 }
 
+// DefaultGCPercent is the garbage collector target `tollgate webhook` runs
+// with (GOGC). Admission allocates briefly and a lot (decoded runs, Rego
+// inputs); at Go's default of 100 the collector's pauses and assists set
+// the p99 (measured: 2.7 ms instead of 0.8 ms with 3 Rego modules). Bound
+// the memory it trades for that with GOMEMLIMIT (the chart sets it from the
+// container's limit).
+const DefaultGCPercent = 400
+
 // ImageOptions configure the image gate.
 type ImageOptions struct {
 	// Budget bounds one admission's image verification; keep it well

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -22,6 +24,7 @@ func newWebhookCmd() *cobra.Command {
 		tekton     []string
 		trusted    []string
 		verbosity  int
+		gcPercent  int
 	)
 	cmd := &cobra.Command{
 		Use:   "webhook",
@@ -67,6 +70,9 @@ material); registry errors are never cached and always deny in Enforce.`,
 			if err := imgOpts.Validate(); err != nil {
 				return usageError("%w", err)
 			}
+			if cmd.Flags().Changed("gc-percent") || os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(gcPercent)
+			}
 			log := zap.New(zap.UseDevMode(false), zap.Level(zapcore.Level(-verbosity))).WithName("webhook")
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -98,6 +104,7 @@ material); registry errors are never cached and always deny in Enforce.`,
 	f.DurationVar(&imgOpts.Cache.TTL, "image-cache-ttl", imgOpts.Cache.TTL, "how long a verified result is served from the cache")
 	f.DurationVar(&imgOpts.Cache.NegativeTTL, "image-cache-negative-ttl", imgOpts.Cache.NegativeTTL, "how long a failed verification is served from the cache (registry errors are never cached)")
 	f.DurationVar(&imgOpts.Resync, "image-policy-resync", imgOpts.Resync, "recompile image policies this often, so rotated keys in Secrets and KMS take effect")
+	f.IntVar(&gcPercent, "gc-percent", webhook.DefaultGCPercent, "garbage collector target (as GOGC; the GOGC environment variable wins unless this flag is given): higher trades memory for admission tail latency; bound memory with GOMEMLIMIT")
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (0: decisions and errors, 1: also skipped checks and defaults)")
 	return cmd
 }

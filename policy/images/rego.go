@@ -14,23 +14,11 @@ import (
 // attestations, resource, namespace, request. The workload is decoded once
 // per request, and only if a rule needs it.
 type regoInput struct {
-	req      Request
-	image    map[string]any
-	resource any
-	decoded  bool
-	err      error
+	req   Request
+	image map[string]any
 }
 
 func (r *regoInput) doc(atts []VerifiedAttestation) (rego.Value, error) {
-	if !r.decoded {
-		r.decoded = true
-		if len(r.req.Object) > 0 {
-			r.err = json.Unmarshal(r.req.Object, &r.resource)
-		}
-	}
-	if r.err != nil {
-		return nil, fmt.Errorf("decoding the workload: %w", r.err)
-	}
 	list := make([]any, 0, len(atts))
 	for _, a := range atts {
 		var st any
@@ -47,13 +35,16 @@ func (r *regoInput) doc(atts []VerifiedAttestation) (rego.Value, error) {
 	for i, g := range r.req.Groups {
 		groups[i] = g
 	}
-	return rego.Input(map[string]any{
+	var resource []byte
+	if len(r.req.Object) > 0 {
+		resource = r.req.Object
+	}
+	return rego.InputWith(map[string]any{
 		"image":        r.image,
 		"attestations": list,
-		"resource":     r.resource,
 		"namespace":    map[string]any{"name": r.req.Namespace, "labels": labels},
 		"request":      map[string]any{"operation": r.req.Operation, "user": r.req.User, "groups": groups},
-	})
+	}, "resource", resource)
 }
 
 type userViolation struct {

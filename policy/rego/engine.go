@@ -138,6 +138,10 @@ func DefaultOptions() Options { return Options{Timeout: 100 * time.Millisecond} 
 type Program struct {
 	opts    Options
 	queries []query
+	// all evaluates every query at once (one evaluation per request instead
+	// of one per rule); when it errors or a rule is undefined, the queries
+	// are evaluated one by one to say which.
+	all rego.PreparedEvalQuery
 }
 
 type query struct {
@@ -208,6 +212,16 @@ func Compile(ctx context.Context, modules []Module, opts Options) (*Program, err
 	if len(p.queries) == 0 {
 		return nil, errors.New("no module defines a deny or warn rule: nothing would be enforced")
 	}
+	parts := make([]string, len(p.queries))
+	for i, q := range p.queries {
+		parts[i] = fmt.Sprintf("q%d := data.%s.%s", i, q.pkg, q.kind)
+	}
+	all, err := rego.New(rego.Compiler(c), rego.Query(strings.Join(parts, "; ")), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("preparing the rules: %w", err)
+	}
+	prepared.Add(1)
+	p.all = all
 	return p, nil
 }
 
@@ -325,6 +339,23 @@ func (p *Program) Eval(ctx context.Context, input ast.Value) ([]Finding, error) 
 	defer cancel()
 	var out []Finding
 	var errs []error
+	if rs, err := p.all.Eval(ctx, rego.EvalParsedInput(input)); err == nil && len(rs) == 1 {
+		for i, q := range p.queries {
+			rule := "data." + q.pkg + "." + q.kind
+			fs, err := findings(rule, q.kind == "deny", rs[0].Bindings[fmt.Sprintf("q%d", i)])
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for i := range fs {
+				fs[i].Title, fs[i].Fix = q.title, q.fix
+			}
+			out = append(out, fs...)
+		}
+		return sorted(out), errors.Join(errs...)
+	} else if ctx.Err() != nil {
+		return nil, fmt.Errorf("the rules did not finish within %s", p.opts.Timeout)
+	}
 	for _, q := range p.queries {
 		rule := "data." + q.pkg + "." + q.kind
 		rs, err := q.pq.Eval(ctx, rego.EvalParsedInput(input))
@@ -349,13 +380,17 @@ func (p *Program) Eval(ctx context.Context, input ast.Value) ([]Finding, error) 
 			}
 		}
 	}
+	return sorted(out), errors.Join(errs...)
+}
+
+func sorted(out []Finding) []Finding {
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Rule != out[j].Rule {
 			return out[i].Rule < out[j].Rule
 		}
 		return out[i].Msg < out[j].Msg
 	})
-	return out, errors.Join(errs...)
+	return out
 }
 
 func findings(rule string, deny bool, v any) ([]Finding, error) {
@@ -445,4 +480,25 @@ func Sources(ctx context.Context, policy string, mods []v1alpha1.RegoModule, cms
 		out = append(out, Module{Name: policy + "/" + m.Name, Source: src})
 	}
 	return out, nil
+}
+
+// InputWith is Input(doc) with one more key whose value is raw JSON, parsed
+// by ParseJSON (the admitted object: the large part of every input).
+func InputWith(doc map[string]any, key string, raw []byte) (Value, error) {
+	v, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil, errors.New("the input is not an object")
+	}
+	if raw != nil {
+		parsed, err := ParseJSON(raw)
+		if err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", key, err)
+		}
+		obj.Insert(ast.StringTerm(key), ast.NewTerm(parsed))
+	}
+	return obj, nil
 }

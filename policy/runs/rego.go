@@ -2,7 +2,6 @@ package runs
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -69,9 +68,8 @@ func EvaluateRego(ctx context.Context, policies []*Policy, in *Input, req RegoRe
 // regoInput is the documented input: run, serviceAccount, serviceAccounts,
 // namespace, request.
 func regoInput(in *Input, req RegoRequest) (rego.Value, error) {
-	var run any
-	if err := json.Unmarshal(req.Object, &run); err != nil {
-		return nil, fmt.Errorf("decoding the run: %w", err)
+	if len(req.Object) == 0 {
+		return nil, fmt.Errorf("the request carries no run")
 	}
 	var sas []any
 	for _, u := range in.ServiceAccounts {
@@ -94,7 +92,6 @@ func regoInput(in *Input, req RegoRequest) (rego.Value, error) {
 		sas = append(sas, sa)
 	}
 	doc := map[string]any{
-		"run":             run,
 		"serviceAccounts": orEmpty(sas),
 		"namespace":       map[string]any{"name": in.Namespace, "labels": stringMap(req.NamespaceLabels)},
 		"request":         map[string]any{"operation": req.Operation, "user": req.User, "groups": strs(req.Groups)},
@@ -102,7 +99,7 @@ func regoInput(in *Input, req RegoRequest) (rego.Value, error) {
 	if len(sas) > 0 {
 		doc["serviceAccount"] = sas[0]
 	}
-	return rego.Input(doc)
+	return rego.InputWith(doc, "run", req.Object)
 }
 
 func ruleDoc(r rbacv1.PolicyRule) map[string]any {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime/debug"
 	"sort"
 	"testing"
 	"time"
@@ -21,8 +22,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tollgate-dev/tollgate/policy/rego"
 	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/webhook"
 	"github.com/tollgate-dev/tollgate/webhook/runguard"
@@ -68,11 +71,55 @@ func benchRun() []byte {
 	return b
 }
 
+// regoRules are realistic user rules over a run; each module takes one
+// (in its own package), cycling through them. None denies the bench run.
+var regoRules = []string{
+	`deny contains {"msg": sprintf("param %q looks like a credential", [p.name]), "path": "spec.params"} if {
+	some p in object.get(input.run.spec, "params", [])
+	regex.match("(?i)(token|password|secret)", p.name)
+}`,
+	`deny contains sprintf("step %q pulls from outside registry.example", [s.name]) if {
+	some t in object.get(object.get(input.run.spec, "pipelineSpec", {}), "tasks", [])
+	some s in object.get(object.get(t, "taskSpec", {}), "steps", [])
+	not startswith(s.image, "registry.example/")
+}`,
+	`deny contains sprintf("task %q has more than 10 steps", [t.name]) if {
+	some t in object.get(object.get(input.run.spec, "pipelineSpec", {}), "tasks", [])
+	count(object.get(object.get(t, "taskSpec", {}), "steps", [])) > 10
+}`,
+	`deny contains "runs of the default service account are not allowed" if {
+	input.serviceAccount.name == "default"
+}`,
+	`warn contains sprintf("step %q runs a script that fetches from the internet", [s.name]) if {
+	some t in object.get(object.get(input.run.spec, "pipelineSpec", {}), "tasks", [])
+	some s in object.get(object.get(t, "taskSpec", {}), "steps", [])
+	regex.match("(curl|wget) https?://", object.get(s, "script", ""))
+}`,
+}
+
+func regoModules(n int) []v1alpha1.RegoModule {
+	out := make([]v1alpha1.RegoModule, n)
+	for i := range out {
+		out[i] = v1alpha1.RegoModule{Name: fmt.Sprintf("rule-%d.rego", i),
+			Module: fmt.Sprintf("package bench.rule%d\n\nimport rego.v1\n\n%s\n", i, regoRules[i%len(regoRules)])}
+	}
+	return out
+}
+
 // BenchmarkValidatePipelineRun measures the validating path in-process, from
 // AdmissionReview bytes to response bytes, with every built-in check on and
 // the cluster answered by the real informer caches of a real API server.
+// Sub-benchmarks add 0, 3 and 20 user Rego modules.
 // Run with -cpu 1 for the per-core figure.
 func BenchmarkValidatePipelineRun(b *testing.B) {
+	for _, n := range []int{0, 3, 20} {
+		b.Run(fmt.Sprintf("rego-%d", n), func(b *testing.B) { benchValidate(b, n) })
+	}
+}
+
+func benchValidate(b *testing.B, modules int) {
+	// As `tollgate webhook` runs (see webhook.DefaultGCPercent).
+	defer debug.SetGCPercent(debug.SetGCPercent(webhook.DefaultGCPercent))
 	env := envtest.Start(b, envtest.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
@@ -108,6 +155,14 @@ func BenchmarkValidatePipelineRun(b *testing.B) {
 		b.Fatal("cache did not sync")
 	}
 	set := runs.NewSet(runs.BuiltinDefault())
+	if modules > 0 {
+		p, err := runs.Compile(ctx, &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "bench", UID: "bench", Generation: 1},
+			Spec: v1alpha1.ClusterRunPolicySpec{Rego: regoModules(modules)}}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		set = runs.NewSet(runs.BuiltinDefault(), p)
+	}
 	h, err := runguard.New(runguard.Deps{Policies: func() *runs.Set { return set }, Cluster: cl, Namespaces: cl})
 	if err != nil {
 		b.Fatal(err)
@@ -140,6 +195,7 @@ func BenchmarkValidatePipelineRun(b *testing.B) {
 	if r := check(); !r.Allowed {
 		b.Fatalf("the benchmark run is denied: %v", r.Result)
 	}
+	prepared := rego.Prepared()
 	// Warm up (caches, branch predictors, the API server's own start-up work
 	// settling) for two seconds before measuring.
 	for warm := time.Now(); time.Since(warm) < 2*time.Second; {
@@ -157,6 +213,9 @@ func BenchmarkValidatePipelineRun(b *testing.B) {
 		lat = append(lat, time.Since(start))
 	}
 	b.StopTimer()
+	if n := rego.Prepared() - prepared; n != 0 {
+		b.Fatalf("%d Rego queries were prepared while serving requests", n)
+	}
 	reportPercentiles(b, lat)
 }
 
