@@ -54,6 +54,30 @@ spec:
   attestations: [{name: slsa, predicateType: "https://slsa.dev/provenance/v1"}]
 `, reg.Host)), 0o600)
 
+	regoPolicy := filepath.Join(dir, "rego-policy.yaml")
+	os.WriteFile(regoPolicy, []byte(fmt.Sprintf(`apiVersion: tollgate.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata: {name: builders}
+spec:
+  images: [{glob: "%s/**"}]
+  authorities:
+  - name: release
+    key:
+      data: |
+%s
+  attestations:
+  - name: slsa
+    predicateType: https://slsa.dev/provenance/v1
+    rego: |
+      package acme.builders
+      import rego.v1
+      import data.tollgate.lib
+      deny contains sprintf("built by %%s", [lib.builder_id(a.statement)]) if {
+        some a in input.attestations
+        lib.builder_id(a.statement) != "https://tollgate.dev/builders/platform"
+      }
+`, reg.Host, indent(strings.TrimSpace(string(key.PublicPEM))))), 0o600)
+
 	tests := []struct {
 		name string
 		args []string
@@ -66,6 +90,7 @@ spec:
 		{"an image the policy does not cover", []string{"verify", "--policy", policy, reg.Host + "/other/app:v1"}, 1, "matches no image glob"},
 		{"another predicate type", []string{"verify", "--key", pub, "--type", images.SLSAProvenanceV02, tag}, 1, "no attestation of type https://slsa.dev/provenance/v0.2 verifies"},
 		{"a registry that is not there", []string{"verify", "--key", pub, "127.0.0.1:1/app:v1"}, 1, "127.0.0.1:1"},
+		{"a Rego rule over the provenance refuses it", []string{"verify", "--policy", regoPolicy, tag}, 1, `DENIED [acme.builders.deny] image ` + reg.Host + `/app/web@` + img.DigestStr() + `, attestation slsa: built by https://tollgate.dev/builders/cli (policy "builders")`},
 		{"nothing trusted", []string{"verify", tag}, 2, ""},
 		{"both --key and --policy", []string{"verify", "--key", pub, "--policy", policy, tag}, 2, ""},
 		{"a policy naming a Secret", []string{"verify", "--policy", secretPolicy, tag}, 2, ""},

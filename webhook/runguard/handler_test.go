@@ -18,7 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tollgate-dev/tollgate/policy/rbac"
+	"github.com/tollgate-dev/tollgate/policy/rego"
 	"github.com/tollgate-dev/tollgate/policy/runs"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/webhook"
 	"github.com/tollgate-dev/tollgate/webhook/runguard"
 )
@@ -162,4 +164,47 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("allowed a request that does not decode")
 		}
 	})
+}
+
+// TestRegoIsPreparedOncePerGeneration proves that serving requests never
+// prepares a Rego query: only compiling a policy generation does.
+func TestRegoIsPreparedOncePerGeneration(t *testing.T) {
+	c := runs.NewStaticCluster(runs.StaticObjects{
+		Namespaces:      []corev1.Namespace{{ObjectMeta: metav1.ObjectMeta{Name: "ns"}}},
+		ServiceAccounts: []corev1.ServiceAccount{{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "builder"}}},
+		RBAC:            rbac.Objects{ClusterRoles: []rbacv1.ClusterRole{{ObjectMeta: metav1.ObjectMeta{Name: runs.DefaultCeilingClusterRole}}}},
+	})
+	before := rego.Prepared()
+	p, err := runs.Compile(t.Context(), &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "acme"}, Spec: v1alpha1.ClusterRunPolicySpec{
+		Rego: []v1alpha1.RegoModule{
+			{Name: "a.rego", Module: "package acme.a\nimport rego.v1\ndeny contains \"a step is named x\" if { some s in input.run.spec.taskSpec.steps; s.name == \"x\" }\n"},
+			{Name: "b.rego", Module: "package acme.b\nimport rego.v1\nwarn contains \"no params\" if { not input.run.spec.params }\n"},
+		},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiled := rego.Prepared()
+	if compiled == before {
+		t.Fatal("compiling prepared nothing: the counter proves nothing")
+	}
+	set := runs.NewSet(runs.BuiltinDefault(), p)
+	h, err := runguard.New(runguard.Deps{Policies: func() *runs.Set { return set }, Cluster: c, Namespaces: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := webhook.New(webhook.Options{Addr: "127.0.0.1:0", CertFile: "x", KeyFile: "x"}, webhook.Handlers{ValidateRuns: h}, nil, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := review("TaskRun", "taskruns", "", admissionv1.Create, `{"spec":{"serviceAccountName":"builder","taskSpec":{"steps":[`+strings.Replace(step, `"name":"s"`, `"name":"x"`, 1)+`]}}}`)
+	for range 100 {
+		_, resp := post(t, s.Handler(), webhook.PathValidateRuns, body)
+		if resp == nil || resp.Allowed || !strings.Contains(resp.Result.Message, "[acme.a.deny] a step is named x") {
+			t.Fatalf("the rule did not deny: %+v", resp)
+		}
+	}
+	if n := rego.Prepared() - compiled; n != 0 {
+		t.Fatalf("100 requests prepared %d queries", n)
+	}
 }
