@@ -73,9 +73,12 @@ func regoInput(in *Input, req RegoRequest) (rego.Value, error) {
 	}
 	var sas []any
 	for _, u := range in.ServiceAccounts {
-		sa := map[string]any{"name": u.Name, "namespace": in.Namespace, "tasks": strs(u.Tasks)}
-		if in.ClusterKnown {
-			st := in.SAState[u.Name]
+		name := u.Name
+		if name == "" {
+			name = "default" // what Tekton runs an unset service account as
+		}
+		sa := map[string]any{"name": name, "namespace": in.Namespace, "tasks": strs(u.Tasks)}
+		if st, known := in.SAState[u.Name]; in.ClusterKnown && known {
 			sa["exists"] = st.Exists
 			var rules, grants []any
 			for _, g := range st.Grants {
