@@ -155,6 +155,53 @@ func TestRegoPolicies(t *testing.T) {
 		}
 	})
 
+	t.Run("a module from a ConfigMap is enforced", func(t *testing.T) {
+		applyAll(t, env.Client,
+			namespace("cm-ns", map[string]string{"rules": "from-configmap"}),
+			serviceAccount("cm-ns", "tekton-builder"),
+			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "rules"}, Data: map[string]string{"labels.rego": `package cm.labels
+
+import rego.v1
+
+deny contains "runs here need a team label" if not input.run.metadata.labels.team
+`}})
+		applyPolicy(t, env.Client, &v1alpha1.ClusterRunPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "from-configmap"},
+			Spec: v1alpha1.ClusterRunPolicySpec{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"rules": "from-configmap"}},
+				Rego:              []v1alpha1.RegoModule{{Name: "labels.rego", ConfigMapRef: &v1alpha1.ConfigMapKeyRef{Namespace: signerNS, Name: "rules", Key: "labels.rego"}}},
+			},
+		})
+		tr := taskRun("cm-ns", "unlabelled", "tekton-builder", safeStep("build"))
+		denied(t, env.Client.Create(ctx, tr), "[cm.labels.deny] runs here need a team label", `(policy "from-configmap")`)
+		tr = taskRun("cm-ns", "labelled", "tekton-builder", safeStep("build"))
+		tr.Labels = map[string]string{"team": "a"}
+		if err := env.Client.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("a rule that fails at run time denies, saying why", func(t *testing.T) {
+		applyAll(t, env.Client, namespace("err-ns", map[string]string{"rules": "erroring"}), serviceAccount("err-ns", "tekton-builder"))
+		applyPolicy(t, env.Client, &v1alpha1.ClusterRunPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "erroring"},
+			Spec: v1alpha1.ClusterRunPolicySpec{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"rules": "erroring"}},
+				Rego: []v1alpha1.RegoModule{{Name: "numbers.rego", Module: `package err.numbers
+
+import rego.v1
+
+deny contains sprintf("run number %d is odd", [n]) if {
+	n := to_number(input.run.metadata.name)
+	n % 2 == 1
+}
+`}},
+			},
+		})
+		denied(t, env.Client.Create(ctx, taskRun("err-ns", "not-a-number", "tekton-builder", safeStep("build"))),
+			"[rego]", "a rule failed to evaluate, so the run is denied", "data.err.numbers.deny", `(policy "erroring")`)
+	})
+
 	t.Run("a Rego rule over provenance denies an image built by another builder", func(t *testing.T) {
 		applyImagePolicy(t, env.Client, imagePolicy("builders", reg.Host, func(s *v1alpha1.ClusterImagePolicySpec) {
 			s.Authorities[0].Key.SecretRef.Name = "release-key"
