@@ -61,8 +61,8 @@ func TestCheckJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &results); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out)
 	}
-	if len(results) != 9 {
-		t.Fatalf("%d results, want 9", len(results))
+	if len(results) != 10 {
+		t.Fatalf("%d results, want 10 (one per sample run)", len(results))
 	}
 	for _, r := range results {
 		if r.Allowed != (len(r.Decision.Denials) == 0) {
@@ -76,7 +76,7 @@ func TestHelpListsTheCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, c := range []string{"check", "webhook", "version", "provenance", "signer"} {
+	for _, c := range []string{"check", "webhook", "version", "provenance", "signer", "verify", "policy"} {
 		if !strings.Contains(out, c) {
 			t.Errorf("--help does not list %s", c)
 		}
