@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -70,6 +71,28 @@ Exit status: 0 every run allowed, 1 a run denied, 2 a usage or input error.`,
 
 // readDocuments reads every YAML/JSON file named (directories recursively).
 func readDocuments(paths []string) ([]runs.Document, error) {
+	files, err := findFiles(paths, ".yaml", ".yml", ".json")
+	if err != nil {
+		return nil, err
+	}
+	var docs []runs.Document
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		d, err := runs.ParseDocuments(data, f)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, d...)
+	}
+	return docs, nil
+}
+
+// findFiles lists the files named and, under the directories named, every
+// file with one of the extensions, in order.
+func findFiles(paths []string, exts ...string) ([]string, error) {
 	var files []string
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -84,11 +107,8 @@ func readDocuments(paths []string) ([]runs.Document, error) {
 			if err != nil {
 				return err
 			}
-			switch strings.ToLower(filepath.Ext(path)) {
-			case ".yaml", ".yml", ".json":
-				if !d.IsDir() {
-					files = append(files, path)
-				}
+			if !d.IsDir() && slices.Contains(exts, strings.ToLower(filepath.Ext(path))) {
+				files = append(files, path)
 			}
 			return nil
 		})
@@ -97,19 +117,7 @@ func readDocuments(paths []string) ([]runs.Document, error) {
 		}
 	}
 	sort.Strings(files)
-	var docs []runs.Document
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		d, err := runs.ParseDocuments(data, f)
-		if err != nil {
-			return nil, err
-		}
-		docs = append(docs, d...)
-	}
-	return docs, nil
+	return files, nil
 }
 
 func runCheck(cmd *cobra.Command, o checkOptions, args []string) error {

@@ -2,10 +2,7 @@ package main
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -100,30 +97,10 @@ does not parse or compile (or no test was found).`,
 
 // readRego reads every .rego file named or under the directories named.
 func readRego(paths []string) ([]rego.Module, error) {
-	var files []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !st.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if !d.IsDir() && strings.HasSuffix(path, ".rego") {
-				files = append(files, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+	files, err := findFiles(paths, ".rego")
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(files)
 	var mods []rego.Module
 	for _, f := range files {
 		b, err := os.ReadFile(f)

@@ -341,16 +341,8 @@ func (p *Program) Eval(ctx context.Context, input ast.Value) ([]Finding, error) 
 	var errs []error
 	if rs, err := p.all.Eval(ctx, rego.EvalParsedInput(input)); err == nil && len(rs) == 1 {
 		for i, q := range p.queries {
-			rule := "data." + q.pkg + "." + q.kind
-			fs, err := findings(rule, q.kind == "deny", rs[0].Bindings[fmt.Sprintf("q%d", i)])
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			for i := range fs {
-				fs[i].Title, fs[i].Fix = q.title, q.fix
-			}
-			out = append(out, fs...)
+			fs, err := q.findings(rs[0].Bindings[fmt.Sprintf("q%d", i)])
+			out, errs = append(out, fs...), appendErr(errs, err)
 		}
 		return sorted(out), errors.Join(errs...)
 	} else if ctx.Err() != nil {
@@ -368,19 +360,28 @@ func (p *Program) Eval(ctx context.Context, input ast.Value) ([]Finding, error) 
 		}
 		for _, r := range rs {
 			for _, e := range r.Expressions {
-				fs, err := findings(rule, q.kind == "deny", e.Value)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				for i := range fs {
-					fs[i].Title, fs[i].Fix = q.title, q.fix
-				}
-				out = append(out, fs...)
+				fs, err := q.findings(e.Value)
+				out, errs = append(out, fs...), appendErr(errs, err)
 			}
 		}
 	}
 	return sorted(out), errors.Join(errs...)
+}
+
+// findings reads one rule's value into findings with the rule's METADATA.
+func (q query) findings(v any) ([]Finding, error) {
+	fs, err := findings("data."+q.pkg+"."+q.kind, q.kind == "deny", v)
+	for i := range fs {
+		fs[i].Title, fs[i].Fix = q.title, q.fix
+	}
+	return fs, err
+}
+
+func appendErr(errs []error, err error) []error {
+	if err != nil {
+		return append(errs, err)
+	}
+	return errs
 }
 
 func sorted(out []Finding) []Finding {
