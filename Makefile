@@ -17,7 +17,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TEST_TIMEOUT ?= 20m
 FUZZTIME ?= 30s
 
-TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign
+TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign bin/helm
 
 .PHONY: help
 help: ## list the targets
@@ -28,10 +28,10 @@ build: ## build bin/tollgate
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/tollgate ./cmd/tollgate
 
 .PHONY: tools
-tools: ## build kube-apiserver, etcd, controller-gen and cosign into the cache (once; ~10-15 min cold)
-	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign
+tools: ## build kube-apiserver, etcd, controller-gen, cosign and helm into the cache (once; ~15 min cold)
+	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign helm
 
-bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign:
+bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/helm:
 	./testing/tools/build.sh $(notdir $@)
 
 .PHONY: test
@@ -62,11 +62,16 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+.PHONY: chart-lint
+chart-lint: bin/helm ## helm lint and helm template the chart with its default and every ci/*-values.yaml
+	bin/helm lint charts/tollgate --kube-version 1.35.4
+	@for f in charts/tollgate/ci/*-values.yaml; do echo "== $$f"; bin/helm lint charts/tollgate --kube-version 1.35.4 -f $$f && bin/helm template tollgate charts/tollgate -n tollgate-system --kube-version 1.35.4 -f $$f > /dev/null || exit 1; done
+
 .PHONY: generate
-generate: bin/controller-gen ## regenerate deepcopy code and CRDs (charts/tollgate/crds)
+generate: bin/controller-gen ## regenerate deepcopy code and CRDs (charts/tollgate/files/crds)
 	bin/controller-gen object paths=./policy/v1alpha1/...
-	bin/controller-gen crd paths=./policy/v1alpha1/... output:crd:dir=charts/tollgate/crds
+	bin/controller-gen crd paths=./policy/v1alpha1/... output:crd:dir=charts/tollgate/files/crds
 
 .PHONY: verify
 verify: generate lint ## generate, then fail if anything changed (stale generated files)
-	@git diff --exit-code -- policy/v1alpha1 charts/tollgate/crds || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- policy/v1alpha1 charts/tollgate/files/crds || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }

@@ -3,7 +3,7 @@
 // the image gate.
 //
 // It owns the Go types, their defaults and their validation markers; the CRD
-// YAML in charts/tollgate/crds is generated from them by `make generate`.
+// YAML in charts/tollgate/files/crds is generated from them by `make generate`.
 // It must not import anything from webhook/, signer/ or controller-runtime
 // managers: it is plain API types.
 //

@@ -194,12 +194,12 @@ func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 		}
 		crds = append(crds, c...)
 	}
-	ours, err := filepath.Glob(filepath.Join(Root(), "charts", "tollgate", "crds", "*.yaml"))
+	ours, err := filepath.Glob(filepath.Join(Root(), "charts", "tollgate", "files", "crds", "*.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	if len(ours) == 0 {
-		return nil, fmt.Errorf("no CRDs in charts/tollgate/crds: run `make generate`")
+		return nil, fmt.Errorf("no CRDs in charts/tollgate/files/crds: run `make generate`")
 	}
 	for _, f := range ours {
 		c, err := readCRDs(f)

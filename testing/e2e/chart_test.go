@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tollgate-dev/tollgate/testing/envtest"
+)
+
+const kubeVersion = "1.35.4"
+
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	bin := filepath.Join(envtest.Root(), "bin", "helm")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("bin/helm is not built: run `make tools`: %v", err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = envtest.Root()
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// render runs helm template for the values files and decodes the objects.
+func render(t *testing.T, values ...string) []*unstructured.Unstructured {
+	t.Helper()
+	args := []string{"template", "tollgate", "charts/tollgate", "-n", signerNS, "--kube-version", kubeVersion}
+	for _, v := range values {
+		args = append(args, "-f", v)
+	}
+	out, err := helm(t, args...)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader([]byte(out)), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if err.Error() == "EOF" {
+				break
+			}
+			t.Fatalf("decoding the rendered chart: %v", err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+	return objs
+}
+
+func ciValues(t *testing.T) []string {
+	files, err := filepath.Glob(filepath.Join(envtest.Root(), "charts", "tollgate", "ci", "*-values.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no ci values: %v", err)
+	}
+	return files
+}
+
+// TestChart: helm lint and template for every values case, the schema's
+// refusals, the rendered manifests applied to the real API server, and
+// the rendered webhook configurations, pointed at a running webhook,
+// denying an unsafe run.
+func TestChart(t *testing.T) {
+	t.Run("helm lint and template pass for the defaults and every ci values file", func(t *testing.T) {
+		for _, v := range append([]string{""}, ciValues(t)...) {
+			args := []string{"lint", "charts/tollgate", "--kube-version", kubeVersion, "--strict"}
+			if v != "" {
+				args = append(args, "-f", v)
+			}
+			if out, err := helm(t, args...); err != nil {
+				t.Errorf("helm lint %s: %v\n%s", v, err, out)
+			}
+		}
+	})
+
+	t.Run("the schema refuses invalid values with a message naming them", func(t *testing.T) {
+		for set, want := range map[string]string{
+			"webhook.replicas=0":           "/webhook/replicas",
+			"webhook.repicas=2":            "additional properties 'repicas' not allowed",
+			"tls.mode=self":                "/tls/mode",
+			"image.digest=sha256:ABC":      "/image/digest",
+			"imageGate.gateValues={audit}": "/imageGate/gateValues/0",
+		} {
+			out, err := helm(t, "template", "tollgate", "charts/tollgate", "--kube-version", kubeVersion, "--set", set)
+			if err == nil || !strings.Contains(out, want) {
+				t.Errorf("--set %s: want a refusal mentioning %q, got %v\n%s", set, want, err, out)
+			}
+		}
+	})
+
+	env := startGuarded(t, namespace(signerNS, nil))
+	ctx := t.Context()
+	apply := func(t *testing.T, objs []*unstructured.Unstructured) {
+		t.Helper()
+		for _, o := range objs {
+			if err := env.Client.Patch(ctx, o, client.Apply, client.FieldOwner("helm-test"), client.ForceOwnership); err != nil {
+				t.Errorf("applying %s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+			}
+		}
+	}
+
+	t.Run("the rendered manifests apply cleanly", func(t *testing.T) {
+		apply(t, render(t))
+		apply(t, render(t, filepath.Join(envtest.Root(), "charts", "tollgate", "ci", "full-values.yaml")))
+	})
+
+	t.Run("the chart's webhook configurations, pointed at the webhook, deny an unsafe run", func(t *testing.T) {
+		// Take the harness's own registrations away: only the chart's remain.
+		for _, o := range []client.Object{
+			&admissionregistrationv1.MutatingWebhookConfiguration{}, &admissionregistrationv1.ValidatingWebhookConfiguration{},
+		} {
+			if err := env.Client.DeleteAllOf(ctx, o, client.MatchingLabels{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, o := range render(t) {
+			switch o.GetKind() {
+			case "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration":
+			default:
+				continue
+			}
+			hooks, _, _ := unstructured.NestedSlice(o.Object, "webhooks")
+			for i := range hooks {
+				h := hooks[i].(map[string]any)
+				cc := h["clientConfig"].(map[string]any)
+				path := cc["service"].(map[string]any)["path"].(string)
+				h["clientConfig"] = map[string]any{"url": "https://" + env.WebhookAddr + path, "caBundle": base64.StdEncoding.EncodeToString(env.CAData)}
+			}
+			unstructured.SetNestedSlice(o.Object, hooks, "webhooks")
+			apply(t, []*unstructured.Unstructured{o})
+		}
+		var vwcs admissionregistrationv1.ValidatingWebhookConfigurationList
+		if err := env.Client.List(ctx, &vwcs); err != nil {
+			t.Fatal(err)
+		}
+		if len(vwcs.Items) != 1 || vwcs.Items[0].Name != "tollgate" {
+			t.Fatalf("want only the chart's ValidatingWebhookConfiguration, have %d", len(vwcs.Items))
+		}
+		s := safeStep("docker-build")
+		s.SecurityContext.Privileged = ptr.To(true)
+		tr := taskRun(ns, "chart-privileged", "tekton-builder", s)
+		err := env.As(t, Alice).Create(ctx, tr)
+		denied(t, err, "runs.validate.tollgate.dev", `[podSecurity]`, "privileged")
+	})
+
+	t.Run("only cluster admins may change a namespace's gate label", func(t *testing.T) {
+		applyAll(t, env.Client, &rbacv1.ClusterRole{
+			ObjectMeta: metav1ObjectMeta("namespace-editor"),
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "update", "patch"}}},
+		}, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1ObjectMeta("bob-namespace-editor"),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "namespace-editor"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "bob@example.com"}},
+		}, namespace("gated-by-chart", map[string]string{"tollgate.dev/gate": "enforce"}))
+		bob := env.As(t, "bob@example.com")
+		nsObj := &corev1.Namespace{}
+		// The policy's binding takes a moment to be in force.
+		var err error
+		if !waitFor(ctx, 20*1e9, func() bool {
+			if err := env.Client.Get(ctx, client.ObjectKey{Name: "gated-by-chart"}, nsObj); err != nil {
+				return false
+			}
+			nsObj.Labels["tollgate.dev/gate"] = "warn"
+			err = bob.Update(ctx, nsObj)
+			return err != nil && strings.Contains(err.Error(), "only cluster admins may set, change or remove the tollgate.dev/gate label")
+		}) {
+			t.Fatalf("a non-admin changed the gate label: %v", err)
+		}
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: "gated-by-chart"}, nsObj); err != nil {
+			t.Fatal(err)
+		}
+		nsObj.Labels["team"] = "shop" // other labels stay free
+		if err := bob.Update(ctx, nsObj); err != nil {
+			t.Fatalf("a non-admin could not change another label: %v", err)
+		}
+		nsObj.Labels["tollgate.dev/gate"] = "warn"
+		if err := env.Client.Update(ctx, nsObj); err != nil {
+			t.Fatalf("a cluster admin could not change the gate label: %v", err)
+		}
+	})
+}
+
+func metav1ObjectMeta(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
