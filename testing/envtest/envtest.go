@@ -89,8 +89,8 @@ func Start(t testing.TB, opts Options) *Env {
 	if opts.Webhooks {
 		e.WebhookInstallOptions = crenvtest.WebhookInstallOptions{
 			LocalServingHost:   "127.0.0.1",
-			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{MutatingRuns(), MutatingWorkloads()},
-			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{ValidatingRuns(), ValidatingWorkloads()},
+			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{webhook.MutatingRuns(), webhook.MutatingWorkloads()},
+			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{webhook.ValidatingRuns(), webhook.ValidatingWorkloads()},
 		}
 	}
 	// The API server must accept impersonation of the Tekton controller and

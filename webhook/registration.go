@@ -1,19 +1,16 @@
-package envtest
+package webhook
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"net/http"
-	"time"
-
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
 
-// The webhook configurations the harness registers; the Helm chart renders
-// the same rules. Paths have no leading slash: envtest joins them to the URL.
+// The webhook configurations `tollgate dev` and the test harness register
+// (the Helm chart renders the same rules). The client configuration names
+// the service tollgate-system/tollgate-webhook with a path without a
+// leading slash: envtest (and `tollgate dev`) rewrite it into the URL of a
+// local webhook.
 var (
 	runResources = []string{"pipelineruns", "taskruns"}
 	runStatus    = []string{"pipelineruns/status", "taskruns/status"}
@@ -145,27 +142,4 @@ func ValidatingWorkloads() *admissionregistrationv1.ValidatingWebhookConfigurati
 			AdmissionReviewVersions: []string{"v1"},
 		}},
 	}
-}
-
-// WaitReady polls the webhook's /readyz over TLS until it answers 200.
-func WaitReady(addr string, ca []byte, timeout time.Duration) error {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		resp, err := c.Get("https://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("webhook at %s not ready after %s: %s", addr, timeout, last)
 }
