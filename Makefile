@@ -34,6 +34,10 @@ tools: ## build kube-apiserver, etcd, controller-gen, cosign and helm into the c
 bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/helm:
 	./testing/tools/build.sh $(notdir $@)
 
+.PHONY: demo
+demo: build bin/kube-apiserver bin/etcd bin/cosign ## the whole system on this machine (tollgate dev), walked through step by step
+	$(GO) run ./testing/demo -tollgate bin/tollgate
+
 .PHONY: test
 test: $(TEST_TOOLS) verify ## all tests: unit, fuzz seed corpus, envtest e2e (what CI runs)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...

@@ -1,0 +1,383 @@
+// Command demo is `make demo`: it starts `tollgate dev` and walks through the
+// scenario of the article users follow today (Tekton Pipelines and Chains),
+// step by step, printing each action and what came of it. It exits 0 only if
+// every step behaved as shown, and stops everything it started.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"knative.dev/pkg/apis"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/webhook"
+)
+
+type state struct {
+	Kubeconfig string `json:"kubeconfig"`
+	Registry   string `json:"registry"`
+	CosignPub  string `json:"cosignPub"`
+}
+
+var failed bool
+
+func say(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+
+// check prints a step's outcome and remembers a failure.
+func check(ok bool, format string, args ...any) {
+	if ok {
+		say("   ✓ "+format, args...)
+		return
+	}
+	failed = true
+	say("   ✗ "+format, args...)
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	root, _ := os.Getwd()
+	tollgate := flag.String("tollgate", filepath.Join(root, "bin", "tollgate"), "the tollgate binary to run (make demo builds bin/tollgate)")
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "tollgate-demo-")
+	if err != nil {
+		say("demo: %v", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+
+	say("== Starting the whole system on this machine: tollgate dev")
+	dev := exec.Command(*tollgate, "dev", "--dir", dir, "--root", root)
+	var devOut bytes.Buffer
+	dev.Stdout, dev.Stderr = &devOut, &devOut
+	if err := dev.Start(); err != nil {
+		say("demo: starting %s dev (run 'make build'): %v", *tollgate, err)
+		return 1
+	}
+	stopDev := func() {
+		_ = dev.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- dev.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = dev.Process.Kill()
+		}
+	}
+	defer stopDev()
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+
+	var st state
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "ready.json")); err == nil && json.Unmarshal(b, &st) == nil {
+			break
+		}
+		if time.Now().After(deadline) || dev.ProcessState != nil {
+			say("demo: tollgate dev did not become ready:\n%s", devOut.String())
+			return 1
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	say("   kube-apiserver, etcd, a registry on %s, the webhook and the signer are running", st.Registry)
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", st.Kubeconfig)
+	if err != nil {
+		say("demo: %v", err)
+		return 1
+	}
+	scheme, _ := webhook.Scheme()
+	admin, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		say("demo: %v", err)
+		return 1
+	}
+	tekton := impersonating(cfg, "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller")
+
+	say("\n== 1. A team's namespace, service account and Tasks (testing/samples/cluster)")
+	if err := applyDir(ctx, admin, filepath.Join(root, "testing", "samples", "cluster")); err != nil {
+		check(false, "applying the cluster state: %v", err)
+		return 1
+	}
+	check(true, "namespace team-a, service account tekton-builder (it may read its registry secret, nothing more), the Task build")
+
+	say("\n== 2. An unsafe PipelineRun: a privileged docker build step")
+	err = createFile(ctx, admin, filepath.Join(root, "testing", "samples", "runs", "03-privileged-step.yaml"))
+	check(err != nil && strings.Contains(err.Error(), "[podSecurity]") && strings.Contains(err.Error(), "privileged"),
+		"denied before any Pod exists:\n%s", indent(errString(err)))
+
+	say("\n== 3. A safe TaskRun: the build Task as tekton-builder")
+	tr := &pipelinev1.TaskRun{}
+	if err := decodeFile(filepath.Join(root, "testing", "samples", "runs", "08-taskrun-build.yaml"), tr); err != nil {
+		check(false, "%v", err)
+		return 1
+	}
+	err = admin.Create(ctx, tr)
+	check(err == nil && tr.Annotations["tollgate.dev/spec-digest"] != "", "admitted and stamped tollgate.dev/spec-digest=%s", tr.Annotations["tollgate.dev/spec-digest"])
+	if err != nil {
+		say("   %v", err)
+		return 1
+	}
+
+	say("\n== 4. The build pushes an image; Tekton marks the run finished with IMAGE_URL and IMAGE_DIGEST")
+	img, err := pushImage(st.Registry, "team-a/widget-api", "1.0")
+	check(err == nil, "pushed %s", img)
+	if err != nil {
+		return 1
+	}
+	if err := complete(ctx, tekton, tr, img); err != nil {
+		check(false, "writing the run's status as the Tekton controller: %v", err)
+		return 1
+	}
+	check(true, "status written as the Tekton controller would")
+
+	say("\n== 5. The signer signs it: SLSA provenance and a cosign signature, stored next to the image")
+	signed := waitFor(ctx, 60*time.Second, func() bool {
+		got := &pipelinev1.TaskRun{}
+		return admin.Get(ctx, client.ObjectKeyFromObject(tr), got) == nil && got.Annotations["chains.tekton.dev/signed"] == "true"
+	})
+	check(signed, "chains.tekton.dev/signed=true on the TaskRun")
+
+	say("\n== 6. cosign verifies what the signer stored (the article's commands)")
+	cosign := filepath.Join(root, "bin", "cosign")
+	for _, args := range [][]string{
+		{"verify", "--key", st.CosignPub, "--insecure-ignore-tlog", img.String()},
+		{"verify-attestation", "--key", st.CosignPub, "--insecure-ignore-tlog", "--type", "slsaprovenance1", img.String()},
+	} {
+		c := exec.Command(cosign, args...)
+		c.Env = append(os.Environ(), "TUF_ROOT="+filepath.Join(dir, "tuf"))
+		out, err := c.CombinedOutput()
+		check(err == nil, "cosign %s: %s", args[0], firstLine(out, err))
+	}
+
+	say("\n== 7. A gated namespace admits only signed images with provenance from this builder")
+	gate := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"tollgate.dev/gate": "enforce"}}}
+	policy := &v1alpha1.ClusterImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "built-here"}, Spec: v1alpha1.ClusterImagePolicySpec{
+		Images:       []v1alpha1.ImagePattern{{Glob: st.Registry + "/**"}},
+		Authorities:  []v1alpha1.Authority{{Name: "tollgate-signer", Key: &v1alpha1.KeyAuthority{SecretRef: &v1alpha1.SecretKeyRef{Namespace: "tollgate-system", Name: "signing-secrets", Key: "cosign.pub"}}}},
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: "https://slsa.dev/provenance/v1", Rego: builderRule}},
+	}}
+	for _, o := range []client.Object{gate, policy} {
+		if err := admin.Create(ctx, o); err != nil {
+			check(false, "creating %s: %v", o.GetName(), err)
+			return 1
+		}
+	}
+	ready := waitFor(ctx, 30*time.Second, func() bool {
+		p := &v1alpha1.ClusterImagePolicy{}
+		if admin.Get(ctx, client.ObjectKey{Name: policy.Name}, p) != nil {
+			return false
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == "Ready" && c.Status == metav1.ConditionTrue && c.ObservedGeneration == p.Generation {
+				return true
+			}
+		}
+		return false
+	})
+	check(ready, "namespace shop labelled tollgate.dev/gate=enforce; ClusterImagePolicy built-here is Ready")
+	tag := img.Context().Tag("1.0").String()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "widget-api"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: tag}}}}
+	err = admin.Create(ctx, pod)
+	check(err == nil && pod.Spec.Containers[0].Image == tag+"@"+img.DigestStr(), "the signed image is admitted and pinned: %s", pod.Spec.Containers[0].Image)
+	if err != nil {
+		say("   %v", err)
+	}
+
+	say("\n== 8. An image nobody signed")
+	unsigned, err := pushImage(st.Registry, "team-a/sideloaded", "1.0")
+	if err == nil {
+		err = admin.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "sideloaded"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: unsigned.Context().Tag("1.0").String()}}}})
+	}
+	check(err != nil && strings.Contains(err.Error(), "no signature is attached"), "denied:\n%s", indent(errString(err)))
+
+	say("")
+	if failed {
+		say("demo: a step did not behave as shown (see ✗ above). tollgate dev's output:\n%s", devOut.String())
+		return 1
+	}
+	say("demo: every step behaved as shown. Next: README.md (installing with Helm, writing policies).")
+	return 0
+}
+
+const builderRule = `package demo.builder
+
+import rego.v1
+
+import data.tollgate.lib
+
+deny contains sprintf("built by %q, not by this cluster's Tekton", [lib.builder_id(a.statement)]) if {
+	some a in input.attestations
+	lib.builder_id(a.statement) != "https://tollgate.dev/builders/dev"
+}
+`
+
+func impersonating(cfg *rest.Config, user string) client.Client {
+	c := rest.CopyConfig(cfg)
+	c.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:serviceaccounts", "system:authenticated"}}
+	scheme, _ := webhook.Scheme()
+	cl, _ := client.New(c, client.Options{Scheme: scheme})
+	return cl
+}
+
+func pushImage(registry, repo, tag string) (name.Digest, error) {
+	img, err := random.Image(2048, 2)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	ref, err := name.NewTag(fmt.Sprintf("%s/%s:%s", registry, repo, tag))
+	if err != nil {
+		return name.Digest{}, err
+	}
+	if err := remote.Write(ref, img); err != nil {
+		return name.Digest{}, err
+	}
+	h, err := img.Digest()
+	if err != nil {
+		return name.Digest{}, err
+	}
+	return ref.Context().Digest(h.String()), nil
+}
+
+func complete(ctx context.Context, tekton client.Client, tr *pipelinev1.TaskRun, img name.Digest) error {
+	now := metav1.Now()
+	tr.Status.StartTime, tr.Status.CompletionTime = &now, &now
+	tr.Status.Results = []pipelinev1.TaskRunResult{
+		{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Context().Tag("1.0").String())},
+		{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())},
+	}
+	tr.Status.Conditions = duckv1.Conditions{{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue, Reason: "Succeeded"}}
+	return tekton.Status().Update(ctx, tr)
+}
+
+func applyDir(ctx context.Context, c client.Client, dir string) error {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	// Namespaces first.
+	for _, nsFirst := range []bool{true, false} {
+		for _, f := range files {
+			objs, err := readObjects(f)
+			if err != nil {
+				return err
+			}
+			for _, o := range objs {
+				if (o.GetKind() == "Namespace") != nsFirst {
+					continue
+				}
+				// As kubectl apply: the sample's ceiling ClusterRole replaces dev's empty one.
+				if err := c.Patch(ctx, o, client.Apply, client.FieldOwner("tollgate-demo"), client.ForceOwnership); err != nil {
+					return fmt.Errorf("%s: %s %s: %w", f, o.GetKind(), o.GetName(), err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func createFile(ctx context.Context, c client.Client, file string) error {
+	objs, err := readObjects(file)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readObjects(file string) ([]*unstructured.Unstructured, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	var out []*unstructured.Unstructured
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if err.Error() == "EOF" {
+				return out, nil
+			}
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if len(u.Object) > 0 {
+			out = append(out, u)
+		}
+	}
+}
+
+func decodeFile(file string, into any) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	return utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096).Decode(into)
+}
+
+func waitFor(ctx context.Context, d time.Duration, f func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if f() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return f()
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "(no error: it was admitted)"
+	}
+	return err.Error()
+}
+
+func indent(s string) string { return "     " + strings.ReplaceAll(s, "\n", "\n     ") }
+
+func firstLine(out []byte, err error) string {
+	s := strings.TrimSpace(string(out))
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "The following checks were performed") || strings.HasPrefix(l, "Verification for") {
+			return l
+		}
+	}
+	if err != nil {
+		return errors.Join(err, errors.New(s)).Error()
+	}
+	if i := strings.Index(s, "\n"); i > 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,33 @@
+package e2e
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tollgate-dev/tollgate/testing/envtest"
+)
+
+// TestDemo runs `make demo`'s walk-through (tollgate dev as a real process,
+// then every step of the scenario) and holds it to exit 0.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tollgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
+	build.Dir = envtest.Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building tollgate: %v\n%s", err, out)
+	}
+	demo := exec.Command("go", "run", "./testing/demo", "-tollgate", bin)
+	demo.Dir = envtest.Root()
+	out, err := demo.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the demo failed: %v\n%s", err, out)
+	}
+	for _, step := range []string{"✓ denied before any Pod exists", "✓ chains.tekton.dev/signed=true", "✓ cosign verify-attestation", "✓ the signed image is admitted and pinned", "every step behaved as shown"} {
+		if !strings.Contains(string(out), step) {
+			t.Errorf("the demo did not print %q:\n%s", step, out)
+		}
+	}
+}
