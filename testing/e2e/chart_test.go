@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -172,11 +173,16 @@ func TestChart(t *testing.T) {
 		nsObj := &corev1.Namespace{}
 		// The policy's binding takes a moment to be in force.
 		var err error
-		if !waitFor(ctx, 20*1e9, func() bool {
+		if !waitFor(ctx, 30*time.Second, func() bool {
 			if err := env.Client.Get(ctx, client.ObjectKey{Name: "gated-by-chart"}, nsObj); err != nil {
 				return false
 			}
-			nsObj.Labels["tollgate.dev/gate"] = "warn"
+			// A change each time: until the policy is in force, bob's updates go through.
+			if nsObj.Labels["tollgate.dev/gate"] == "warn" {
+				nsObj.Labels["tollgate.dev/gate"] = "enforce"
+			} else {
+				nsObj.Labels["tollgate.dev/gate"] = "warn"
+			}
 			err = bob.Update(ctx, nsObj)
 			return err != nil && strings.Contains(err.Error(), "only cluster admins may set, change or remove the tollgate.dev/gate label")
 		}) {
@@ -189,7 +195,11 @@ func TestChart(t *testing.T) {
 		if err := bob.Update(ctx, nsObj); err != nil {
 			t.Fatalf("a non-admin could not change another label: %v", err)
 		}
-		nsObj.Labels["tollgate.dev/gate"] = "warn"
+		if nsObj.Labels["tollgate.dev/gate"] == "warn" {
+			nsObj.Labels["tollgate.dev/gate"] = "enforce"
+		} else {
+			nsObj.Labels["tollgate.dev/gate"] = "warn"
+		}
 		if err := env.Client.Update(ctx, nsObj); err != nil {
 			t.Fatalf("a cluster admin could not change the gate label: %v", err)
 		}
