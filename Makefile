@@ -72,10 +72,11 @@ chart-lint: bin/helm ## helm lint and helm template the chart with its default a
 	@for f in charts/tollgate/ci/*-values.yaml; do echo "== $$f"; bin/helm lint charts/tollgate --kube-version 1.35.4 -f $$f && bin/helm template tollgate charts/tollgate -n tollgate-system --kube-version 1.35.4 -f $$f > /dev/null || exit 1; done
 
 .PHONY: generate
-generate: bin/controller-gen ## regenerate deepcopy code and CRDs (charts/tollgate/files/crds)
+generate: bin/controller-gen ## regenerate deepcopy code, CRDs (charts/tollgate/files/crds) and the chart's README
 	bin/controller-gen object paths=./policy/v1alpha1/...
 	bin/controller-gen crd paths=./policy/v1alpha1/... output:crd:dir=charts/tollgate/files/crds
+	$(GO) run ./testing/chartdoc charts/tollgate
 
 .PHONY: verify
 verify: generate lint ## generate, then fail if anything changed (stale generated files)
-	@git diff --exit-code -- policy/v1alpha1 charts/tollgate/files/crds || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- policy/v1alpha1 charts/tollgate/files/crds charts/tollgate/README.md || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
