@@ -29,6 +29,8 @@ type Config struct {
 	RestConfig *rest.Config
 	Identities runs.Identities
 	Images     ImageOptions
+	// Certs, when set, makes the webhook manage its own serving certificate.
+	Certs *CertOptions
 }
 
 // DefaultGCPercent is the garbage collector target `tollgate webhook` runs
@@ -139,10 +141,34 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 	if err != nil {
 		return err
 	}
+	var certs *selfCerts
+	if cfg.Certs != nil {
+		if err := cfg.Certs.Validate(); err != nil {
+			return err
+		}
+		certs = newSelfCerts(*cfg.Certs, cl, log.WithName("certs"))
+		for {
+			err := certs.ensure(ctx)
+			if err == nil {
+				break
+			}
+			log.Error(err, "obtaining the serving certificate; retrying")
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(2 * time.Second):
+			}
+		}
+		cfg.Server.GetCertificate = certs.getCertificate
+		go certs.run(ctx)
+	}
 	var synced atomic.Bool
 	ready := func() error {
 		if !synced.Load() {
 			return errors.New("informer caches are not synced yet")
+		}
+		if certs != nil {
+			return certs.ready()
 		}
 		return nil
 	}

@@ -36,6 +36,9 @@ type Options struct {
 	// reloaded when they change on disk.
 	CertFile string
 	KeyFile  string
+	// GetCertificate, when set, serves certificates from memory instead of
+	// the files (the webhook's self-managed certificate).
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// ShutdownDelay keeps serving after readiness turns false on shutdown, so
 	// endpoints drop the pod before connections are refused.
 	ShutdownDelay time.Duration
@@ -52,8 +55,8 @@ func (o Options) Validate() error {
 	if o.Addr == "" {
 		errs = append(errs, errors.New("listen address is empty"))
 	}
-	if o.CertFile == "" || o.KeyFile == "" {
-		errs = append(errs, errors.New("a TLS certificate and key are required (--tls-cert-file, --tls-key-file)"))
+	if o.GetCertificate == nil && (o.CertFile == "" || o.KeyFile == "") {
+		errs = append(errs, errors.New("a TLS certificate and key are required (--tls-cert-file and --tls-key-file, or --cert-secret to manage its own)"))
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, errors.New("shutdown delay is negative"))
@@ -127,15 +130,19 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Run serves until ctx is done, then turns /readyz false, waits the shutdown
 // delay and drains in-flight requests.
 func (s *Server) Run(ctx context.Context, started chan<- net.Addr) error {
-	cw, err := certwatcher.New(s.opts.CertFile, s.opts.KeyFile)
-	if err != nil {
-		return fmt.Errorf("loading the serving certificate: %w", err)
-	}
-	go func() {
-		if err := cw.Start(ctx); err != nil {
-			s.log.Error(err, "certificate watcher stopped")
+	getCert := s.opts.GetCertificate
+	if getCert == nil {
+		cw, err := certwatcher.New(s.opts.CertFile, s.opts.KeyFile)
+		if err != nil {
+			return fmt.Errorf("loading the serving certificate: %w", err)
 		}
-	}()
+		go func() {
+			if err := cw.Start(ctx); err != nil {
+				s.log.Error(err, "certificate watcher stopped")
+			}
+		}()
+		getCert = cw.GetCertificate
+	}
 	ln, err := net.Listen("tcp", s.opts.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.opts.Addr, err)
@@ -147,7 +154,7 @@ func (s *Server) Run(ctx context.Context, started chan<- net.Addr) error {
 		MaxHeaderBytes:    64 << 10,
 		TLSConfig: &tls.Config{
 			MinVersion:     tls.VersionTLS12,
-			GetCertificate: cw.GetCertificate,
+			GetCertificate: getCert,
 		},
 	}
 	errc := make(chan error, 1)

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -25,7 +28,11 @@ func newWebhookCmd() *cobra.Command {
 		trusted    []string
 		verbosity  int
 		gcPercent  int
+		certSecret string
+		certConfs  []string
+		certHosts  []string
 	)
+	certOpts := webhook.DefaultCertOptions()
 	cmd := &cobra.Command{
 		Use:   "webhook",
 		Short: "Serve the run guard's and the image gate's admission webhooks over TLS",
@@ -64,6 +71,22 @@ material); registry errors are never cached and always deny in Enforce.`,
 				return usageError("loading the Kubernetes client configuration: %w", err)
 			}
 			cfg.QPS, cfg.Burst = 50, 100
+			var certs *webhook.CertOptions
+			if certSecret != "" {
+				ns, name, ok := strings.Cut(certSecret, "/")
+				if !ok {
+					return usageError("--cert-secret %q: want NAMESPACE/NAME", certSecret)
+				}
+				certOpts.Namespace, certOpts.Name, certOpts.Configurations, certOpts.Hosts = ns, name, certConfs, certHosts
+				if err := certOpts.Validate(); err != nil {
+					return usageError("%w", err)
+				}
+				if opts.CertFile != "" || opts.KeyFile != "" {
+					return usageError("give --cert-secret or --tls-cert-file/--tls-key-file, not both")
+				}
+				certs = &certOpts
+				opts.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, errors.New("not yet") } // replaced once the certificate is obtained
+			}
 			if err := opts.Validate(); err != nil {
 				return usageError("%w", err)
 			}
@@ -81,6 +104,7 @@ material); registry errors are never cached and always deny in Enforce.`,
 				RestConfig: cfg,
 				Identities: runs.Identities{TektonControllers: tekton, Trusted: trusted},
 				Images:     imgOpts,
+				Certs:      certs,
 			}, log, nil)
 			if err != nil {
 				return fmt.Errorf("webhook: %w", err)
@@ -93,6 +117,9 @@ material); registry errors are never cached and always deny in Enforce.`,
 	f.StringVar(&opts.CertFile, "tls-cert-file", "", "PEM serving certificate (required; reloaded on change)")
 	f.StringVar(&opts.KeyFile, "tls-key-file", "", "PEM private key of the serving certificate (required)")
 	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", opts.ShutdownDelay, "on SIGTERM, keep serving this long with /readyz false before draining")
+	f.StringVar(&certSecret, "cert-secret", "", "manage the serving certificate in this Secret (NAMESPACE/NAME): a CA and a certificate, renewed a month before they expire, the CA bundle patched into --webhook-configurations")
+	f.StringSliceVar(&certConfs, "webhook-configurations", nil, "with --cert-secret: the Mutating- and ValidatingWebhookConfigurations (by name) that get the CA bundle")
+	f.StringSliceVar(&certHosts, "cert-hosts", nil, "with --cert-secret: DNS names and IPs of the certificate (e.g. tollgate-webhook.tollgate-system.svc)")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	f.StringSliceVar(&tekton, "tekton-controller-users", []string{"system:serviceaccount:tekton-pipelines:tekton-pipelines-controller"},
 		"users allowed to update run status (the Tekton controller's service account)")

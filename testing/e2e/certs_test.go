@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tollgate-dev/tollgate/policy/runs"
+	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/webhook"
+)
+
+// servedCert returns the certificate the webhook presents.
+func servedCert(t *testing.T, addr string) []byte {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // only to read what is served
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].Raw
+}
+
+// TestSelfManagedCertificate: the webhook makes its own CA and certificate,
+// gives the API server the CA bundle, and renews both — a lost Secret (new
+// CA) and an expiring certificate — while admissions keep flowing: none
+// fails for want of a trusted certificate.
+func TestSelfManagedCertificate(t *testing.T) {
+	env := prepareGuarded(t, namespace(signerNS, nil))
+	ctx := t.Context()
+	certs := webhook.DefaultCertOptions()
+	certs.Namespace, certs.Name = signerNS, "tollgate-webhook-tls"
+	certs.Configurations = []string{"tollgate-runs", "tollgate-workloads"}
+	certs.Hosts = []string{"127.0.0.1"}
+	certs.Interval, certs.Grace = 200*time.Millisecond, 2*time.Second
+
+	wctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	started := make(chan net.Addr, 1)
+	go func() {
+		done <- webhook.Run(wctx, webhook.Config{
+			Server:     webhook.Options{Addr: env.WebhookAddr},
+			RestConfig: env.Config,
+			Identities: runs.Identities{TektonControllers: []string{envtest.TektonController}, Trusted: []string{envtest.Signer}},
+			Images:     webhook.DefaultImageOptions(),
+			Certs:      &certs,
+		}, logr.Discard(), started)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("webhook: %v", err)
+		}
+	})
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("webhook: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the webhook did not start")
+	}
+	secret := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: certs.Name}, secret); err != nil {
+		t.Fatalf("the webhook made no Secret: %v", err)
+	}
+	if err := envtest.WaitReady(env.WebhookAddr, secret.Data["ca.crt"], 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	bundle := func() []byte {
+		v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: "tollgate-runs"}, v); err != nil {
+			t.Fatal(err)
+		}
+		return v.Webhooks[0].ClientConfig.CABundle
+	}
+	if !bytes.Contains(bundle(), secret.Data["ca.crt"]) {
+		t.Fatal("the CA bundle was not patched into the webhook configuration")
+	}
+
+	// A loop of admissions: each must be decided by the webhook.
+	alice := env.As(t, Alice)
+	var decided, dropped atomic.Int32
+	var lastDrop atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s := safeStep("build")
+				s.SecurityContext.Privileged = ptr.To(true)
+				tr := taskRun(ns, "", "tekton-builder", s)
+				tr.GenerateName = "rotation-"
+				err := alice.Create(ctx, tr)
+				switch {
+				case err != nil && strings.Contains(err.Error(), "denied the request") && strings.Contains(err.Error(), "[podSecurity]"):
+					decided.Add(1)
+				case ctx.Err() != nil:
+					return
+				default:
+					dropped.Add(1)
+					lastDrop.Store(errors.Join(err, errors.New("worker "+string(rune('0'+w)))).Error())
+				}
+			}
+		}()
+	}
+	first := servedCert(t, env.WebhookAddr)
+	time.Sleep(time.Second)
+
+	// 1. The Secret is lost: a new CA, the bundle holds both, then the switch.
+	if err := env.Client.Delete(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(ctx, 30*time.Second, func() bool { return !bytes.Equal(servedCert(t, env.WebhookAddr), first) }) {
+		t.Fatal("no new certificate after the Secret was deleted")
+	}
+	time.Sleep(time.Second)
+
+	// 2. The certificate is about to expire: renewed under the same CA.
+	fresh := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: certs.Name}, fresh); err != nil {
+		t.Fatal(err)
+	}
+	second := servedCert(t, env.WebhookAddr)
+	leaf, _ := x509.ParseCertificate(second)
+	if leaf == nil || time.Until(leaf.NotAfter) < 300*24*time.Hour {
+		t.Fatalf("the certificate is not valid for a year: %v", leaf)
+	}
+	certs2 := fresh.DeepCopy()
+	certs2.Data["tls.crt"] = []byte("not a certificate")
+	if err := env.Client.Update(ctx, certs2); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(ctx, 30*time.Second, func() bool { return !bytes.Equal(servedCert(t, env.WebhookAddr), second) }) {
+		t.Fatal("a broken certificate in the Secret was not replaced")
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+
+	if n := dropped.Load(); n != 0 {
+		t.Fatalf("%d of %d admissions were not decided during the rotations; last: %v", n, n+decided.Load(), lastDrop.Load())
+	}
+	if decided.Load() < 20 {
+		t.Fatalf("only %d admissions during the rotations: the test proves little", decided.Load())
+	}
+	t.Logf("%d admissions decided across two rotations, none dropped", decided.Load())
+}
