@@ -94,7 +94,7 @@ func TestChart(t *testing.T) {
 		for set, want := range map[string]string{
 			"webhook.replicas=0":           "/webhook/replicas",
 			"webhook.repicas=2":            "additional properties 'repicas' not allowed",
-			"tls.mode=self":                "/tls/mode",
+			"tls.mode=selfsigned":          "/tls/mode",
 			"image.digest=sha256:ABC":      "/image/digest",
 			"imageGate.gateValues={audit}": "/imageGate/gateValues/0",
 		} {
