@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/ptr"
+
+	"github.com/tollgate-dev/tollgate/policy/runs"
+	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/webhook"
+)
+
+// service plays a Kubernetes Service in front of webhook pods: a TCP proxy
+// that sends new connections only to backends whose /readyz answers 200,
+// checked every 50 ms as endpoints would be updated.
+type service struct {
+	ln       net.Listener
+	ca       []byte
+	mu       sync.Mutex
+	backends map[string]bool // address -> ready
+	next     atomic.Int64
+}
+
+func startService(t *testing.T, addr string, ca []byte) *service {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &service{ln: ln, ca: ca, backends: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); ln.Close() })
+	go s.probe(ctx)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.forward(c)
+		}
+	}()
+	return s
+}
+
+func (s *service) set(addr string, present bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if present {
+		s.backends[addr] = false
+	} else {
+		delete(s.backends, addr)
+	}
+}
+
+func (s *service) probe(ctx context.Context) {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.ca)
+	c := &http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		addrs := make([]string, 0, len(s.backends))
+		for a := range s.backends {
+			addrs = append(addrs, a)
+		}
+		s.mu.Unlock()
+		for _, a := range addrs {
+			ok := false
+			if resp, err := c.Get("https://" + a + "/readyz"); err == nil {
+				ok = resp.StatusCode == http.StatusOK
+				resp.Body.Close()
+			}
+			s.mu.Lock()
+			if _, still := s.backends[a]; still {
+				s.backends[a] = ok
+			}
+			s.mu.Unlock()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *service) forward(c net.Conn) {
+	defer c.Close()
+	s.mu.Lock()
+	var ready []string
+	for a, ok := range s.backends {
+		if ok {
+			ready = append(ready, a)
+		}
+	}
+	s.mu.Unlock()
+	if len(ready) == 0 {
+		return
+	}
+	up, err := net.Dial("tcp", ready[int(s.next.Add(1))%len(ready)])
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(up, c); done <- struct{}{} }()
+	go func() { io.Copy(c, up); done <- struct{}{} }()
+	<-done
+}
+
+// TestRollingRestart: two webhook processes behind one address, restarted
+// one after the other as a Deployment's rolling update does, while a loop
+// of admissions runs through the API server: none is dropped.
+func TestRollingRestart(t *testing.T) {
+	env := prepareGuarded(t)
+	svc := startService(t, env.WebhookAddr, env.CAData)
+	type pod struct {
+		addr   string
+		cancel context.CancelFunc
+		done   chan error
+	}
+	start := func() *pod {
+		ctx, cancel := context.WithCancel(context.Background())
+		p := &pod{cancel: cancel, done: make(chan error, 1)}
+		started := make(chan net.Addr, 1)
+		go func() {
+			p.done <- webhook.Run(ctx, webhook.Config{
+				Server: webhook.Options{Addr: "127.0.0.1:0", CertFile: filepath.Join(env.CertDir, "tls.crt"), KeyFile: filepath.Join(env.CertDir, "tls.key"),
+					ShutdownDelay: time.Second},
+				RestConfig: env.Config,
+				Identities: runs.Identities{TektonControllers: []string{envtest.TektonController}, Trusted: []string{envtest.Signer}},
+				Images:     webhook.DefaultImageOptions(),
+			}, logr.Discard(), started)
+		}()
+		select {
+		case a := <-started:
+			p.addr = a.String()
+		case err := <-p.done:
+			t.Fatalf("webhook: %v", err)
+		}
+		if err := envtest.WaitReady(p.addr, env.CAData, 60*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		svc.set(p.addr, true)
+		return p
+	}
+	stop := func(p *pod) {
+		p.cancel() // readiness turns false, the Service stops sending, then it drains
+		if err := <-p.done; err != nil {
+			t.Errorf("webhook: %v", err)
+		}
+		svc.set(p.addr, false)
+	}
+	pods := []*pod{start(), start()}
+	t.Cleanup(func() {
+		for _, p := range pods {
+			if p != nil {
+				stop(p)
+			}
+		}
+	})
+	time.Sleep(200 * time.Millisecond)
+
+	ctx := t.Context()
+	alice := env.As(t, Alice)
+	var decided, dropped atomic.Int32
+	var lastDrop atomic.Value
+	halt := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-halt:
+					return
+				default:
+				}
+				s := safeStep("build")
+				s.SecurityContext.Privileged = ptr.To(true)
+				tr := taskRun(ns, "", "tekton-builder", s)
+				tr.GenerateName = "rollout-"
+				err := alice.Create(ctx, tr)
+				switch {
+				case err != nil && strings.Contains(err.Error(), "denied the request") && strings.Contains(err.Error(), "[podSecurity]"):
+					decided.Add(1)
+				case ctx.Err() != nil:
+					return
+				default:
+					dropped.Add(1)
+					lastDrop.Store(errors.Join(err, errors.New("admitted or failed")).Error())
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	// The rolling update: a new pod up and ready, then an old one down; twice.
+	for i := range pods {
+		fresh := start()
+		time.Sleep(200 * time.Millisecond)
+		stop(pods[i])
+		pods[i] = fresh
+		time.Sleep(500 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	close(halt)
+	wg.Wait()
+	if n := dropped.Load(); n != 0 {
+		t.Fatalf("%d of %d admissions dropped during the rolling restart; last: %v", n, n+decided.Load(), lastDrop.Load())
+	}
+	if decided.Load() < 20 {
+		t.Fatalf("only %d admissions during the restart", decided.Load())
+	}
+	t.Logf("%d admissions decided during a rolling restart of two webhooks, none dropped", decided.Load())
+}
