@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +30,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,11 +76,15 @@ func newDevCmd() *cobra.Command {
   - a real kube-apiserver and etcd (the test harness's, built once by
     'make tools' into ~/.cache/tollgate), with the Tekton v1 and Tollgate CRDs;
   - an OCI registry on loopback;
+  - the chart's rendered manifests (bin/helm template charts/tollgate): CRDs,
+    RBAC, chains-config (signatures and SLSA provenance stored in the
+    registry), the gate-label policy — all but the Deployments and Services,
+    which need nodes;
   - Tollgate's webhook (run guard and image gate) registered with the API
-    server, and its signer with a freshly generated cosign key pair
-    (Secret tollgate-system/signing-secrets; the public key is written to
-    DIR/cosign.pub) and a chains-config storing signatures and SLSA
-    provenance in the registry.
+    server with the chart's rules, and its signer (as its service account)
+    with a freshly generated cosign key pair (Secret
+    tollgate-system/signing-secrets; the public key is written to
+    DIR/cosign.pub).
 
 It writes an admin kubeconfig to DIR/kubeconfig and DIR/ready.json, prints
 what to try, and runs until interrupted (Ctrl-C), then stops everything it
@@ -197,6 +204,11 @@ func runDev(cmd *cobra.Command, dir, assets, root, registryAddr string, verbose 
 	if err := devBootstrap(ctx, admin, keys); err != nil {
 		return err
 	}
+	applied, err := devChart(ctx, admin, root, env.WebhookInstallOptions.LocalServingCAData)
+	if err != nil {
+		return err
+	}
+	step("applied the chart's rendered manifests (%s); its webhook configurations are registered as above, pointed at this machine", applied)
 	step("signing key generated (Secret %s/signing-secrets, public key %s)", devNamespace, pubPath)
 
 	errs := make(chan error, 2)
@@ -315,9 +327,9 @@ func devCRDs(root string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	return crds, nil
 }
 
-// devBootstrap creates what the chart and Tekton's own install would: the
-// namespace, the signing Secret, chains-config, the run ceiling, and the
-// RBAC of the Tekton controller and of the signer.
+// devBootstrap creates what an operator and Tekton's own install would: the
+// namespace, the signing Secret (cosign generate-key-pair k8s://…), a run
+// ceiling, and the Tekton controller's RBAC. The rest comes from the chart.
 func devBootstrap(ctx context.Context, c client.Client, keys *cosign.KeysBytes) error {
 	rule := func(groups, resources, verbs []string) rbacv1.PolicyRule {
 		return rbacv1.PolicyRule{APIGroups: groups, Resources: resources, Verbs: verbs}
@@ -331,25 +343,12 @@ func devBootstrap(ctx context.Context, c client.Client, keys *cosign.KeysBytes) 
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: devNamespace}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: devNamespace, Name: "signing-secrets"},
 			Data: map[string][]byte{"cosign.key": keys.PrivateBytes, "cosign.pub": keys.PublicBytes, "cosign.password": []byte(devPassword)}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: devNamespace, Name: "chains-config"}, Data: map[string]string{
-			"artifacts.taskrun.format": "slsa/v2alpha4", "artifacts.taskrun.storage": "oci", "artifacts.oci.storage": "oci",
-			"artifacts.pipelinerun.format": "slsa/v2alpha4", "artifacts.pipelinerun.storage": "oci",
-			"transparency.enabled": "false", "builder.id": devBuilderID,
-		}},
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: runs.DefaultCeilingClusterRole}},
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "tekton-pipelines-controller"}, Rules: []rbacv1.PolicyRule{
 			rule([]string{"tekton.dev"}, []string{"pipelineruns", "taskruns", "pipelineruns/status", "taskruns/status"}, []string{"get", "list", "watch", "create", "update", "patch"}),
 			rule([]string{""}, []string{"pods"}, []string{"get", "list", "watch", "create", "delete"}),
 		}},
 		bind("tekton-pipelines-controller", "tekton-pipelines", "tekton-pipelines-controller"),
-		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "tollgate-signer"}, Rules: []rbacv1.PolicyRule{
-			rule([]string{"tekton.dev"}, []string{"taskruns", "pipelineruns"}, []string{"get", "list", "watch", "patch", "update"}),
-			rule([]string{""}, []string{"configmaps", "secrets"}, []string{"get", "list", "watch"}),
-			rule([]string{""}, []string{"serviceaccounts"}, []string{"get"}),
-			rule([]string{"", "events.k8s.io"}, []string{"events"}, []string{"create", "patch", "update"}),
-			rule([]string{"coordination.k8s.io"}, []string{"leases"}, []string{"get", "list", "watch", "create", "update", "patch"}),
-		}},
-		bind("tollgate-signer", devNamespace, "tollgate-signer"),
 	}
 	for _, o := range objs {
 		if err := c.Create(ctx, o); err != nil {
@@ -387,4 +386,65 @@ func probeReady(addr string, ca []byte) error {
 		return errors.New(resp.Status)
 	}
 	return nil
+}
+
+// devChart renders charts/tollgate with bin/helm and applies what a cluster
+// without a kubelet can hold: CRDs, service accounts, RBAC, chains-config
+// and the gate-label policy. Deployments and Services need nodes; the
+// webhook configurations are registered by the control plane's start, with
+// the same rules, pointed at the webhook on this machine.
+func devChart(ctx context.Context, c client.Client, root string, ca []byte) (string, error) {
+	helmBin := filepath.Join(root, "bin", "helm")
+	if _, err := os.Stat(helmBin); err != nil {
+		return "", usageError("bin/helm is missing: run 'make tools' (it builds helm from the Go module proxy once)")
+	}
+	values := fmt.Sprintf(`tls: {mode: secret, secretName: unused, caBundle: %q}
+chainsConfig:
+  artifacts.taskrun.format: slsa/v2alpha4
+  artifacts.taskrun.storage: oci
+  artifacts.oci.storage: oci
+  artifacts.pipelinerun.format: slsa/v2alpha4
+  artifacts.pipelinerun.storage: oci
+  transparency.enabled: "false"
+  builder.id: %s
+`, base64.StdEncoding.EncodeToString(ca), devBuilderID)
+	vf, err := os.CreateTemp("", "tollgate-dev-values-*.yaml")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(vf.Name())
+	if _, err := vf.WriteString(values); err != nil {
+		return "", err
+	}
+	vf.Close()
+	cmd := exec.Command(helmBin, "template", "tollgate", filepath.Join(root, "charts", "tollgate"), "-n", devNamespace, "--kube-version", "1.35.4", "-f", vf.Name())
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return "", fmt.Errorf("helm template: %w: %s", err, ee.Stderr)
+		}
+		return "", fmt.Errorf("helm template: %w", err)
+	}
+	keep := map[string]bool{"CustomResourceDefinition": true, "ServiceAccount": true, "ClusterRole": true, "ClusterRoleBinding": true,
+		"Role": true, "RoleBinding": true, "ConfigMap": true, "ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
+	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	n := 0
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return "", fmt.Errorf("reading the rendered chart: %w", err)
+		}
+		if len(u.Object) == 0 || !keep[u.GetKind()] {
+			continue
+		}
+		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner("tollgate-dev"), client.ForceOwnership); err != nil {
+			return "", fmt.Errorf("applying the chart's %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		n++
+	}
+	return fmt.Sprintf("%d objects", n), nil
 }
