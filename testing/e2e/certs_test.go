@@ -5,18 +5,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"net"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tollgate-dev/tollgate/policy/runs"
@@ -92,38 +87,7 @@ func TestSelfManagedCertificate(t *testing.T) {
 	}
 
 	// A loop of admissions: each must be decided by the webhook.
-	alice := env.As(t, Alice)
-	var decided, dropped atomic.Int32
-	var lastDrop atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				s := safeStep("build")
-				s.SecurityContext.Privileged = ptr.To(true)
-				tr := taskRun(ns, "", "tekton-builder", s)
-				tr.GenerateName = "rotation-"
-				err := alice.Create(ctx, tr)
-				switch {
-				case err != nil && strings.Contains(err.Error(), "denied the request") && strings.Contains(err.Error(), "[podSecurity]"):
-					decided.Add(1)
-				case ctx.Err() != nil:
-					return
-				default:
-					dropped.Add(1)
-					lastDrop.Store(errors.Join(err, errors.New("worker "+string(rune('0'+w)))).Error())
-				}
-			}
-		}()
-	}
+	stopLoop := admissionLoop(t, env, "rotation", 2)
 	first := servedCert(t, env.WebhookAddr)
 	time.Sleep(time.Second)
 
@@ -155,14 +119,12 @@ func TestSelfManagedCertificate(t *testing.T) {
 		t.Fatal("a broken certificate in the Secret was not replaced")
 	}
 	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
-
-	if n := dropped.Load(); n != 0 {
-		t.Fatalf("%d of %d admissions were not decided during the rotations; last: %v", n, n+decided.Load(), lastDrop.Load())
+	decided, dropped, last := stopLoop()
+	if dropped != 0 {
+		t.Fatalf("%d of %d admissions were not decided during the rotations; last: %s", dropped, dropped+decided, last)
 	}
-	if decided.Load() < 20 {
-		t.Fatalf("only %d admissions during the rotations: the test proves little", decided.Load())
+	if decided < 20 {
+		t.Fatalf("only %d admissions during the rotations: the test proves little", decided)
 	}
-	t.Logf("%d admissions decided across two rotations, none dropped", decided.Load())
+	t.Logf("%d admissions decided across two rotations, none dropped", decided)
 }

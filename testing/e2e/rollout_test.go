@@ -4,19 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/utils/ptr"
 
 	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
@@ -169,39 +166,7 @@ func TestRollingRestart(t *testing.T) {
 	})
 	time.Sleep(200 * time.Millisecond)
 
-	ctx := t.Context()
-	alice := env.As(t, Alice)
-	var decided, dropped atomic.Int32
-	var lastDrop atomic.Value
-	halt := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-halt:
-					return
-				default:
-				}
-				s := safeStep("build")
-				s.SecurityContext.Privileged = ptr.To(true)
-				tr := taskRun(ns, "", "tekton-builder", s)
-				tr.GenerateName = "rollout-"
-				err := alice.Create(ctx, tr)
-				switch {
-				case err != nil && strings.Contains(err.Error(), "denied the request") && strings.Contains(err.Error(), "[podSecurity]"):
-					decided.Add(1)
-				case ctx.Err() != nil:
-					return
-				default:
-					dropped.Add(1)
-					lastDrop.Store(errors.Join(err, errors.New("admitted or failed")).Error())
-				}
-			}
-		}()
-	}
+	stopLoop := admissionLoop(t, env, "rollout", 3)
 	time.Sleep(time.Second)
 	// The rolling update: a new pod up and ready, then an old one down; twice.
 	for i := range pods {
@@ -212,13 +177,12 @@ func TestRollingRestart(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	close(halt)
-	wg.Wait()
-	if n := dropped.Load(); n != 0 {
-		t.Fatalf("%d of %d admissions dropped during the rolling restart; last: %v", n, n+decided.Load(), lastDrop.Load())
+	decided, dropped, last := stopLoop()
+	if dropped != 0 {
+		t.Fatalf("%d of %d admissions dropped during the rolling restart; last: %s", dropped, dropped+decided, last)
 	}
-	if decided.Load() < 20 {
-		t.Fatalf("only %d admissions during the restart", decided.Load())
+	if decided < 20 {
+		t.Fatalf("only %d admissions during the restart", decided)
 	}
-	t.Logf("%d admissions decided during a rolling restart of two webhooks, none dropped", decided.Load())
+	t.Logf("%d admissions decided during a rolling restart of two webhooks, none dropped", decided)
 }

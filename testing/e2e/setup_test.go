@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"k8s.io/utils/ptr"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -266,4 +268,54 @@ func metricsText(t *testing.T, env *envtest.Env) string {
 		t.Fatal(err)
 	}
 	return string(body)
+}
+
+// admissionLoop creates unsafe TaskRuns from workers goroutines until
+// stopped; each must come back as the webhook's denial. stop returns how
+// many were decided, how many were not (dropped, failed or admitted) and
+// the last such error.
+func admissionLoop(t *testing.T, env *envtest.Env, prefix string, workers int) (stop func() (decided, dropped int32, last string)) {
+	t.Helper()
+	ctx := t.Context()
+	alice := env.As(t, Alice)
+	var nDecided, nDropped atomic.Int32
+	var lastDrop atomic.Value
+	lastDrop.Store("")
+	halt := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-halt:
+					return
+				default:
+				}
+				s := safeStep("build")
+				s.SecurityContext.Privileged = ptr.To(true)
+				tr := taskRun(ns, "", "tekton-builder", s)
+				tr.GenerateName = prefix + "-"
+				err := alice.Create(ctx, tr)
+				switch {
+				case err != nil && strings.Contains(err.Error(), "denied the request") && strings.Contains(err.Error(), "[podSecurity]"):
+					nDecided.Add(1)
+				case ctx.Err() != nil:
+					return
+				case err == nil:
+					nDropped.Add(1)
+					lastDrop.Store("an unsafe run was admitted")
+				default:
+					nDropped.Add(1)
+					lastDrop.Store(err.Error())
+				}
+			}
+		}()
+	}
+	return func() (int32, int32, string) {
+		close(halt)
+		wg.Wait()
+		return nDecided.Load(), nDropped.Load(), lastDrop.Load().(string)
+	}
 }
