@@ -73,8 +73,9 @@ func newDevCmd() *cobra.Command {
 		Short: "Run the whole system on this machine: a real API server, a registry, the webhook and the signer",
 		Long: `Start, on this machine and without a cluster:
 
-  - a real kube-apiserver and etcd (the test harness's, built once by
-    'make tools' into ~/.cache/tollgate), with the Tekton v1 and Tollgate CRDs;
+  - a real kube-apiserver and etcd (the test harness's, built on first use
+    from the Go module proxy into ~/.cache/tollgate, with progress), with the
+    Tekton v1 and Tollgate CRDs;
   - an OCI registry on loopback;
   - the chart's rendered manifests (bin/helm template charts/tollgate): CRDs,
     RBAC, chains-config (signatures and SLSA provenance stored in the
@@ -98,7 +99,7 @@ the Tekton controller would ('make demo' shows how).`,
 	f := cmd.Flags()
 	f.StringVar(&dir, "dir", filepath.Join(os.TempDir(), "tollgate-dev"), "directory for the kubeconfig, cosign.pub and ready.json")
 	f.StringVar(&root, "root", "", "the Tollgate checkout (CRDs, tool binaries); default: found from the working directory")
-	f.StringVar(&assets, "assets", "", "directory holding kube-apiserver and etcd (default ROOT/bin, filled by 'make tools')")
+	f.StringVar(&assets, "assets", "", "directory holding kube-apiserver, etcd and helm (default ROOT/bin; what is missing there is built on first use, as 'make tools' does)")
 	f.StringVar(&registryAddr, "registry", "127.0.0.1:0", "address of the loopback registry")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log the webhook's and the signer's decisions")
 	return cmd
@@ -128,13 +129,26 @@ func runDev(cmd *cobra.Command, dir, assets, root, registryAddr string, verbose 
 			return usageError("%w", err)
 		}
 	}
-	if assets == "" {
+	explicit := assets != ""
+	if !explicit {
 		assets = filepath.Join(root, "bin")
 	}
-	for _, b := range []string{"kube-apiserver", "etcd"} {
+	var missing []string
+	for _, b := range []string{"kube-apiserver", "etcd", "helm"} {
 		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
-			return usageError("%s is not in %s: run 'make tools' (it builds kube-apiserver and etcd from the Go module proxy once, about 10 minutes, cached in ~/.cache/tollgate); a half-built cache is cleared with 'rm -rf ~/.cache/tollgate/tools'", b, assets)
+			missing = append(missing, b)
 		}
+	}
+	if len(missing) > 0 && !explicit {
+		// Built once from the Go module proxy, with progress, cached outside the checkout.
+		step("building %s (once; kube-apiserver takes about 10 minutes on 2 cores)", strings.Join(missing, ", "))
+		build := exec.Command(filepath.Join(root, "testing", "tools", "build.sh"), missing...)
+		build.Dir, build.Stdout, build.Stderr = root, out, cmd.ErrOrStderr()
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building %s: %w (a half-built cache is cleared with 'rm -rf ~/.cache/tollgate/tools')", strings.Join(missing, ", "), err)
+		}
+	} else if len(missing) > 0 {
+		return usageError("%s not in %s (--assets)", strings.Join(missing, ", "), assets)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return usageError("--dir: %w", err)
