@@ -12,40 +12,75 @@ import (
 // leading slash: envtest (and `tollgate dev`) rewrite it into the URL of a
 // local webhook.
 var (
-	runResources = []string{"pipelineruns", "taskruns"}
-	runStatus    = []string{"pipelineruns/status", "taskruns/status"}
-	excludeNS    = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+	excludeNS = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "tollgate-system"},
 	}}}
+	// gatedNS selects the namespaces the image gate reviews.
+	gatedNS = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+		{Key: "tollgate.dev/gate", Operator: metav1.LabelSelectorOpIn, Values: []string{"enforce", "warn"}},
+		{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "tollgate-system"}},
+	}}
+	create       = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+	createUpdate = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
 )
 
-func svc(path string) admissionregistrationv1.WebhookClientConfig {
-	return admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
-		Namespace: "tollgate-system", Name: "tollgate-webhook", Path: ptr.To(path),
-	}}
+// hook is what differs between Tollgate's webhooks; everything else
+// (Equivalent matching, fail closed, no side effects, 10 s) is common.
+type hook struct {
+	name, path string
+	rules      []admissionregistrationv1.RuleWithOperations
+	namespaces *metav1.LabelSelector
+	objects    *metav1.LabelSelector
 }
 
-// MutatingRuns is the run guard's mutating webhook: it stamps the spec
-// digest, and is reinvoked after other mutating webhooks so the stamp covers
-// their changes.
+func rule(ops []admissionregistrationv1.OperationType, group string, resources ...string) admissionregistrationv1.RuleWithOperations {
+	return admissionregistrationv1.RuleWithOperations{Operations: ops, Rule: admissionregistrationv1.Rule{
+		APIGroups: []string{group}, APIVersions: []string{"v1"}, Resources: resources, Scope: ptr.To(admissionregistrationv1.NamespacedScope)}}
+}
+
+func (h hook) validating() admissionregistrationv1.ValidatingWebhook {
+	return admissionregistrationv1.ValidatingWebhook{
+		Name: h.name,
+		ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
+			Namespace: "tollgate-system", Name: "tollgate-webhook", Path: ptr.To(h.path)}},
+		Rules:                   h.rules,
+		MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+		NamespaceSelector:       h.namespaces,
+		ObjectSelector:          h.objects,
+		FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+		SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+		TimeoutSeconds:          ptr.To[int32](10),
+		AdmissionReviewVersions: []string{"v1"},
+	}
+}
+
+// mutating is the same webhook, reinvoked after other mutating webhooks so
+// what it writes (the stamp, the pinned digest) covers their changes.
+func (h hook) mutating() admissionregistrationv1.MutatingWebhook {
+	v := h.validating()
+	return admissionregistrationv1.MutatingWebhook{
+		Name: v.Name, ClientConfig: v.ClientConfig, Rules: v.Rules, MatchPolicy: v.MatchPolicy,
+		NamespaceSelector: v.NamespaceSelector, ObjectSelector: v.ObjectSelector, FailurePolicy: v.FailurePolicy,
+		SideEffects: v.SideEffects, TimeoutSeconds: v.TimeoutSeconds, AdmissionReviewVersions: v.AdmissionReviewVersions,
+		ReinvocationPolicy: ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
+	}
+}
+
+func workloadRules() []admissionregistrationv1.RuleWithOperations {
+	return []admissionregistrationv1.RuleWithOperations{
+		rule(createUpdate, "", "pods"),
+		rule([]admissionregistrationv1.OperationType{admissionregistrationv1.Update}, "", "pods/ephemeralcontainers"),
+		rule(createUpdate, "apps", "deployments", "replicasets", "statefulsets", "daemonsets"),
+		rule(createUpdate, "batch", "jobs", "cronjobs"),
+	}
+}
+
+// MutatingRuns is the run guard's mutating webhook: it stamps the spec digest.
 func MutatingRuns() *admissionregistrationv1.MutatingWebhookConfiguration {
 	return &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-runs"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:         "runs.mutate.tollgate.dev",
-			ClientConfig: svc("mutate-runs"),
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-				Rule:       admissionregistrationv1.Rule{APIGroups: []string{"tekton.dev"}, APIVersions: []string{"v1"}, Resources: runResources, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
-			}},
-			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
-			NamespaceSelector:       excludeNS,
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			TimeoutSeconds:          ptr.To[int32](10),
-			AdmissionReviewVersions: []string{"v1"},
-			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
-		}},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{hook{name: "runs.mutate.tollgate.dev", path: "mutate-runs",
+			rules: []admissionregistrationv1.RuleWithOperations{rule(create, "tekton.dev", "pipelineruns", "taskruns")}, namespaces: excludeNS}.mutating()},
 	}
 }
 
@@ -55,74 +90,22 @@ func ValidatingRuns() *admissionregistrationv1.ValidatingWebhookConfiguration {
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-runs"},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
-			{
-				Name:         "runs.validate.tollgate.dev",
-				ClientConfig: svc("validate-runs"),
-				Rules: []admissionregistrationv1.RuleWithOperations{{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-					Rule:       admissionregistrationv1.Rule{APIGroups: []string{"tekton.dev"}, APIVersions: []string{"v1"}, Resources: append(append([]string{}, runResources...), runStatus...), Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
-				}},
-				MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
-				NamespaceSelector:       excludeNS,
-				FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-				SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-				TimeoutSeconds:          ptr.To[int32](10),
-				AdmissionReviewVersions: []string{"v1"},
-			},
-			{
-				Name:         "pods.validate.tollgate.dev",
-				ClientConfig: svc("validate-runs"),
-				Rules: []admissionregistrationv1.RuleWithOperations{{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
-				}},
-				MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
-				NamespaceSelector:       excludeNS,
-				ObjectSelector:          &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tekton.dev/taskRun", Operator: metav1.LabelSelectorOpExists}}},
-				FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-				SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-				TimeoutSeconds:          ptr.To[int32](10),
-				AdmissionReviewVersions: []string{"v1"},
-			},
+			hook{name: "runs.validate.tollgate.dev", path: "validate-runs", namespaces: excludeNS,
+				rules: []admissionregistrationv1.RuleWithOperations{rule(createUpdate, "tekton.dev", "pipelineruns", "taskruns", "pipelineruns/status", "taskruns/status")}}.validating(),
+			hook{name: "pods.validate.tollgate.dev", path: "validate-runs", namespaces: excludeNS,
+				rules:   []admissionregistrationv1.RuleWithOperations{rule(create, "", "pods")},
+				objects: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tekton.dev/taskRun", Operator: metav1.LabelSelectorOpExists}}}}.validating(),
 		},
 	}
 }
 
-// gatedNS selects the namespaces the image gate reviews.
-var gatedNS = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-	{Key: "tollgate.dev/gate", Operator: metav1.LabelSelectorOpIn, Values: []string{"enforce", "warn"}},
-	{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "tollgate-system"}},
-}}
-
-func workloadRules() []admissionregistrationv1.RuleWithOperations {
-	cu := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
-	ns := ptr.To(admissionregistrationv1.NamespacedScope)
-	return []admissionregistrationv1.RuleWithOperations{
-		{Operations: cu, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}, Scope: ns}},
-		{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/ephemeralcontainers"}, Scope: ns}},
-		{Operations: cu, Rule: admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments", "replicasets", "statefulsets", "daemonsets"}, Scope: ns}},
-		{Operations: cu, Rule: admissionregistrationv1.Rule{APIGroups: []string{"batch"}, APIVersions: []string{"v1"}, Resources: []string{"jobs", "cronjobs"}, Scope: ns}},
-	}
-}
-
 // MutatingWorkloads is the image gate's mutating webhook: it pins verified
-// tags to digests, reinvoked after other mutating webhooks (an injected
-// sidecar is pinned too).
+// tags to digests (an injected sidecar is pinned too).
 func MutatingWorkloads() *admissionregistrationv1.MutatingWebhookConfiguration {
 	return &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-workloads"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:                    "workloads.mutate.tollgate.dev",
-			ClientConfig:            svc("mutate-workloads"),
-			Rules:                   workloadRules(),
-			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
-			NamespaceSelector:       gatedNS,
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			TimeoutSeconds:          ptr.To[int32](10),
-			AdmissionReviewVersions: []string{"v1"},
-			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
-		}},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{hook{name: "workloads.mutate.tollgate.dev", path: "mutate-workloads",
+			rules: workloadRules(), namespaces: gatedNS}.mutating()},
 	}
 }
 
@@ -130,16 +113,7 @@ func MutatingWorkloads() *admissionregistrationv1.MutatingWebhookConfiguration {
 func ValidatingWorkloads() *admissionregistrationv1.ValidatingWebhookConfiguration {
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-workloads"},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name:                    "workloads.validate.tollgate.dev",
-			ClientConfig:            svc("validate-workloads"),
-			Rules:                   workloadRules(),
-			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
-			NamespaceSelector:       gatedNS,
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			TimeoutSeconds:          ptr.To[int32](10),
-			AdmissionReviewVersions: []string{"v1"},
-		}},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{hook{name: "workloads.validate.tollgate.dev", path: "validate-workloads",
+			rules: workloadRules(), namespaces: gatedNS}.validating()},
 	}
 }

@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"testing"
 	"time"
 
@@ -14,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/webhook"
 )
@@ -43,31 +40,7 @@ func TestSelfManagedCertificate(t *testing.T) {
 	certs.Hosts = []string{"127.0.0.1"}
 	certs.Interval, certs.Grace = 200*time.Millisecond, 2*time.Second
 
-	wctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	started := make(chan net.Addr, 1)
-	go func() {
-		done <- webhook.Run(wctx, webhook.Config{
-			Server:     webhook.Options{Addr: env.WebhookAddr},
-			RestConfig: env.Config,
-			Identities: runs.Identities{TektonControllers: []string{envtest.TektonController}, Trusted: []string{envtest.Signer}},
-			Images:     webhook.DefaultImageOptions(),
-			Certs:      &certs,
-		}, logr.Discard(), started)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("webhook: %v", err)
-		}
-	})
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("webhook: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("the webhook did not start")
-	}
+	env.RunWebhook(t, webhook.Config{Server: webhook.Options{Addr: env.WebhookAddr}, Certs: &certs}, logr.Discard())
 	secret := &corev1.Secret{}
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: certs.Name}, secret); err != nil {
 		t.Fatalf("the webhook made no Secret: %v", err)

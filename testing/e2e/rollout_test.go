@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/webhook"
 )
@@ -120,50 +118,22 @@ func TestRollingRestart(t *testing.T) {
 	env := prepareGuarded(t)
 	svc := startService(t, env.WebhookAddr, env.CAData)
 	type pod struct {
-		addr   string
-		cancel context.CancelFunc
-		done   chan error
+		addr string
+		stop func()
 	}
 	start := func() *pod {
-		ctx, cancel := context.WithCancel(context.Background())
-		p := &pod{cancel: cancel, done: make(chan error, 1)}
-		started := make(chan net.Addr, 1)
-		go func() {
-			p.done <- webhook.Run(ctx, webhook.Config{
-				Server: webhook.Options{Addr: "127.0.0.1:0", CertFile: filepath.Join(env.CertDir, "tls.crt"), KeyFile: filepath.Join(env.CertDir, "tls.key"),
-					ShutdownDelay: time.Second},
-				RestConfig: env.Config,
-				Identities: runs.Identities{TektonControllers: []string{envtest.TektonController}, Trusted: []string{envtest.Signer}},
-				Images:     webhook.DefaultImageOptions(),
-			}, logr.Discard(), started)
-		}()
-		select {
-		case a := <-started:
-			p.addr = a.String()
-		case err := <-p.done:
-			t.Fatalf("webhook: %v", err)
-		}
-		if err := envtest.WaitReady(p.addr, env.CAData, 60*time.Second); err != nil {
+		addr, stop := env.RunWebhook(t, webhook.Config{Server: webhook.Options{Addr: "127.0.0.1:0", ShutdownDelay: time.Second}}, logr.Discard())
+		if err := envtest.WaitReady(addr, env.CAData, 60*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		svc.set(p.addr, true)
-		return p
+		svc.set(addr, true)
+		return &pod{addr: addr, stop: stop}
 	}
 	stop := func(p *pod) {
-		p.cancel() // readiness turns false, the Service stops sending, then it drains
-		if err := <-p.done; err != nil {
-			t.Errorf("webhook: %v", err)
-		}
+		p.stop() // readiness turns false, the Service stops sending, then it drains
 		svc.set(p.addr, false)
 	}
 	pods := []*pod{start(), start()}
-	t.Cleanup(func() {
-		for _, p := range pods {
-			if p != nil {
-				stop(p)
-			}
-		}
-	})
 	time.Sleep(200 * time.Millisecond)
 
 	stopLoop := admissionLoop(t, env, "rollout", 3)

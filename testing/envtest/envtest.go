@@ -123,49 +123,62 @@ func Start(t testing.TB, opts Options) *Env {
 }
 
 // StartWebhook runs `tollgate webhook` in-process on the address the API
-// server calls, and waits until it is ready. It stops with the test.
+// server calls, with the harness's serving certificate, and waits until it
+// is ready. It stops with the test.
 func (e *Env) StartWebhook(t testing.TB) {
-	t.Helper()
-	e.StartWebhookWith(t, webhook.DefaultImageOptions())
-}
-
-// StartWebhookWith is StartWebhook with image gate options.
-func (e *Env) StartWebhookWith(t testing.TB, images webhook.ImageOptions) {
 	t.Helper()
 	if e.WebhookAddr == "" {
 		t.Fatal("the environment was started without webhooks")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	started := make(chan net.Addr, 1)
-	cfg := webhook.Config{
-		Server: webhook.Options{
-			Addr:     e.WebhookAddr,
-			CertFile: filepath.Join(e.CertDir, "tls.crt"),
-			KeyFile:  filepath.Join(e.CertDir, "tls.key"),
-		},
-		RestConfig: e.Config,
-		Identities: runs.Identities{TektonControllers: []string{TektonController}, Trusted: []string{Signer}},
-		Images:     images,
-	}
-	log := zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true))
-	go func() { done <- webhook.Run(ctx, cfg, log, started) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("webhook: %v", err)
-		}
-	})
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("webhook did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("webhook did not start within 30s")
-	}
+	e.RunWebhook(t, webhook.Config{Server: webhook.Options{Addr: e.WebhookAddr}}, zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true)))
 	if err := WaitReady(e.WebhookAddr, e.CAData, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// RunWebhook runs `tollgate webhook` in-process with cfg, filled in where
+// it is empty (the harness's certificate unless cfg manages its own, this
+// control plane, the harness's identities, default image options), and
+// returns the address it listens on once it does. stop shuts it down (its
+// readiness turns false, it drains) and reports its error; it also runs
+// when the test ends.
+func (e *Env) RunWebhook(t testing.TB, cfg webhook.Config, log logr.Logger) (addr string, stop func()) {
+	t.Helper()
+	if cfg.Certs == nil && cfg.Server.CertFile == "" {
+		cfg.Server.CertFile, cfg.Server.KeyFile = filepath.Join(e.CertDir, "tls.crt"), filepath.Join(e.CertDir, "tls.key")
+	}
+	if cfg.RestConfig == nil {
+		cfg.RestConfig = e.Config
+	}
+	if len(cfg.Identities.TektonControllers) == 0 {
+		cfg.Identities = runs.Identities{TektonControllers: []string{TektonController}, Trusted: []string{Signer}}
+	}
+	if cfg.Images.Budget == 0 {
+		cfg.Images = webhook.DefaultImageOptions()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	started := make(chan net.Addr, 1)
+	go func() { done <- webhook.Run(ctx, cfg, log, started) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("webhook: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	select {
+	case a := <-started:
+		return a.String(), stop
+	case err := <-done:
+		t.Fatalf("webhook did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("webhook did not start within 60s")
+	}
+	return "", stop
 }
 
 type testWriter struct{ t testing.TB }
