@@ -78,5 +78,6 @@ generate: bin/controller-gen ## regenerate deepcopy code, CRDs (charts/tollgate/
 	$(GO) run ./testing/chartdoc charts/tollgate
 
 .PHONY: verify
-verify: generate lint ## generate, then fail if anything changed (stale generated files)
+verify: generate lint ## generate, then fail if anything changed (stale generated files) or a tracked file is a binary or over 1 MiB
+	./testing/checks/tracked-files.sh
 	@git diff --exit-code -- policy/v1alpha1 charts/tollgate/files/crds charts/tollgate/README.md || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
