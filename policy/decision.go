@@ -21,6 +21,10 @@ type Violation struct {
 	Message string `json:"message"`
 	// Fix says how to make the run acceptable.
 	Fix string `json:"fix,omitempty"`
+	// Internal marks a denial that is not a policy verdict but a fault
+	// (a registry that did not answer, a panic recovered in a verification):
+	// admission answers it with a 500-class status, still denying.
+	Internal bool `json:"internal,omitempty"`
 }
 
 // String renders the violation in one line, as denials and warnings show it.
@@ -80,6 +84,16 @@ type Decision struct {
 
 // Allowed reports whether nothing was denied.
 func (d *Decision) Allowed() bool { return len(d.Denials) == 0 }
+
+// Internal reports whether a denial is a fault rather than a verdict.
+func (d *Decision) Internal() bool {
+	for _, v := range d.Denials {
+		if v.Internal {
+			return true
+		}
+	}
+	return false
+}
 
 // Message is the admission message of a denial: the subject and every denial.
 func (d *Decision) Message() string {

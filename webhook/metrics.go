@@ -63,6 +63,7 @@ func registerCacheMetrics(reg prometheus.Registerer, stats func() images.Stats) 
 		counter("tollgate_image_cache_misses_total", "Image checks not in the cache (they joined or started a verification).", func(s images.Stats) int64 { return s.Misses }),
 		counter("tollgate_image_verifications_total", "Verifications run against registries (concurrent checks of one digest share one).", func(s images.Stats) int64 { return s.Verifications }),
 		counter("tollgate_image_verification_errors_total", "Verifications that could not finish (registry errors, timeouts); they deny in Enforce.", func(s images.Stats) int64 { return s.Errors }),
+		counter("tollgate_image_verification_panics_total", "Verifications that panicked inside third-party parsing of what a registry served; recovered, they deny as internal faults.", func(s images.Stats) int64 { return s.Panics }),
 		gauge("tollgate_image_cache_entries", "Verified results held in the cache.", func(s images.Stats) float64 { return float64(s.Entries) }),
 		gauge("tollgate_image_cache_bytes", "Estimated bytes of the results held in the cache.", func(s images.Stats) float64 { return float64(s.Bytes) }),
 	)

@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,11 +43,33 @@ func (o CacheOptions) Validate() error {
 	return nil
 }
 
-// Key identifies a verified result: the image digest and the policy's
-// fingerprint (policy UID, generation and trust material).
+// Key identifies a verified result by everything the verification read:
+// the repository the signatures were read from, the identity of the
+// credentials they were read with, the digest, and the policy's
+// fingerprint (policy UID, generation and trust material). A failure read
+// from one repository (an attacker's, holding nothing) is never served for
+// the same digest in another (the victim's, holding its signatures).
 type Key struct {
+	Repository  string
+	Credentials string
 	Digest      string
 	Fingerprint string
+}
+
+func (k Key) flight() string {
+	return k.Repository + "\x00" + k.Credentials + "\x00" + k.Digest + "\x00" + k.Fingerprint
+}
+
+// PanicError is a panic recovered from a verification: third-party
+// parsing of what a registry served crashed. The verification counts as
+// not done (never cached), and admission denies naming an internal fault.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("the verification failed internally (recovered panic: %v)", e.Value)
 }
 
 type entry struct {
@@ -67,7 +91,7 @@ type Cache struct {
 	entries map[Key]*list.Element
 	bytes   int64
 
-	hits, misses, verifications, errors atomic.Int64
+	hits, misses, verifications, errors, panics atomic.Int64
 }
 
 // NewCache returns an empty cache.
@@ -83,7 +107,9 @@ type Stats struct {
 	Hits, Misses, Verifications int64
 	// Errors counts verifications that could not finish (registry errors,
 	// timeouts): not cached, and denied in Enforce.
-	Errors  int64
+	Errors int64
+	// Panics counts verifications that panicked (recovered; also in Errors).
+	Panics  int64
 	Entries int
 	Bytes   int64
 }
@@ -92,7 +118,7 @@ type Stats struct {
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Verifications: c.verifications.Load(), Errors: c.errors.Load(), Entries: c.lru.Len(), Bytes: c.bytes}
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Verifications: c.verifications.Load(), Errors: c.errors.Load(), Panics: c.panics.Load(), Entries: c.lru.Len(), Bytes: c.bytes}
 }
 
 func (c *Cache) get(k Key) (*Result, bool) {
@@ -143,24 +169,23 @@ func (c *Cache) remove(el *list.Element) {
 }
 
 // Do returns the cached result for k, or runs verify once for every caller
-// waiting on the same k and flight (flight separates callers whose
-// credentials differ, so one caller's missing credentials never decide for
-// another). verify runs with its own deadline (VerifyTimeout), not the
-// caller's: a caller that gives up does not cancel it for the others.
-func (c *Cache) Do(ctx context.Context, k Key, flight string, verify func(context.Context) (*Result, error)) (res *Result, hit bool, err error) {
+// waiting on the same k. verify runs with its own deadline
+// (VerifyTimeout), not the caller's: a caller that gives up does not cancel
+// it for the others. A panic in verify is recovered inside the flight (the
+// flight runs on its own goroutine, where no caller's recover reaches) and
+// returned as a *PanicError.
+func (c *Cache) Do(ctx context.Context, k Key, verify func(context.Context) (*Result, error)) (res *Result, hit bool, err error) {
 	if r, ok := c.get(k); ok {
 		c.hits.Add(1)
 		return r, true, nil
 	}
 	c.misses.Add(1)
-	ch := c.group.DoChan(k.Digest+"\x00"+k.Fingerprint+"\x00"+flight, func() (any, error) {
+	ch := c.group.DoChan(k.flight(), func() (any, error) {
 		if r, ok := c.get(k); ok { // a flight that just finished filled it
 			return r, nil
 		}
 		c.verifications.Add(1)
-		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.VerifyTimeout)
-		defer cancel()
-		r, err := verify(vctx)
+		r, err := c.run(ctx, verify)
 		if err != nil {
 			c.errors.Add(1)
 			return nil, err
@@ -177,4 +202,18 @@ func (c *Cache) Do(ctx context.Context, k Key, flight string, verify func(contex
 		}
 		return out.Val.(*Result), false, nil
 	}
+}
+
+// run calls verify under the verification deadline, turning a panic into a
+// *PanicError.
+func (c *Cache) run(ctx context.Context, verify func(context.Context) (*Result, error)) (r *Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.panics.Add(1)
+			r, err = nil, &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.VerifyTimeout)
+	defer cancel()
+	return verify(vctx)
 }

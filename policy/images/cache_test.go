@@ -29,7 +29,7 @@ func TestCacheSharesOneVerification(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, _, err := c.Do(t.Context(), k, "creds", verify)
+			r, _, err := c.Do(t.Context(), k, verify)
 			if err != nil {
 				t.Error(err)
 			}
@@ -47,7 +47,7 @@ func TestCacheSharesOneVerification(t *testing.T) {
 			t.Fatal("callers got different results")
 		}
 	}
-	r, hit, err := c.Do(t.Context(), k, "creds", verify)
+	r, hit, err := c.Do(t.Context(), k, verify)
 	if err != nil || !hit || string(r.Attestations[0].Statement) != `{"a":1}` {
 		t.Fatalf("want a hit with the verified statement: %v %v %+v", err, hit, r)
 	}
@@ -69,33 +69,33 @@ func TestCacheTTLAndBounds(t *testing.T) {
 	broken := func(context.Context) (*Result, error) { return nil, errors.New("registry down") }
 
 	k := func(i int) Key { return Key{Digest: fmt.Sprint(i), Fingerprint: "f"} }
-	c.Do(t.Context(), k(1), "", ok)
-	c.Do(t.Context(), k(2), "", bad)
-	if _, _, err := c.Do(t.Context(), k(3), "", broken); err == nil {
+	c.Do(t.Context(), k(1), ok)
+	c.Do(t.Context(), k(2), bad)
+	if _, _, err := c.Do(t.Context(), k(3), broken); err == nil {
 		t.Fatal("want the registry error")
 	}
-	if _, hit, _ := c.Do(t.Context(), k(3), "", ok); hit {
+	if _, hit, _ := c.Do(t.Context(), k(3), ok); hit {
 		t.Fatal("a registry error was cached")
 	}
 	now = now.Add(2 * time.Second)
-	if _, hit, _ := c.Do(t.Context(), k(2), "", bad); hit {
+	if _, hit, _ := c.Do(t.Context(), k(2), bad); hit {
 		t.Fatal("a failure outlived the negative TTL")
 	}
-	if _, hit, _ := c.Do(t.Context(), k(1), "", ok); !hit {
+	if _, hit, _ := c.Do(t.Context(), k(1), ok); !hit {
 		t.Fatal("a verified result expired early")
 	}
 	now = now.Add(2 * time.Minute)
-	if _, hit, _ := c.Do(t.Context(), k(1), "", ok); hit {
+	if _, hit, _ := c.Do(t.Context(), k(1), ok); hit {
 		t.Fatal("a verified result outlived the TTL")
 	}
 	for i := 10; i < 20; i++ {
-		c.Do(t.Context(), k(i), "", ok)
+		c.Do(t.Context(), k(i), ok)
 	}
 	if s := c.Stats(); s.Entries > 3 {
 		t.Fatalf("cache holds %d entries, bound is 3", s.Entries)
 	}
 	// Another fingerprint (policy generation, trust material) never hits.
-	if _, hit, _ := c.Do(t.Context(), Key{Digest: "19", Fingerprint: "g"}, "", ok); hit {
+	if _, hit, _ := c.Do(t.Context(), Key{Digest: "19", Fingerprint: "g"}, ok); hit {
 		t.Fatal("a result was served under another fingerprint")
 	}
 }
@@ -105,7 +105,7 @@ func TestCacheCallerGivesUp(t *testing.T) {
 	release := make(chan struct{})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
-	_, _, err := c.Do(ctx, Key{Digest: "d"}, "", func(vctx context.Context) (*Result, error) {
+	_, _, err := c.Do(ctx, Key{Digest: "d"}, func(vctx context.Context) (*Result, error) {
 		<-release
 		return &Result{}, vctx.Err()
 	})
@@ -122,4 +122,55 @@ func TestCacheCallerGivesUp(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatal("the verification was abandoned with its first caller")
+}
+
+// A verification that panics (third-party parsing of what a registry
+// served) must not take the process down: the flight runs on its own
+// goroutine, where only a recover inside it can catch the panic.
+func TestCachePanicInVerificationIsAnError(t *testing.T) {
+	c, _ := NewCache(DefaultCacheOptions())
+	k := Key{Repository: "r", Digest: "d", Fingerprint: "f"}
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, errs[i] = c.Do(t.Context(), k, func(context.Context) (*Result, error) {
+				var m map[string]any
+				_ = m["body"].(string) // what cosign's VerifyBundle does with "{}"
+				return &Result{}, nil
+			})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		var pe *PanicError
+		if !errors.As(err, &pe) {
+			t.Fatalf("want a *PanicError, got %v", err)
+		}
+	}
+	if s := c.Stats(); s.Panics < 1 || s.Entries != 0 {
+		t.Fatalf("want the panic counted and nothing cached, got %+v", s)
+	}
+	if _, hit, err := c.Do(t.Context(), k, func(context.Context) (*Result, error) { return &Result{}, nil }); err != nil || hit {
+		t.Fatalf("after a panic the next verification must run afresh: hit=%v err=%v", hit, err)
+	}
+}
+
+// A failure read from one repository is never served for the same digest
+// read from another repository, or with other credentials.
+func TestCacheKeyedByWhatWasRead(t *testing.T) {
+	c, _ := NewCache(DefaultCacheOptions())
+	bad := func(context.Context) (*Result, error) {
+		return &Result{Failures: []Failure{{Requirement: "signature", Message: "no signature is attached"}}}, nil
+	}
+	ok := func(context.Context) (*Result, error) { return &Result{}, nil }
+	c.Do(t.Context(), Key{Repository: "attacker/empty", Credentials: "anonymous", Digest: "d", Fingerprint: "f"}, bad)
+	if r, hit, _ := c.Do(t.Context(), Key{Repository: "victim/app", Credentials: "anonymous", Digest: "d", Fingerprint: "f"}, ok); hit || !r.Verified() {
+		t.Fatalf("another repository's failure was served: hit=%v %+v", hit, r)
+	}
+	if _, hit, _ := c.Do(t.Context(), Key{Repository: "victim/app", Credentials: "team-b-secret", Digest: "d", Fingerprint: "f"}, ok); hit {
+		t.Fatal("a result read with other credentials was served")
+	}
 }

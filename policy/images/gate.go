@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/tollgate-dev/tollgate/policy"
@@ -206,11 +207,11 @@ func (g *Gate) Check(ctx context.Context, set *Set, req Request) *Outcome {
 			out.Pins[ci.Field] = img.Pinned(digest)
 		}
 		for _, p := range matching {
-			k := Key{Digest: digest, Fingerprint: p.fingerprint}
+			k := Key{Repository: img.Repository.Name(), Credentials: fp, Digest: digest, Fingerprint: p.fingerprint}
 			res, ok := verified[k]
 			if !ok {
 				var hit bool
-				res, hit, err = g.Cache.Do(ctx, k, img.Repository.Name()+"\x00"+fp, func(vctx context.Context) (*Result, error) {
+				res, hit, err = g.Cache.Do(ctx, k, func(vctx context.Context) (*Result, error) {
 					return g.Verifier.Verify(vctx, img.Repository, digest, p, kc)
 				})
 				if err != nil {
@@ -218,6 +219,12 @@ func (g *Gate) Check(ctx context.Context, set *Set, req Request) *Outcome {
 					pv.Policy = p.Name
 					pv.Message = fmt.Sprintf("image %s@%s could not be verified: %s", img.Repository, digest, describe(err))
 					pv.Fix = "retry once the registry answers; the gate fails closed"
+					pv.Internal = true
+					var pe *PanicError
+					if errors.As(err, &pe) {
+						logr.FromContextOrDiscard(ctx).Error(pe, "a verification panicked; denying", "image", img.Repository.Name(), "digest", digest, "policy", p.Name, "stack", string(pe.Stack))
+						pv.Fix = "report it to the Tollgate maintainers with the webhook's log (tollgate_image_verification_panics_total counts these); the gate fails closed"
+					}
 					out.add(pv, req.Warn || p.Mode == v1alpha1.ImageWarn)
 					continue
 				}

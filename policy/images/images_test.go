@@ -107,7 +107,7 @@ type fixture struct {
 	verifier *images.Verifier
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	reg := registry.Start(t)
 	r, err := images.NewRegistry(nil, images.DefaultLimits())
 	if err != nil {
@@ -125,7 +125,7 @@ func keyPolicy(t *testing.T, pub []byte, predicateType string) *images.Policy {
 	})
 }
 
-func compile(t *testing.T, spec v1alpha1.ClusterImagePolicySpec) *images.Policy {
+func compile(t testing.TB, spec v1alpha1.ClusterImagePolicySpec) *images.Policy {
 	t.Helper()
 	p := &v1alpha1.ClusterImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "test", UID: types.UID("uid-1"), Generation: 1}, Spec: spec}
 	c, err := images.Compile(t.Context(), p, images.Deps{})
@@ -475,4 +475,35 @@ func TestVerifyHostileRegistry(t *testing.T) {
 			t.Errorf("allocated %d MiB reading a gzip bomb", a>>20)
 		}
 	})
+}
+
+// TestVerifyCraftedAttestations: layers an attacker who can push to a
+// repository crafts to crash the verifier (an empty Rekor bundle made
+// cosign's VerifyBundle panic) are failures with a message, under a keyless
+// authority, and never panics.
+func TestVerifyCraftedAttestations(t *testing.T) {
+	f := newFixture(t)
+	fulcio := signing.NewFulcio(t)
+	const issuer, subject = "https://token.actions.githubusercontent.com", "https://github.com/org/app/.github/workflows/release.yaml@refs/heads/main"
+	p := compile(t, v1alpha1.ClusterImagePolicySpec{
+		Images: []v1alpha1.ImagePattern{{Glob: "**"}},
+		Authorities: []v1alpha1.Authority{{Name: "ci", Keyless: &v1alpha1.KeylessAuthority{
+			Identities: []v1alpha1.Identity{{Issuer: issuer, Subject: subject}},
+			TrustRoot:  v1alpha1.TrustRoot{FulcioRoots: string(fulcio.RootPEM), RekorPublicKey: string(fulcio.RekorPEM)},
+		}}},
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: images.SLSAProvenanceV1}},
+	})
+	for i, c := range signing.CraftedAttestations() {
+		t.Run(c.Name, func(t *testing.T) {
+			img := f.reg.PushRandom(t, fmt.Sprintf("crafted/%d", i), "v1")
+			cert := fulcio.Issue(t, issuer, subject)
+			cert.Sign(t, img, signing.Options{Cert: cert})
+			signing.AttachCrafted(t, img, cert, images.SLSAProvenanceV1, c)
+			res, err := f.verify(t, img, p)
+			failed(t, res, err, "provenance: ", c.Want)
+			if len(res.Signatures) != 1 {
+				t.Errorf("the good signature beside the crafted layer should still verify: %+v", res)
+			}
+		})
+	}
 }

@@ -175,13 +175,52 @@ func staticSignature(payload []byte, d v1.Descriptor) (oci.Signature, error) {
 		opts = append(opts, static.WithCertChain([]byte(cert), []byte(ann[static.ChainAnnotationKey])))
 	}
 	if b := ann[static.BundleAnnotationKey]; b != "" {
-		var rb bundle.RekorBundle
-		if err := json.Unmarshal([]byte(b), &rb); err != nil {
-			return nil, fmt.Errorf("the layer's Rekor bundle is not JSON: %w", err)
+		rb, err := rekorBundle(b)
+		if err != nil {
+			return nil, err
 		}
-		opts = append(opts, static.WithBundle(&rb))
+		opts = append(opts, static.WithBundle(rb))
 	}
 	return static.NewSignature(payload, ann[static.SignatureAnnotationKey], opts...)
+}
+
+// rekorBundle decodes a layer's Rekor bundle and checks the shape cosign's
+// verification assumes without checking (it type-asserts the body): an
+// attacker's "{}" or a body of the wrong JSON type is refused here, with a
+// message, instead of crashing cosign.
+func rekorBundle(s string) (*bundle.RekorBundle, error) {
+	var rb bundle.RekorBundle
+	if err := json.Unmarshal([]byte(s), &rb); err != nil {
+		return nil, fmt.Errorf("the layer's Rekor bundle is not a JSON object of the bundle's fields: %w", err)
+	}
+	body, ok := rb.Payload.Body.(string)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("the layer's Rekor bundle has a body of JSON type %s, not a base64 string", jsonType(rb.Payload.Body))
+	case body == "":
+		return nil, errors.New("the layer's Rekor bundle has no body")
+	case len(rb.SignedEntryTimestamp) == 0:
+		return nil, errors.New("the layer's Rekor bundle has no signed entry timestamp")
+	case rb.Payload.LogID == "":
+		return nil, errors.New("the layer's Rekor bundle names no log")
+	}
+	return &rb, nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case float64:
+		return "number"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 func (v *Verifier) verifySignatures(ctx context.Context, res *Result, sigs []attachment, h v1.Hash, p *Policy) {

@@ -134,6 +134,32 @@ func (r *Registry) PushRandom(t testing.TB, repo, tag string) name.Digest {
 	return d
 }
 
+// Copy pushes the image src names to repo:tag (same bytes, same digest)
+// and returns the copy's digest reference.
+func (r *Registry) Copy(t testing.TB, src name.Digest, repo, tag string) name.Digest {
+	t.Helper()
+	var opts []remote.Option
+	if r.user != "" {
+		opts = append(opts, remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass}))
+	}
+	img, err := remote.Image(src, opts...)
+	if err != nil {
+		t.Fatalf("reading %s: %v", src, err)
+	}
+	ref, err := name.NewTag(fmt.Sprintf("%s/%s:%s", r.Host, repo, tag))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, opts...); err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
+	}
+	d, err := name.NewDigest(fmt.Sprintf("%s/%s@%s", r.Host, repo, src.DigestStr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // Attached returns the cosign signatures and attestations attached to an
 // image (its .sig and .att tags), as cosign finds them.
 func Attached(t testing.TB, img name.Digest) (sigs, atts []oci.Signature) {

@@ -315,3 +315,58 @@ func (r *rekor) hashedRekord(t testing.TB, payload []byte, b64sig string, certPE
 	}
 	return &bundle.RekorBundle{SignedEntryTimestamp: r.key.sign(t, canon), Payload: p}
 }
+
+// Crafted is one hostile keyless attestation layer: a valid certificate
+// and envelope whose annotations are bent the way an attacker who can push
+// to the repository would bend them.
+type Crafted struct {
+	Name string
+	// Annotations replace or add to the layer's keyless annotations; a
+	// value of "-" removes the key.
+	Annotations map[string]string
+	// Envelope, when set, is the layer's body instead of a signed envelope.
+	Envelope []byte
+	// Want is a piece of the failure message the gate must give.
+	Want string
+}
+
+// CraftedAttestations are the layers issue 10 names: an empty Rekor bundle
+// (which crashed cosign's VerifyBundle), its siblings, a null payload and a
+// truncated certificate.
+func CraftedAttestations() []Crafted {
+	return []Crafted{
+		{Name: "empty bundle", Annotations: map[string]string{"dev.sigstore.cosign/bundle": "{}"}, Want: "has a body of JSON type null"},
+		{Name: "bundle body a number", Annotations: map[string]string{"dev.sigstore.cosign/bundle": `{"SignedEntryTimestamp":"AA==","Payload":{"body":42,"integratedTime":1,"logIndex":1,"logID":"x"}}`}, Want: "has a body of JSON type number"},
+		{Name: "bundle body an object", Annotations: map[string]string{"dev.sigstore.cosign/bundle": `{"SignedEntryTimestamp":"AA==","Payload":{"body":{"a":1},"logID":"x"}}`}, Want: "has a body of JSON type object"},
+		{Name: "bundle null", Annotations: map[string]string{"dev.sigstore.cosign/bundle": "null"}, Want: "Rekor bundle has a body of JSON type null"},
+		{Name: "bundle of wrong JSON types", Annotations: map[string]string{"dev.sigstore.cosign/bundle": `{"SignedEntryTimestamp":7,"Payload":"x"}`}, Want: "Rekor bundle is not a JSON object"},
+		{Name: "bundle without timestamp", Annotations: map[string]string{"dev.sigstore.cosign/bundle": `{"Payload":{"body":"e30=","logID":"x"}}`}, Want: "no signed entry timestamp"},
+		{Name: "null payload", Envelope: []byte("null"), Want: "attestation of type"},
+		{Name: "envelope of wrong JSON types", Envelope: []byte(`{"payloadType":1,"payload":["x"],"signatures":{"sig":2}}`), Want: "attestation of type"},
+		{Name: "truncated certificate", Annotations: map[string]string{"dev.sigstore.cosign/certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}, Want: "attestation of type"},
+		{Name: "certificate without chain", Annotations: map[string]string{"dev.sigstore.cosign/chain": "-"}, Want: "attestation of type"},
+	}
+}
+
+// AttachCrafted attaches c as an attestation of img, signed with cert and
+// carrying cert's keyless annotations as bent by c.
+func AttachCrafted(t testing.TB, img name.Digest, cert *Cert, predicateType string, c Crafted, ro ...ociremote.Option) {
+	t.Helper()
+	env := c.Envelope
+	if env == nil {
+		env = cert.Envelope(t, ctypes.IntotoPayloadType, Statement(img, img.DigestStr(), predicateType, SLSAv1("https://tollgate.dev/signer")))
+	}
+	ann := map[string]string{
+		"predicateType":                   predicateType,
+		"dev.sigstore.cosign/certificate": string(cert.PEM),
+		"dev.sigstore.cosign/chain":       string(cert.ChainPEM),
+	}
+	for k, v := range c.Annotations {
+		if v == "-" {
+			delete(ann, k)
+		} else {
+			ann[k] = v
+		}
+	}
+	AttachAttestation(t, img, env, ann, ro...)
+}

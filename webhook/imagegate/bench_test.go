@@ -182,7 +182,7 @@ func BenchmarkCacheMemory(b *testing.B) {
 		stmt := []byte(`{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://slsa.dev/provenance/v1","predicate":{"pad":"` + strings.Repeat("x", 4000) + `"}}`)
 		for j := range 10000 {
 			d := fmt.Sprintf("sha256:%064x", j)
-			_, _, err := c.Do(b.Context(), images.Key{Digest: d, Fingerprint: "f"}, "", func(context.Context) (*images.Result, error) {
+			_, _, err := c.Do(b.Context(), images.Key{Digest: d, Fingerprint: "f"}, func(context.Context) (*images.Result, error) {
 				return &images.Result{Digest: d, Policy: "release", Signatures: []images.VerifiedSignature{{Authority: "release"}},
 					Attestations: []images.VerifiedAttestation{{Requirement: "slsa", Authority: "release", PredicateType: images.SLSAProvenanceV1, Statement: bytes.Clone(stmt)}}}, nil
 			})

@@ -74,12 +74,16 @@ func Decision(ctx context.Context, d *policy.Decision) admission.Response {
 		causes = append(causes, metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: v.Field, Message: v.String()})
 	}
 	log.Info("denied", "violations", len(d.Denials))
+	code, reason := int32(http.StatusForbidden), metav1.StatusReasonForbidden
+	if d.Internal() {
+		code, reason = http.StatusInternalServerError, metav1.StatusReasonInternalError
+	}
 	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{
 		Allowed: false,
 		Result: &metav1.Status{
 			Status:  metav1.StatusFailure,
-			Code:    http.StatusForbidden,
-			Reason:  metav1.StatusReasonForbidden,
+			Code:    code,
+			Reason:  reason,
 			Message: d.Message(),
 			Details: &metav1.StatusDetails{Causes: causes},
 		},

@@ -1,0 +1,134 @@
+package images_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	ctypes "github.com/sigstore/cosign/v2/pkg/types"
+
+	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/testing/signing"
+)
+
+// rawManifest puts bytes as a manifest, whatever they hold.
+type rawManifest []byte
+
+func (m rawManifest) RawManifest() ([]byte, error) { return m, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) {
+	var probe struct {
+		MediaType types.MediaType `json:"mediaType"`
+	}
+	if json.Unmarshal(m, &probe) == nil && probe.MediaType != "" {
+		return probe.MediaType, nil
+	}
+	return types.OCIManifestSchema1, nil
+}
+
+// FuzzVerify feeds what a registry owner controls — signature and
+// attestation layers, their annotations (certificates, chains, Rekor
+// bundles) and the attachment manifest itself — through the real
+// verification path (a loopback registry, cosign's verification) under a
+// keyless and a key authority. Verify must return, never panic: the gate
+// recovers panics too, but each one found here is a denial an attacker can
+// cause, so it is fixed at its source.
+func FuzzVerify(f *testing.F) {
+	fx := newFixture(f)
+	fulcio := signing.NewFulcio(f)
+	const issuer, subject = "https://token.actions.githubusercontent.com", "https://github.com/org/app/.github/workflows/release.yaml@refs/heads/main"
+	keyless := compile(f, v1alpha1.ClusterImagePolicySpec{
+		Images: []v1alpha1.ImagePattern{{Glob: "**"}},
+		Authorities: []v1alpha1.Authority{{Name: "ci", Keyless: &v1alpha1.KeylessAuthority{
+			Identities: []v1alpha1.Identity{{Issuer: issuer, Subject: subject}},
+			TrustRoot:  v1alpha1.TrustRoot{FulcioRoots: string(fulcio.RootPEM), RekorPublicKey: string(fulcio.RekorPEM)},
+		}}},
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: images.SLSAProvenanceV1}},
+	})
+	keyed := compile(f, v1alpha1.ClusterImagePolicySpec{
+		Images:       []v1alpha1.ImagePattern{{Glob: "**"}},
+		Authorities:  []v1alpha1.Authority{{Name: "release-key", Key: &v1alpha1.KeyAuthority{Data: string(fx.key.PublicPEM)}}},
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: images.SLSAProvenanceV1}},
+	})
+	img := fx.reg.PushRandom(f, "fuzz/app", "v1")
+	cert := fulcio.Issue(f, issuer, subject)
+	st := signing.Statement(img, img.DigestStr(), images.SLSAProvenanceV1, signing.SLSAv1("https://tollgate.dev/signer"))
+	envelope := cert.Envelope(f, ctypes.IntotoPayloadType, st)
+	sigPayload := signing.SimpleSigningPayload(img, img.DigestStr())
+	certAnn := func(extra map[string]string) []byte {
+		m := map[string]string{"dev.sigstore.cosign/certificate": string(cert.PEM), "dev.sigstore.cosign/chain": string(cert.ChainPEM), "predicateType": images.SLSAProvenanceV1}
+		for k, v := range extra {
+			m[k] = v
+		}
+		b, _ := json.Marshal(m)
+		return b
+	}
+	f.Add(sigPayload, envelope, certAnn(nil), []byte(nil))
+	for _, c := range signing.CraftedAttestations() {
+		env := c.Envelope
+		if env == nil {
+			env = envelope
+		}
+		f.Add(sigPayload, env, certAnn(c.Annotations), []byte(nil))
+	}
+	f.Add([]byte("null"), []byte("null"), []byte(`{"dev.sigstore.cosign/signature":"!!"}`), []byte(nil))
+	f.Add([]byte(nil), []byte(nil), []byte(nil), []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{"mediaType":"application/vnd.dsse.envelope.v1+json","size":-1,"digest":"sha256:00"}]}`))
+	f.Add([]byte(nil), []byte(nil), []byte(nil), []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":{"a":1}}`))
+
+	tag := func(suffix string) name.Tag {
+		return img.Context().Tag(strings.Replace(img.DigestStr(), ":", "-", 1) + "." + suffix)
+	}
+	write := func(t *testing.T, suffix string, layer []byte, mediaType types.MediaType, ann map[string]string) {
+		l := static.NewLayer(layer, mediaType)
+		im, err := mutate.Append(empty.Image, mutate.Addendum{Layer: l, Annotations: ann})
+		if err != nil {
+			t.Skip(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		if err := remote.Write(tag(suffix), im, remote.WithContext(ctx), remote.WithRetryBackoff(remote.Backoff{Steps: 1})); err != nil {
+			t.Skip(err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, sigLayer, attLayer, annotations, manifest []byte) {
+		ann := map[string]string{}
+		if json.Unmarshal(annotations, &ann) != nil {
+			ann = map[string]string{"dev.sigstore.cosign/certificate": string(cert.PEM), "dev.sigstore.cosign/bundle": string(annotations)}
+		}
+		sigAnn := map[string]string{"dev.sigstore.cosign/signature": "MEUCIQ=="}
+		for k, v := range ann {
+			sigAnn[k] = v
+		}
+		write(t, "sig", sigLayer, types.MediaType(ctypes.SimpleSigningMediaType), sigAnn)
+		if len(manifest) > 0 {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			if err := remote.Put(tag("att"), rawManifest(manifest), remote.WithContext(ctx), remote.WithRetryBackoff(remote.Backoff{Steps: 1})); err != nil {
+				t.Skip(err)
+			}
+		} else {
+			write(t, "att", attLayer, types.MediaType(ctypes.DssePayloadType), ann)
+		}
+		for _, p := range []*images.Policy{keyless, keyed} {
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			res, err := fx.verifier.Verify(ctx, img.Repository, img.DigestStr(), p, authn.NewMultiKeychain())
+			cancel()
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("the verification hung: %v", err)
+			}
+			if err == nil && res.Verified() && p == keyed {
+				t.Fatalf("verified with a key that signed nothing: %+v", res)
+			}
+		}
+	})
+}
