@@ -30,8 +30,11 @@ import (
 
 	intoto "github.com/in-toto/attestation/go/v1"
 
+	imagepolicy "github.com/tollgate-dev/tollgate/policy/images"
 	"github.com/tollgate-dev/tollgate/policy/images/pullsecrets"
+	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/signer/config"
 	"github.com/tollgate-dev/tollgate/signer/hints"
 	"github.com/tollgate-dev/tollgate/signer/provenance"
@@ -62,6 +65,7 @@ const (
 	ReasonProvenanceFailed = "ProvenanceFailed"
 	ReasonUnsupported      = "Unsupported"
 	ReasonMalformedHint    = "MalformedHint"
+	ReasonArtifactNotOwned = "ArtifactNotOwned"
 )
 
 // Options configure the signing controller.
@@ -76,6 +80,11 @@ type Options struct {
 	// SignManagedBy lists spec.managedBy values (besides Tekton's own) whose
 	// runs are signed too; runs managed by another controller are skipped.
 	SignManagedBy []string
+	// RequireOwnership signs an image a run claims only when a
+	// ClusterRunPolicy selecting the run's namespace lists its repository
+	// (spec.artifacts.repositories); otherwise the run fails with
+	// ArtifactNotOwned. Off, any claim is signed, as Tekton Chains does.
+	RequireOwnership bool
 	// RetryDelay is the wait before the first retry of a run that failed
 	// for a reason that may pass (a registry error); it grows linearly.
 	RetryDelay time.Duration
@@ -446,11 +455,27 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, im
 		}
 		return nil, permanent(ReasonMalformedHint, "%s", strings.Join(msgs, "; "))
 	}
+	owns, f := r.ownership(ctx, rn)
+	if f != nil {
+		return nil, f
+	}
+	for _, img := range images {
+		if f := owns(img.Name+"@sha256:"+img.Digest["sha256"], img.Digest); f != nil {
+			return nil, f
+		}
+	}
 	stored := 0
 	if art.Enabled() {
 		st, err := rn.statement(cfg)
 		if err != nil {
 			return nil, permanent(ReasonProvenanceFailed, "building %s provenance: %v", art.Format, err)
+		}
+		// Every subject, not only those pushed: a statement stored on the
+		// run can be copied to a registry by whoever reads the run.
+		for _, sub := range st.GetSubject() {
+			if f := owns(sub.GetName(), sub.GetDigest()); f != nil {
+				return nil, f
+			}
 		}
 		payload, err := provenance.Marshal(st)
 		if err != nil {
@@ -522,6 +547,50 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, im
 		return nil, permanent(ReasonNoArtifacts, "nothing was signed and stored: the run has no type-hinted output (IMAGE_URL/IMAGE_DIGEST, IMAGES) for the configured storage (%s storage %v, artifacts.oci.storage %v) and tekton storage is not configured", strings.ToLower(rn.kind), art.Storage, cfg.OCI.Storage)
 	}
 	return out, nil
+}
+
+// ownership returns the check of a claimed artifact against the
+// repositories the run's namespace owns. Artifacts that are not image
+// references (packages, files) are not the image gate's and pass.
+func (r *Reconciler) ownership(ctx context.Context, rn *run) (func(ref string, digest map[string]string) *failure, *failure) {
+	if !r.Opts.RequireOwnership {
+		return func(string, map[string]string) *failure { return nil }, nil
+	}
+	ns := &corev1.Namespace{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: rn.obj.GetNamespace()}, ns); err != nil {
+		return nil, transient(ReasonArtifactNotOwned, "reading namespace %s to decide which repositories it owns: %v", rn.obj.GetNamespace(), err)
+	}
+	var policies v1alpha1.ClusterRunPolicyList
+	if err := r.Client.List(ctx, &policies); err != nil {
+		return nil, transient(ReasonArtifactNotOwned, "listing ClusterRunPolicies to decide which repositories namespace %s owns: %v", ns.Name, err)
+	}
+	o := runs.OwnershipFor(policies.Items, ns.Labels)
+	return func(ref string, digest map[string]string) *failure {
+		if _, err := imagepolicy.ParseImage(ref); err != nil {
+			return nil
+		}
+		if err := o.Owns(ref); err != nil {
+			return permanent(ReasonArtifactNotOwned, "%s claims %s (%s): %v; refusing to sign", claimedBy(rn.results, digest), ref, rn.kind+" "+rn.obj.GetNamespace()+"/"+rn.obj.GetName(), err)
+		}
+		return nil
+	}, nil
+}
+
+// claimedBy names the results that hold one of the digest's values.
+func claimedBy(results []hints.Result, digest map[string]string) string {
+	var names []string
+	for _, res := range results {
+		for _, hex := range digest {
+			if hex != "" && strings.Contains(res.Value.StringVal, hex) {
+				names = append(names, res.Name)
+				break
+			}
+		}
+	}
+	if len(names) == 0 {
+		return "the run's provenance"
+	}
+	return "result " + strings.Join(names, ", ")
 }
 
 // registryFor returns the registry store with the run's image pull

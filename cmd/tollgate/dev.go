@@ -256,7 +256,7 @@ func runDev(cmd *cobra.Command, dir, assets, root, registryAddr string, verbose 
 	signerCfg := rest.CopyConfig(cfg)
 	signerCfg.Impersonate = rest.ImpersonationConfig{UserName: devSigner, Groups: []string{"system:serviceaccounts", "system:authenticated"}}
 	go func() {
-		errs <- signer.Run(ctx, signer.Config{RestConfig: signerCfg, Options: signer.Options{Namespace: devNamespace, Registry: store, RequireStamp: true, RetryDelay: time.Second}, ProbeAddr: "0", MetricsAddr: "0", Workers: 4}, logger.WithName("signer"))
+		errs <- signer.Run(ctx, signer.Config{RestConfig: signerCfg, Options: signer.Options{Namespace: devNamespace, Registry: store, RequireStamp: true, RequireOwnership: true, RetryDelay: time.Second}, ProbeAddr: "0", MetricsAddr: "0", Workers: 4}, logger.WithName("signer"))
 	}()
 	step("signer running as %s", devSigner)
 

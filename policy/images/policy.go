@@ -79,6 +79,7 @@ type requirement struct {
 	name          string
 	predicateType string
 	rego          *rego.Program // over this requirement's statements, or nil
+	producer      *producer     // who may have produced the image, or nil
 }
 
 // Compile checks a policy and resolves its trust material. The error names
@@ -146,6 +147,14 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterImagePolicy, deps Deps) (*P
 			return nil, fmt.Errorf("spec.attestations[%d] (%s): predicateType is empty", i, r.Name)
 		}
 		req := requirement{name: r.Name, predicateType: r.PredicateType}
+		prod, err := compileProducer(r.Producer)
+		if err != nil {
+			return nil, fmt.Errorf("spec.attestations[%d] (%s).%w", i, r.Name, err)
+		}
+		if prod != nil && r.PredicateType != SLSAProvenanceV1 && r.PredicateType != SLSAProvenanceV02 {
+			return nil, fmt.Errorf("spec.attestations[%d] (%s).producer: needs predicateType %s or %s", i, r.Name, SLSAProvenanceV1, SLSAProvenanceV02)
+		}
+		req.producer = prod
 		if r.Rego != "" {
 			prog, err := rego.Compile(ctx, []rego.Module{{Name: p.Name + "/attestations/" + r.Name + ".rego", Source: r.Rego}}, rego.DefaultOptions())
 			if err != nil {

@@ -264,10 +264,16 @@ func (v *Verifier) verifyAttestations(ctx context.Context, res *Result, atts []a
 				reasons = append(reasons, fmt.Sprintf("%s: %s", a.name, oneLine(err)))
 				continue
 			}
-			st, err := statement(att.sig, h, req.predicateType)
+			st, predicate, err := statement(att.sig, h, req.predicateType)
 			if err != nil {
 				reasons = append(reasons, fmt.Sprintf("signed by %s but %s", a.name, oneLine(err)))
 				break
+			}
+			if req.producer != nil {
+				if err := req.producer.check(req.predicateType, predicate, h); err != nil {
+					reasons = append(reasons, fmt.Sprintf("signed by %s but %s", a.name, oneLine(err)))
+					break
+				}
 			}
 			res.Attestations = append(res.Attestations, VerifiedAttestation{Requirement: req.name, Authority: a.name, PredicateType: req.predicateType, Statement: st})
 			found = true
@@ -281,25 +287,25 @@ func (v *Verifier) verifyAttestations(ctx context.Context, res *Result, atts []a
 
 // statement decodes a verified envelope's statement and checks what
 // cosign's claim verifier does not: the statement type, the predicate type
-// and that the predicate parses.
-func statement(sig oci.Signature, h v1.Hash, predicateType string) (json.RawMessage, error) {
+// and that the predicate parses. It returns the statement and its predicate.
+func statement(sig oci.Signature, h v1.Hash, predicateType string) (json.RawMessage, json.RawMessage, error) {
 	payload, err := sig.Payload()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var env struct {
 		PayloadType string `json:"payloadType"`
 		Payload     string `json:"payload"`
 	}
 	if err := json.Unmarshal(payload, &env); err != nil {
-		return nil, fmt.Errorf("the envelope is not JSON: %w", err)
+		return nil, nil, fmt.Errorf("the envelope is not JSON: %w", err)
 	}
 	if env.PayloadType != ctypes.IntotoPayloadType {
-		return nil, fmt.Errorf("the envelope's payload type is %q, not %q", env.PayloadType, ctypes.IntotoPayloadType)
+		return nil, nil, fmt.Errorf("the envelope's payload type is %q, not %q", env.PayloadType, ctypes.IntotoPayloadType)
 	}
 	raw, err := base64.StdEncoding.DecodeString(env.Payload)
 	if err != nil {
-		return nil, fmt.Errorf("the envelope's payload is not base64: %w", err)
+		return nil, nil, fmt.Errorf("the envelope's payload is not base64: %w", err)
 	}
 	var st struct {
 		Type    string `json:"_type"`
@@ -310,12 +316,12 @@ func statement(sig oci.Signature, h v1.Hash, predicateType string) (json.RawMess
 		Predicate     json.RawMessage `json:"predicate"`
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return nil, fmt.Errorf("the statement is not JSON: %w", err)
+		return nil, nil, fmt.Errorf("the statement is not JSON: %w", err)
 	}
 	switch st.Type {
 	case "https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1":
 	default:
-		return nil, fmt.Errorf("the statement's _type is %q, not an in-toto statement", st.Type)
+		return nil, nil, fmt.Errorf("the statement's _type is %q, not an in-toto statement", st.Type)
 	}
 	subject := false
 	for _, s := range st.Subject {
@@ -324,15 +330,15 @@ func statement(sig oci.Signature, h v1.Hash, predicateType string) (json.RawMess
 		}
 	}
 	if !subject {
-		return nil, fmt.Errorf("no subject of the statement has the digest %s", h)
+		return nil, nil, fmt.Errorf("no subject of the statement has the digest %s", h)
 	}
 	if st.PredicateType != predicateType {
-		return nil, fmt.Errorf("the predicate type is %q", st.PredicateType)
+		return nil, nil, fmt.Errorf("the predicate type is %q", st.PredicateType)
 	}
 	if err := parsePredicate(st.PredicateType, st.Predicate); err != nil {
-		return nil, fmt.Errorf("the %s predicate does not parse: %w", st.PredicateType, err)
+		return nil, nil, fmt.Errorf("the %s predicate does not parse: %w", st.PredicateType, err)
 	}
-	return raw, nil
+	return raw, st.Predicate, nil
 }
 
 func parsePredicate(predicateType string, b json.RawMessage) error {

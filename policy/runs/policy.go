@@ -86,6 +86,11 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterRunPolicy, cms rego.ConfigM
 		}
 		out.selector = s
 	}
+	if a := spec.Artifacts; a != nil {
+		if _, err := compileRepositories(a.Repositories); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, m := range []struct {
 		path string
 		mode v1alpha1.Mode

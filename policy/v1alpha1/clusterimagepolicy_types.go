@@ -253,6 +253,40 @@ type AttestationRequirement struct {
 	// +kubebuilder:validation:MaxLength=65536
 	// +optional
 	Rego string `json:"rego,omitempty"`
+
+	// Producer requires the provenance to say who produced the image, as
+	// Tollgate's signer records it (predicate ... .tollgate): a run in one
+	// of Namespaces (the repository's owners), and, for the subject that is
+	// this image, only tasks matching TrustedTasks. Statements without that
+	// record (Tekton Chains', cosign attest's) never meet it.
+	// +optional
+	Producer *ProducerRequirement `json:"producer,omitempty"`
+}
+
+// ProducerRequirement says which runs and tasks may have produced an image.
+// +kubebuilder:validation:XValidation:rule="has(self.namespaces) || has(self.trustedTasks)",message="name namespaces, trustedTasks or both"
+type ProducerRequirement struct {
+	// Namespaces whose runs may have produced the image (exact names).
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=63
+	// +optional
+	Namespaces []string `json:"namespaces,omitempty"`
+
+	// TrustedTasks are patterns over the references of the tasks that may
+	// have produced the image: oci://BUNDLE (bundles resolver),
+	// git+URL//PATH@REVISION, hub://CATALOG/NAME@VERSION,
+	// cluster://NAMESPACE/NAME; `*` matches any characters. Every task whose
+	// results named the image's digest must match one. An inline task has
+	// no reference and never matches; task://NAMESPACE/NAME (a Task its
+	// namespace's users may edit) matches only if listed.
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +optional
+	TrustedTasks []string `json:"trustedTasks,omitempty"`
 }
 
 // ClusterImagePolicyList is a list of ClusterImagePolicy.

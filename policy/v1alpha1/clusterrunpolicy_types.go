@@ -100,6 +100,25 @@ type ClusterRunPolicySpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=64
 	Rego []RegoModule `json:"rego,omitempty"`
+
+	// Artifacts says which image repositories the runs of the selected
+	// namespaces own: the signer signs an image a run claims (IMAGE_URL,
+	// IMAGES) only when a policy selecting the run's namespace lists its
+	// repository, and refuses the run otherwise (reason ArtifactNotOwned).
+	// +optional
+	Artifacts *ArtifactsPolicy `json:"artifacts,omitempty"`
+}
+
+// ArtifactsPolicy lists what the runs of a policy's namespaces may claim.
+type ArtifactsPolicy struct {
+	// Repositories are globs over normalised repository names
+	// ("registry.example.com/team-a/**", "index.docker.io/acme/*"): `*`
+	// matches within one path segment, `**` across segments.
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=512
+	Repositories []string `json:"repositories"`
 }
 
 // ServiceAccountCheck settings.

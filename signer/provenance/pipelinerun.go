@@ -121,9 +121,11 @@ func pipelineRunV1(p *PipelineRun, opts Options, deep bool, v variant) (*intoto.
 	if err != nil {
 		return nil, err
 	}
-	if err := addTollgate(internal, pr.Annotations, resolvedPipelineSpec(pr)); err != nil {
+	rec, err := pipelineRunRecord(p, subjects)
+	if err != nil {
 		return nil, err
 	}
+	addTollgate(internal, rec)
 
 	// Byproducts: the PipelineRun's results, then (deep) each task's.
 	var byproducts []*intoto.ResourceDescriptor

@@ -70,9 +70,11 @@ func PipelineRunSLSAv02(p *PipelineRun, opts Options, deep bool) (*intoto.Statem
 		return nil, err
 	}
 	inv := invocationV02(pr.Status.Provenance, pr.Spec.Params, paramSpecs, pr.Annotations, pr.Labels)
-	if err := addTollgateV02(&inv, pr.Annotations, resolvedPipelineSpec(pr)); err != nil {
+	rec, err := pipelineRunRecord(p, subjects)
+	if err != nil {
 		return nil, err
 	}
+	addTollgateV02(&inv, rec)
 	pred := v02Predicate{
 		Builder:     v02Builder{ID: opts.BuilderID},
 		BuildType:   pipelineRunV1Beta1GVK,

@@ -89,9 +89,12 @@ func TaskRunSLSAv02(tr *pipelinev1.TaskRun, opts Options) (*intoto.Statement, er
 		paramSpecs = ts.Params
 	}
 	inv := invocationV02(tr.Status.Provenance, tr.Spec.Params, paramSpecs, tr.Annotations, tr.Labels)
-	if err := addTollgateV02(&inv, tr.Annotations, resolvedTaskSpec(tr)); err != nil {
+	subjects := hintSubjects(hints.TaskRunResults(tr))
+	rec, err := taskRunRecord(tr, subjects)
+	if err != nil {
 		return nil, err
 	}
+	addTollgateV02(&inv, rec)
 	pred := v02Predicate{
 		Builder:     v02Builder{ID: opts.BuilderID},
 		BuildType:   taskRunV1Beta1GVK,
@@ -100,14 +103,13 @@ func TaskRunSLSAv02(tr *pipelinev1.TaskRun, opts Options) (*intoto.Statement, er
 		Metadata:    metadataV02(tr.Status.StartTime, tr.Status.CompletionTime, tr.Labels),
 		Materials:   materialsV02(mats),
 	}
-	return statementV02(subjectDescriptors(hintSubjects(hints.TaskRunResults(tr))), pred)
+	return statementV02(subjectDescriptors(subjects), pred)
 }
 
 // addTollgateV02 records the run guard's digests in invocation.environment.
-func addTollgateV02(inv *v02Invocation, annotations map[string]string, resolved any) error {
-	rec, err := tollgateFor(annotations, resolved)
-	if err != nil || rec == nil {
-		return err
+func addTollgateV02(inv *v02Invocation, rec *Record) {
+	if rec == nil {
+		return
 	}
 	env, _ := inv.Environment.(map[string]map[string]string)
 	out := map[string]any{}
@@ -116,7 +118,6 @@ func addTollgateV02(inv *v02Invocation, annotations map[string]string, resolved 
 	}
 	out[TollgateKey] = rec
 	inv.Environment = out
-	return nil
 }
 
 func statementV02(subjects []*intoto.ResourceDescriptor, pred v02Predicate) (*intoto.Statement, error) {

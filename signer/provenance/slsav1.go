@@ -82,9 +82,11 @@ func taskRunV1(tr *pipelinev1.TaskRun, opts Options, v variant) (*intoto.Stateme
 	if err != nil {
 		return nil, err
 	}
-	if err := addTollgate(internal, tr.Annotations, resolvedTaskSpec(tr)); err != nil {
+	rec, err := taskRunRecord(tr, artifactsOf(subjects))
+	if err != nil {
 		return nil, err
 	}
+	addTollgate(internal, rec)
 	byproducts, err := v.taskRunByproducts(tr)
 	if err != nil {
 		return nil, err
@@ -97,14 +99,19 @@ func taskRunV1(tr *pipelinev1.TaskRun, opts Options, v variant) (*intoto.Stateme
 		})
 }
 
-// addTollgate records the run guard's digests in a parameters map.
-func addTollgate(params map[string]any, annotations map[string]string, resolved any) error {
-	rec, err := tollgateFor(annotations, resolved)
-	if err != nil || rec == nil {
-		return err
+// addTollgate records Tollgate's record, if any, in a parameters map.
+func addTollgate(params map[string]any, rec *Record) {
+	if rec != nil {
+		params[TollgateKey] = rec
 	}
-	params[TollgateKey] = rec
-	return nil
+}
+
+func artifactsOf(ds []*intoto.ResourceDescriptor) []hints.Artifact {
+	out := make([]hints.Artifact, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, hints.Artifact{Name: d.Name, Digest: d.Digest})
+	}
+	return out
 }
 
 // statementV1 assembles an in-toto v1 statement with an SLSA v1.0 predicate.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	intoto "github.com/in-toto/attestation/go/v1"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
@@ -58,4 +59,72 @@ func TestStatementsRecordTheSpecDigests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// recordOf returns the Tollgate record of an SLSA v1.0 statement.
+func recordOf(t *testing.T, st *intoto.Statement) Record {
+	t.Helper()
+	raw, err := protojson.Marshal(st.GetPredicate().GetFields()["buildDefinition"].GetStructValue().GetFields()["internalParameters"].GetStructValue().GetFields()[TollgateKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec Record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// Which task produced each subject is signed with the rest: an inline task
+// is recorded as inline (never a trusted producer), a remote one by its
+// reference and the digest Tekton resolved.
+func TestRecordNamesTheProducingTask(t *testing.T) {
+	const image = "gcr.io/my/image@sha256:d31cc8328054de2bd93735f9cbf0ccfb6e0ee8f4c4225da7d8f8cb3900eaf466"
+	stamp := "sha256:" + strings.Repeat("ab", 32)
+	t.Run("a TaskRun of a bundle task", func(t *testing.T) {
+		tr := readTaskRun(t, "slsa-v2alpha4/taskrun1.json")
+		tr.Annotations = map[string]string{specdigest.Annotation: stamp}
+		tr.Spec.TaskRef = &pipelinev1.TaskRef{ResolverRef: pipelinev1.ResolverRef{Resolver: "bundles", Params: pipelinev1.Params{
+			{Name: "bundle", Value: *pipelinev1.NewStructuredValues("registry.example.com/tasks/build:1@sha256:" + strings.Repeat("c", 64))},
+			{Name: "name", Value: *pipelinev1.NewStructuredValues("build")},
+			{Name: "kind", Value: *pipelinev1.NewStructuredValues("task")},
+		}}}
+		st, err := TaskRunV2Alpha4(tr, Options{BuilderID: "b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := recordOf(t, st)
+		if rec.Namespace != tr.Namespace || rec.Run != "TaskRun/"+tr.Name {
+			t.Errorf("record names %s %s, want %s TaskRun/%s", rec.Namespace, rec.Run, tr.Namespace, tr.Name)
+		}
+		var got *Producer
+		for i := range rec.Producers {
+			if rec.Producers[i].Subject == image {
+				got = &rec.Producers[i]
+			}
+		}
+		if got == nil || len(got.Tasks) != 1 || got.Tasks[0].Inline || got.Tasks[0].Ref != "oci://registry.example.com/tasks/build:1@sha256:"+strings.Repeat("c", 64) || got.Tasks[0].Name != "build" {
+			t.Fatalf("producer of %s = %+v, want the bundle task (producers %+v)", image, got, rec.Producers)
+		}
+	})
+	t.Run("an inline TaskRun", func(t *testing.T) {
+		tr := readTaskRun(t, "slsa-v2alpha4/taskrun1.json")
+		tr.Annotations = map[string]string{specdigest.Annotation: stamp}
+		tr.Spec.TaskRef, tr.Spec.TaskSpec = nil, &pipelinev1.TaskSpec{}
+		st, err := TaskRunV2Alpha4(tr, Options{BuilderID: "b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range recordOf(t, st).Producers {
+			if len(p.Tasks) != 1 || !p.Tasks[0].Inline || p.Tasks[0].Ref != "" {
+				t.Errorf("producer %+v, want inline", p)
+			}
+		}
+	})
+	t.Run("a Task object in the run's namespace", func(t *testing.T) {
+		tr := readTaskRun(t, "slsa-v2alpha4/taskrun1.json")
+		if ref, _ := TaskRefString("team-a", tr.Spec.TaskRef); ref != "task://team-a/build" {
+			t.Errorf("ref %q", ref)
+		}
+	})
 }

@@ -127,6 +127,15 @@ func run() int {
 		return 1
 	}
 	check(true, "namespace team-a, service account tekton-builder (it may read its registry secret, nothing more), the Task build")
+	owners := &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}, Spec: v1alpha1.ClusterRunPolicySpec{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "team-a"}},
+		Artifacts:         &v1alpha1.ArtifactsPolicy{Repositories: []string{st.Registry + "/team-a/**"}},
+	}}
+	if err := admin.Create(ctx, owners); err != nil {
+		check(false, "creating ClusterRunPolicy team-a: %v", err)
+		return 1
+	}
+	check(true, "ClusterRunPolicy team-a: the built-in checks, and team-a's runs own %s/team-a/** (the signer signs no other claim of theirs)", st.Registry)
 
 	say("\n== 2. An unsafe PipelineRun: a privileged docker build step")
 	err = createFile(ctx, admin, filepath.Join(root, "testing", "samples", "runs", "03-privileged-step.yaml"))
@@ -180,9 +189,10 @@ func run() int {
 	say("\n== 7. A gated namespace admits only signed images with provenance from this builder")
 	gate := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"tollgate.dev/gate": "enforce"}}}
 	policy := &v1alpha1.ClusterImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "built-here"}, Spec: v1alpha1.ClusterImagePolicySpec{
-		Images:       []v1alpha1.ImagePattern{{Glob: st.Registry + "/**"}},
-		Authorities:  []v1alpha1.Authority{{Name: "tollgate-signer", Key: &v1alpha1.KeyAuthority{SecretRef: &v1alpha1.SecretKeyRef{Namespace: "tollgate-system", Name: "signing-secrets", Key: "cosign.pub"}}}},
-		Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: "https://slsa.dev/provenance/v1", Rego: builderRule}},
+		Images:      []v1alpha1.ImagePattern{{Glob: st.Registry + "/**"}},
+		Authorities: []v1alpha1.Authority{{Name: "tollgate-signer", Key: &v1alpha1.KeyAuthority{SecretRef: &v1alpha1.SecretKeyRef{Namespace: "tollgate-system", Name: "signing-secrets", Key: "cosign.pub"}}}},
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: "https://slsa.dev/provenance/v1", Rego: builderRule,
+			Producer: &v1alpha1.ProducerRequirement{Namespaces: []string{"team-a"}}}},
 	}}
 	for _, o := range []client.Object{gate, policy} {
 		if err := admin.Create(ctx, o); err != nil {

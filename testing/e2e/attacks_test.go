@@ -1,15 +1,24 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tollgate-dev/tollgate/policy/images"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/signer"
+	"github.com/tollgate-dev/tollgate/signer/storage/oci"
+	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
 	"github.com/tollgate-dev/tollgate/webhook/imagegate"
@@ -87,4 +96,155 @@ func grepLines(text, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestAttackClaimedImage plays a tenant who can create runs against the
+// signer and the gate (issue 10, finding 1): a compliant inline TaskRun in
+// team-b writes team-a's repository and a digest of its choosing into
+// IMAGE_URL/IMAGE_DIGEST. Under the recommended setup — the namespace's
+// repositories declared in a ClusterRunPolicy, and an image policy that
+// requires the producer (owner namespace, trusted pinned task) — the
+// signer refuses the claim and the image is denied in an enforce
+// namespace; a signer that signs any claim (as Tekton Chains does) is
+// caught by the gate; the owner's honest build through its trusted task
+// passes.
+func TestAttackClaimedImage(t *testing.T) {
+	dir := t.TempDir()
+	reg := registry.Start(t)
+	bundle := reg.Host + "/tasks/build:1@sha256:" + strings.Repeat("b", 64)
+	owners := func(name, ns, repos string) *v1alpha1.ClusterRunPolicy {
+		return &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.ClusterRunPolicySpec{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
+			Artifacts:         &v1alpha1.ArtifactsPolicy{Repositories: []string{repos}},
+		}}
+	}
+	env := startGuarded(t, append(signerFixtures(t, dir, map[string]string{
+		"artifacts.taskrun.format":  "slsa/v2alpha4",
+		"artifacts.taskrun.storage": "oci",
+		"artifacts.oci.storage":     "oci",
+		"builder.id":                "https://tollgate.dev/builders/test",
+	}),
+		namespace("team-b", nil), serviceAccount("team-b", "tekton-builder"),
+		namespace(gatedNS, map[string]string{imagegate.LabelGate: imagegate.GateEnforce}),
+		owners("team-a-artifacts", ns, reg.Host+"/team-a/**"),
+		owners("team-b-artifacts", "team-b", reg.Host+"/team-b/**"),
+	)...)
+	admin, ctx := env.Client, t.Context()
+	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
+	pub, err := os.ReadFile(filepath.Join(dir, "cosign.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The recommended image policy: team-a's images, signed by the builder,
+	// with provenance showing team-a's run and a trusted, pinned task.
+	applyImagePolicy(t, admin, &v1alpha1.ClusterImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "team-a-images"}, Spec: v1alpha1.ClusterImagePolicySpec{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{imagegate.LabelGate: imagegate.GateEnforce}},
+		Images:            []v1alpha1.ImagePattern{{Glob: reg.Host + "/team-a/**"}},
+		Authorities:       []v1alpha1.Authority{{Name: "builder", Key: &v1alpha1.KeyAuthority{Data: string(pub)}}},
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: images.SLSAProvenanceV1, Producer: &v1alpha1.ProducerRequirement{
+			Namespaces:   []string{ns},
+			TrustedTasks: []string{"oci://" + reg.Host + "/tasks/build:*@sha256:*"},
+		}}},
+	}}, metav1.ConditionTrue)
+	store, err := oci.New("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := signer.Options{Namespace: signerNS, Registry: store, RequireStamp: true, RequireOwnership: true, RetryDelay: 200 * time.Millisecond}
+	outer := t // signers outlive the subtests that restart them
+	stopSigner := startSigner(outer, env, opts)
+
+	// finish completes a run as Tekton would, claiming img; src, when set,
+	// is the refSource Tekton records for a resolved remote task.
+	finish := func(t *testing.T, tr *pipelinev1.TaskRun, img name.Digest, src *pipelinev1.RefSource) {
+		t.Helper()
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur := &pipelinev1.TaskRun{}
+			if err := admin.Get(ctx, client.ObjectKeyFromObject(tr), cur); err != nil {
+				return err
+			}
+			if src != nil {
+				cur.Status.Provenance = &pipelinev1.Provenance{RefSource: src}
+			}
+			return envtest.CompleteTaskRun(ctx, tekton, cur, true,
+				pipelinev1.TaskRunResult{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
+				pipelinev1.TaskRunResult{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	inlineRun := func(t *testing.T, namespace, runName string) *pipelinev1.TaskRun {
+		t.Helper()
+		tr := taskRun(namespace, runName, "tekton-builder", safeStep("build"))
+		if err := admin.Create(ctx, tr); err != nil {
+			t.Fatalf("the tenant's compliant inline run should be admitted: %v", err)
+		}
+		return tr
+	}
+	// An image in team-a's repository nobody signed: an old build, or one
+	// pushed by a compromised job. The attacker wants it to run in prod.
+	victim := reg.PushRandom(t, "team-a/app", "old")
+
+	t.Run("the signer refuses another team's repository", func(t *testing.T) {
+		tr := inlineRun(t, "team-b", "claim-team-a")
+		finish(t, tr, victim, nil)
+		if got := waitAnnotation(t, admin, tr, signer.AnnotationSigned); got != "failed" {
+			t.Fatalf("signed = %q, want failed; events %v", got, eventReasons(t, admin, tr))
+		}
+		events := strings.Join(eventReasons(t, admin, tr), "\n")
+		for _, want := range []string{signer.ReasonArtifactNotOwned, "result IMAGE_DIGEST", "TaskRun team-b/claim-team-a", reg.Host + "/team-a/app", "team-b-artifacts"} {
+			if !strings.Contains(events, want) {
+				t.Errorf("the Event does not name %q:\n%s", want, events)
+			}
+		}
+		denied(t, admin.Create(ctx, podOf(gatedNS, "claimed", victim.String())), "no signature is attached")
+	})
+
+	t.Run("an inline task of the owning namespace is not a trusted producer", func(t *testing.T) {
+		img := reg.PushRandom(t, "team-a/app", "inline")
+		tr := inlineRun(t, ns, "inline-build")
+		finish(t, tr, img, nil)
+		if got := waitAnnotation(t, admin, tr, signer.AnnotationSigned); got != "true" {
+			t.Fatalf("signed = %q; events %v", got, eventReasons(t, admin, tr))
+		}
+		denied(t, admin.Create(ctx, podOf(gatedNS, "inline", img.String())), "[slsa]", "TaskRun/inline-build", "is an inline task: an inline task is never a trusted producer")
+	})
+
+	t.Run("a signer that signs any claim is caught by the gate", func(t *testing.T) {
+		stopSigner()
+		chainsLike := opts
+		chainsLike.RequireOwnership = false
+		stopSigner = startSigner(outer, env, chainsLike)
+		defer func() { stopSigner(); stopSigner = startSigner(outer, env, opts) }()
+		img := reg.PushRandom(t, "team-a/app", "chains")
+		tr := inlineRun(t, "team-b", "claim-unguarded")
+		finish(t, tr, img, nil)
+		if got := waitAnnotation(t, admin, tr, signer.AnnotationSigned); got != "true" {
+			t.Fatalf("signed = %q; events %v", got, eventReasons(t, admin, tr))
+		}
+		denied(t, admin.Create(ctx, podOf(gatedNS, "chains", img.String())), "[slsa]", `in namespace "team-b", which is not among the image's owners team-a`)
+	})
+
+	t.Run("the owner's build through its trusted task is admitted", func(t *testing.T) {
+		img := reg.PushRandom(t, "team-a/app", "1.0")
+		tr := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "honest-build"}, Spec: pipelinev1.TaskRunSpec{
+			ServiceAccountName: "tekton-builder",
+			TaskRef: &pipelinev1.TaskRef{ResolverRef: pipelinev1.ResolverRef{Resolver: "bundles", Params: pipelinev1.Params{
+				{Name: "bundle", Value: *pipelinev1.NewStructuredValues(bundle)},
+				{Name: "name", Value: *pipelinev1.NewStructuredValues("build")},
+				{Name: "kind", Value: *pipelinev1.NewStructuredValues("task")},
+			}}},
+		}}
+		if err := admin.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		finish(t, tr, img, &pipelinev1.RefSource{URI: bundle, Digest: map[string]string{"sha256": strings.Repeat("b", 64)}, EntryPoint: "build"})
+		if got := waitAnnotation(t, admin, tr, signer.AnnotationSigned); got != "true" {
+			t.Fatalf("signed = %q; events %v", got, eventReasons(t, admin, tr))
+		}
+		if err := admin.Create(ctx, podOf(gatedNS, "honest", img.String())); err != nil {
+			t.Fatalf("the owner's honest build was denied: %v", err)
+		}
+	})
 }
