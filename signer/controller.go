@@ -17,6 +17,7 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/record"
@@ -282,19 +283,43 @@ func (r *Reconciler) ReconcilePipelineRun(ctx context.Context, req reconcile.Req
 	return r.reconcile(ctx, &run{
 		obj: pr, managedBy: pr.Spec.ManagedBy, serviceAccount: pr.Spec.TaskRunTemplate.ServiceAccountName, pullSecrets: podPullSecrets(pr.Spec.TaskRunTemplate.PodTemplate), kind: "PipelineRun", done: isDone(pr.Status.GetCondition(apis.ConditionSucceeded)), raw: raw,
 		statement: func(c config.Config) (*intoto.Statement, error) {
-			var children pipelinev1.TaskRunList
-			if err := r.Client.List(ctx, &children, client.InNamespace(pr.Namespace), client.MatchingLabels{"tekton.dev/pipelineRun": pr.Name}); err != nil {
-				return nil, fmt.Errorf("listing the TaskRuns of %s/%s: %w", pr.Namespace, pr.Name, err)
+			children, err := r.children(ctx, pr)
+			if err != nil {
+				return nil, err
 			}
-			p := &provenance.PipelineRun{Run: pr}
-			for i := range children.Items {
-				p.TaskRuns = append(p.TaskRuns, &children.Items[i])
-			}
+			p := &provenance.PipelineRun{Run: pr, TaskRuns: children}
 			return provenance.PipelineRunStatement(c.PipelineRuns.Format, p, provenance.Options{BuilderID: c.BuilderID, BuildType: c.BuildType}, c.DeepInspection)
 		},
 		results:  hints.PipelineRunResults(pr),
 		artifact: func(c config.Config) config.Artifact { return c.PipelineRuns },
 	})
+}
+
+// children returns the child TaskRuns of a PipelineRun: those its status
+// names (status.childReferences, written only by the Tekton controller)
+// and that it controls (an ownerReference with its UID). Labels such as
+// tekton.dev/pipelineRun are not used: any tenant can set them on a TaskRun
+// of their own to slip its results into another run's provenance.
+func (r *Reconciler) children(ctx context.Context, pr *pipelinev1.PipelineRun) ([]*pipelinev1.TaskRun, error) {
+	var out []*pipelinev1.TaskRun
+	for _, ref := range pr.Status.ChildReferences {
+		if ref.Kind != "TaskRun" {
+			continue
+		}
+		tr := &pipelinev1.TaskRun{}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: ref.Name}, tr); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("reading TaskRun %s/%s of %s: %w", pr.Namespace, ref.Name, pr.Name, err)
+		}
+		if !metav1.IsControlledBy(tr, pr) {
+			logf.FromContext(ctx).Info("ignoring a child reference to a TaskRun the PipelineRun does not control", "taskrun", ref.Name)
+			continue
+		}
+		out = append(out, tr)
+	}
+	return out, nil
 }
 
 // getRaw reads a run from the API server as served (the spec digest is over

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,9 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tollgate-dev/tollgate/policy/images"
@@ -247,4 +250,98 @@ func TestAttackClaimedImage(t *testing.T) {
 			t.Fatalf("the owner's honest build was denied: %v", err)
 		}
 	})
+}
+
+// TestAttackForeignChild (issue 10, finding 5): a tenant's TaskRun labelled
+// as another PipelineRun's child (tekton.dev/pipelineRun, pipelineTask)
+// never enters that run's provenance; the run's real child, which Tekton
+// names in status.childReferences and owns, does.
+func TestAttackForeignChild(t *testing.T) {
+	dir := t.TempDir()
+	reg := registry.Start(t)
+	env := startGuarded(t, signerFixtures(t, dir, map[string]string{
+		"artifacts.pipelinerun.format":                 "slsa/v2alpha4",
+		"artifacts.pipelinerun.storage":                "tekton",
+		"artifacts.pipelinerun.enable-deep-inspection": "true",
+		"artifacts.taskrun.storage":                    "",
+		"artifacts.oci.storage":                        "",
+		"builder.id":                                   "https://tollgate.dev/builders/test",
+	})...)
+	store, err := oci.New("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RequireStamp: true, RetryDelay: 200 * time.Millisecond})
+	admin, ctx := env.Client, t.Context()
+	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
+	honest := reg.PushRandom(t, "team-a/app", "honest")
+	foreign := reg.PushRandom(t, "team-a/app", "foreign")
+	imageResults := func(img name.Digest) []pipelinev1.TaskRunResult {
+		return []pipelinev1.TaskRunResult{
+			{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
+			{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())},
+		}
+	}
+	completeTR := func(tr *pipelinev1.TaskRun, results []pipelinev1.TaskRunResult) {
+		t.Helper()
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur := &pipelinev1.TaskRun{}
+			if err := admin.Get(ctx, client.ObjectKeyFromObject(tr), cur); err != nil {
+				return err
+			}
+			return envtest.CompleteTaskRun(ctx, tekton, cur, true, results...)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	pr := pipelineRun(ns, "release", "tekton-builder", map[string][]pipelinev1.Step{"build": {safeStep("build")}}, "build")
+	if err := admin.Create(ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"tekton.dev/pipelineRun": pr.Name, "tekton.dev/pipelineTask": "build"}
+	// The real child, created by Tekton: owned by the PipelineRun.
+	child := taskRun(ns, "release-build", "tekton-builder", safeStep("build"))
+	child.Labels = labels
+	child.OwnerReferences = []metav1.OwnerReference{{APIVersion: "tekton.dev/v1", Kind: "PipelineRun", Name: pr.Name, UID: pr.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
+	if err := tekton.Create(ctx, child); err != nil {
+		t.Fatal(err)
+	}
+	// The tenant's run, dressed as a child of the release.
+	fake := taskRun(ns, "release-build-x", "tekton-builder", safeStep("build"))
+	fake.Labels = labels
+	if err := admin.Create(ctx, fake); err != nil {
+		t.Fatal(err)
+	}
+	completeTR(child, imageResults(honest))
+	completeTR(fake, imageResults(foreign))
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &pipelinev1.PipelineRun{}
+		if err := admin.Get(ctx, client.ObjectKeyFromObject(pr), cur); err != nil {
+			return err
+		}
+		cur.Status.PipelineSpec = cur.Spec.PipelineSpec
+		cur.Status.ChildReferences = []pipelinev1.ChildStatusReference{
+			{TypeMeta: runtime.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "TaskRun"}, Name: child.Name, PipelineTaskName: "build"},
+			// A reference to a TaskRun the PipelineRun does not own is ignored too.
+			{TypeMeta: runtime.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "TaskRun"}, Name: fake.Name, PipelineTaskName: "build"},
+		}
+		return envtest.CompletePipelineRun(ctx, tekton, cur, true)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitAnnotation(t, admin, pr, signer.AnnotationSigned); got != "true" {
+		t.Fatalf("signed = %q; events %v", got, eventReasons(t, admin, pr))
+	}
+	payload, err := base64.StdEncoding.DecodeString(pr.Annotations["chains.tekton.dev/payload-pipelinerun-"+string(pr.UID)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(payload)
+	if !strings.Contains(text, honest.DigestStr()[7:]) {
+		t.Errorf("the real child's image is missing from the provenance:\n%s", text)
+	}
+	if strings.Contains(text, foreign.DigestStr()[7:]) || strings.Contains(text, fake.Name) {
+		t.Errorf("the tenant's TaskRun entered the PipelineRun's provenance:\n%s", text)
+	}
 }

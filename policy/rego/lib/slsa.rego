@@ -46,6 +46,27 @@ spec_digest(st) := d if {
 	d := st.predicate.invocation.environment.tollgate.specDigest
 }
 
+# tollgate_record is what Tollgate's signer recorded beyond Chains'
+# provenance: specDigest, resolvedSpecDigest, namespace, run and producers
+# (for each subject, the tasks whose results named its digest; each task
+# inline, or with its ref). Undefined when the statement carries none.
+tollgate_record(st) := r if {
+	st.predicateType == slsa_v1
+	r := st.predicate.buildDefinition.internalParameters.tollgate
+}
+
+tollgate_record(st) := r if {
+	st.predicateType == slsa_v02
+	r := st.predicate.invocation.environment.tollgate
+}
+
+# producers_of are the tasks recorded as producing the subject whose digest
+# is digest ("sha256:<hex>"), or undefined when no subject has it.
+producers_of(st, digest) := p.tasks if {
+	some p in tollgate_record(st).producers
+	endswith(p.subject, concat("", ["@", digest]))
+}
+
 # git_materials are the materials fetched from git, as {"repo": url, "commit": sha}.
 git_materials(st) := [{"repo": trim_prefix(trim_suffix(m.uri, ".git"), "git+"), "commit": m.digest.sha1} |
 	some m in materials(st)
