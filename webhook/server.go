@@ -42,11 +42,33 @@ type Options struct {
 	// ShutdownDelay keeps serving after readiness turns false on shutdown, so
 	// endpoints drop the pod before connections are refused.
 	ShutdownDelay time.Duration
+	// TLSMinVersion is "1.2" (only ECDHE key exchange with AEAD ciphers) or
+	// "1.3".
+	TLSMinVersion string
+}
+
+// ModernCipherSuites are the TLS 1.2 suites served: ECDHE key exchange
+// (forward secrecy) with AEAD ciphers only. TLS 1.3's suites are fixed by Go
+// and all modern.
+var ModernCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+func (o Options) tlsVersion() (uint16, error) {
+	switch o.TLSMinVersion {
+	case "", "1.2":
+		return tls.VersionTLS12, nil
+	case "1.3":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("--tls-min-version %q: use 1.2 or 1.3", o.TLSMinVersion)
 }
 
 // Default returns the default options.
 func Default() Options {
-	return Options{Addr: ":8443", ShutdownDelay: 5 * time.Second}
+	return Options{Addr: ":8443", ShutdownDelay: 5 * time.Second, TLSMinVersion: "1.2"}
 }
 
 // Validate reports missing or inconsistent options.
@@ -57,6 +79,9 @@ func (o Options) Validate() error {
 	}
 	if o.GetCertificate == nil && (o.CertFile == "" || o.KeyFile == "") {
 		errs = append(errs, errors.New("a TLS certificate and key are required (--tls-cert-file and --tls-key-file, or --cert-secret to manage its own)"))
+	}
+	if _, err := o.tlsVersion(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, errors.New("shutdown delay is negative"))
@@ -147,13 +172,18 @@ func (s *Server) Run(ctx context.Context, started chan<- net.Addr) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.opts.Addr, err)
 	}
+	minVersion, err := s.opts.tlsVersion()
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		TLSConfig: &tls.Config{
-			MinVersion:     tls.VersionTLS12,
+			MinVersion:     minVersion,
+			CipherSuites:   ModernCipherSuites,
 			GetCertificate: getCert,
 		},
 	}

@@ -114,8 +114,9 @@ material); registry errors are never cached and always deny in Enforce.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Addr, "listen", opts.Addr, "address to serve HTTPS on")
-	f.StringVar(&opts.CertFile, "tls-cert-file", "", "PEM serving certificate (required; reloaded on change)")
-	f.StringVar(&opts.KeyFile, "tls-key-file", "", "PEM private key of the serving certificate (required)")
+	f.StringVar(&opts.CertFile, "tls-cert-file", "", "PEM serving certificate (reloaded on change); required unless --cert-secret")
+	f.StringVar(&opts.KeyFile, "tls-key-file", "", "PEM private key of the serving certificate; required unless --cert-secret")
+	f.StringVar(&opts.TLSMinVersion, "tls-min-version", opts.TLSMinVersion, "lowest TLS version served: 1.2 (with ECDHE-AEAD cipher suites only) or 1.3")
 	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", opts.ShutdownDelay, "on SIGTERM, keep serving this long with /readyz false before draining")
 	f.StringVar(&certSecret, "cert-secret", "", "manage the serving certificate in this Secret (NAMESPACE/NAME): a CA and a certificate, renewed a month before they expire, the CA bundle patched into --webhook-configurations")
 	f.StringSliceVar(&certConfs, "webhook-configurations", nil, "with --cert-secret: the Mutating- and ValidatingWebhookConfigurations (by name) that get the CA bundle")
