@@ -123,10 +123,9 @@ func (h *Handler) review(ctx context.Context, req *admission.Request, mutate boo
 	}
 	var before map[string]bool
 	if req.Operation == admissionv1.Update {
-		if w.meta.DeletionTimestamp != nil {
-			// Removing finalizers of an object on its way out must not wait for a registry.
-			return end(admission.Allowed("being deleted"))
-		}
+		// An object on its way out (deletionTimestamp) is reviewed like any
+		// other: removing its finalizers changes no image and passes without
+		// a registry, but an image added on the way out is checked.
 		old, err := decode(kd, req.OldObject.Raw)
 		if err != nil {
 			return end(reply.Error(err))

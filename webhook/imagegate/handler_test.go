@@ -189,6 +189,8 @@ func TestHandler(t *testing.T) {
 		expect(t, g.handler.Handle(ctx, request("prod", admissionv1.Delete, nil, podJSON("x"))), true, 0)
 		dying, _ := json.Marshal(map[string]any{"kind": "Pod", "metadata": map[string]any{"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": map[string]any{"containers": []any{map[string]string{"name": "c", "image": "unsigned:v1"}}}})
 		expect(t, g.handler.Handle(ctx, request("prod", admissionv1.Update, dying, podJSON("unsigned:v1"))), true, 0)
+		dyingNew, _ := json.Marshal(map[string]any{"kind": "Pod", "metadata": map[string]any{"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": map[string]any{"containers": []any{map[string]string{"name": "c", "image": "other:v3"}}}})
+		expect(t, g.handler.Handle(ctx, request("prod", admissionv1.Update, dyingNew, podJSON("unsigned:v1"))), false, http.StatusForbidden, "other:v3")
 		expect(t, g.handler.Handle(ctx, request("prod", admissionv1.Update, podJSON("unsigned:v1"), podJSON("unsigned:v1"))), true, 0)
 		expect(t, g.handler.Handle(ctx, request("prod", admissionv1.Update, podJSON("unsigned:v1", "other:v2"), podJSON("unsigned:v1"))), false, http.StatusForbidden, "other:v2")
 	})

@@ -39,7 +39,6 @@ type podSpec struct {
 type objectMeta struct {
 	Name              string  `json:"name"`
 	GenerateName      string  `json:"generateName"`
-	DeletionTimestamp *string `json:"deletionTimestamp"`
 }
 
 type template struct {
