@@ -115,12 +115,6 @@ func TestAttackClaimedImage(t *testing.T) {
 	dir := t.TempDir()
 	reg := registry.Start(t)
 	bundle := reg.Host + "/tasks/build:1@sha256:" + strings.Repeat("b", 64)
-	owners := func(name, ns, repos string) *v1alpha1.ClusterRunPolicy {
-		return &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.ClusterRunPolicySpec{
-			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
-			Artifacts:         &v1alpha1.ArtifactsPolicy{Repositories: []string{repos}},
-		}}
-	}
 	env := startGuarded(t, append(signerFixtures(t, dir, map[string]string{
 		"artifacts.taskrun.format":  "slsa/v2alpha4",
 		"artifacts.taskrun.storage": "oci",
@@ -129,8 +123,8 @@ func TestAttackClaimedImage(t *testing.T) {
 	}),
 		namespace("team-b", nil), serviceAccount("team-b", "tekton-builder"),
 		namespace(gatedNS, map[string]string{imagegate.LabelGate: imagegate.GateEnforce}),
-		owners("team-a-artifacts", ns, reg.Host+"/team-a/**"),
-		owners("team-b-artifacts", "team-b", reg.Host+"/team-b/**"),
+		repositoryOwners("team-a-artifacts", ns, reg.Host+"/team-a/**"),
+		repositoryOwners("team-b-artifacts", "team-b", reg.Host+"/team-b/**"),
 	)...)
 	admin, ctx := env.Client, t.Context()
 	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")

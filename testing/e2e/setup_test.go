@@ -136,6 +136,15 @@ func namespace(name string, labels map[string]string) *corev1.Namespace {
 }
 
 // serviceAccount returns a service account object.
+// repositoryOwners is a ClusterRunPolicy (the built-in checks) by which the
+// runs of one namespace own the repositories: the signer signs their claims.
+func repositoryOwners(name, namespace string, repos ...string) *v1alpha1.ClusterRunPolicy {
+	return &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.ClusterRunPolicySpec{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": namespace}},
+		Artifacts:         &v1alpha1.ArtifactsPolicy{Repositories: repos},
+	}}
+}
+
 func serviceAccount(ns, name string) *corev1.ServiceAccount {
 	return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 }

@@ -616,11 +616,11 @@ func startSignerProcess(t *testing.T, env *envtest.Env) *exec.Cmd {
 // carries exactly one signature and one attestation.
 func TestSignerRestart(t *testing.T) {
 	dir := t.TempDir()
-	env := startGuarded(t, signerFixtures(t, dir, map[string]string{
+	reg := registry.Start(t)
+	env := startGuarded(t, append(signerFixtures(t, dir, map[string]string{
 		"artifacts.taskrun.format":  "slsa/v2alpha4",
 		"artifacts.taskrun.storage": "tekton,oci",
-	})...)
-	reg := registry.Start(t)
+	}), repositoryOwners("team-a-artifacts", ns, reg.Host+"/team-a/**"))...)
 	alice := env.As(t, Alice)
 	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
 	ctx := t.Context()
