@@ -37,8 +37,8 @@ type podSpec struct {
 }
 
 type objectMeta struct {
-	Name              string  `json:"name"`
-	GenerateName      string  `json:"generateName"`
+	Name         string `json:"name"`
+	GenerateName string `json:"generateName"`
 }
 
 type template struct {
