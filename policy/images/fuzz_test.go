@@ -46,15 +46,7 @@ func (m rawManifest) MediaType() (types.MediaType, error) {
 func FuzzVerify(f *testing.F) {
 	fx := newFixture(f)
 	fulcio := signing.NewFulcio(f)
-	const issuer, subject = "https://token.actions.githubusercontent.com", "https://github.com/org/app/.github/workflows/release.yaml@refs/heads/main"
-	keyless := compile(f, v1alpha1.ClusterImagePolicySpec{
-		Images: []v1alpha1.ImagePattern{{Glob: "**"}},
-		Authorities: []v1alpha1.Authority{{Name: "ci", Keyless: &v1alpha1.KeylessAuthority{
-			Identities: []v1alpha1.Identity{{Issuer: issuer, Subject: subject}},
-			TrustRoot:  v1alpha1.TrustRoot{FulcioRoots: string(fulcio.RootPEM), RekorPublicKey: string(fulcio.RekorPEM)},
-		}}},
-		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: images.SLSAProvenanceV1}},
-	})
+	keyless := keylessPolicy(f, fulcio)
 	keyed := compile(f, v1alpha1.ClusterImagePolicySpec{
 		Images:       []v1alpha1.ImagePattern{{Glob: "**"}},
 		Authorities:  []v1alpha1.Authority{{Name: "release-key", Key: &v1alpha1.KeyAuthority{Data: string(fx.key.PublicPEM)}}},

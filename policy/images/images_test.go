@@ -477,15 +477,13 @@ func TestVerifyHostileRegistry(t *testing.T) {
 	})
 }
 
-// TestVerifyCraftedAttestations: layers an attacker who can push to a
-// repository crafts to crash the verifier (an empty Rekor bundle made
-// cosign's VerifyBundle panic) are failures with a message, under a keyless
-// authority, and never panics.
-func TestVerifyCraftedAttestations(t *testing.T) {
-	f := newFixture(t)
-	fulcio := signing.NewFulcio(t)
-	const issuer, subject = "https://token.actions.githubusercontent.com", "https://github.com/org/app/.github/workflows/release.yaml@refs/heads/main"
-	p := compile(t, v1alpha1.ClusterImagePolicySpec{
+const issuer, subject = "https://token.actions.githubusercontent.com", "https://github.com/org/app/.github/workflows/release.yaml@refs/heads/main"
+
+// keylessPolicy trusts fulcio's certificates for subject from issuer and
+// requires SLSA v1 provenance.
+func keylessPolicy(t testing.TB, fulcio *signing.Fulcio) *images.Policy {
+	t.Helper()
+	return compile(t, v1alpha1.ClusterImagePolicySpec{
 		Images: []v1alpha1.ImagePattern{{Glob: "**"}},
 		Authorities: []v1alpha1.Authority{{Name: "ci", Keyless: &v1alpha1.KeylessAuthority{
 			Identities: []v1alpha1.Identity{{Issuer: issuer, Subject: subject}},
@@ -493,6 +491,16 @@ func TestVerifyCraftedAttestations(t *testing.T) {
 		}}},
 		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: images.SLSAProvenanceV1}},
 	})
+}
+
+// TestVerifyCraftedAttestations: layers an attacker who can push to a
+// repository crafts to crash the verifier (an empty Rekor bundle made
+// cosign's VerifyBundle panic) are failures with a message, under a keyless
+// authority, and never panics.
+func TestVerifyCraftedAttestations(t *testing.T) {
+	f := newFixture(t)
+	fulcio := signing.NewFulcio(t)
+	p := keylessPolicy(t, fulcio)
 	for i, c := range signing.CraftedAttestations() {
 		t.Run(c.Name, func(t *testing.T) {
 			img := f.reg.PushRandom(t, fmt.Sprintf("crafted/%d", i), "v1")
