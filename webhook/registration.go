@@ -85,13 +85,16 @@ func MutatingRuns() *admissionregistrationv1.MutatingWebhookConfiguration {
 }
 
 // ValidatingRuns is the run guard's validating webhook for runs (CREATE,
-// UPDATE, status) and for Pods Tekton creates.
+// UPDATE, status), for Tasks and Pipelines (whose annotations Tekton copies
+// into runs) and for Pods Tekton creates.
 func ValidatingRuns() *admissionregistrationv1.ValidatingWebhookConfiguration {
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-runs"},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
 			hook{name: "runs.validate.tollgate.dev", path: "validate-runs", namespaces: excludeNS,
 				rules: []admissionregistrationv1.RuleWithOperations{rule(createUpdate, "tekton.dev", "pipelineruns", "taskruns", "pipelineruns/status", "taskruns/status")}}.validating(),
+			hook{name: "definitions.validate.tollgate.dev", path: "validate-runs", namespaces: excludeNS,
+				rules: []admissionregistrationv1.RuleWithOperations{rule(createUpdate, "tekton.dev", "tasks", "pipelines")}}.validating(),
 			hook{name: "pods.validate.tollgate.dev", path: "validate-runs", namespaces: excludeNS,
 				rules:   []admissionregistrationv1.RuleWithOperations{rule(create, "", "pods")},
 				objects: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tekton.dev/taskRun", Operator: metav1.LabelSelectorOpExists}}}}.validating(),

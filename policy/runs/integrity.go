@@ -63,8 +63,11 @@ func (ids Identities) trusted(user string) bool {
 // Tekton controller. Only the object metadata and the raw spec are read, so
 // this works on any run, however large or odd its spec.
 func CheckIntegrity(policies []*Policy, in *Input, req Request, ids Identities) policy.Decision {
-	d := policy.Decision{Subject: in.Subject()}
-	fs := integrityFindings(req, ids)
+	return applyFindings(policy.Decision{Subject: in.Subject()}, policies, in, integrityFindings(req, ids))
+}
+
+// applyFindings reports specIntegrity findings under each policy's mode.
+func applyFindings(d policy.Decision, policies []*Policy, in *Input, fs []finding) policy.Decision {
 	if len(fs) == 0 {
 		return d
 	}
@@ -144,8 +147,10 @@ func integrityFindings(req Request, ids Identities) []finding {
 		return []finding{mk("spec", "computing the spec digest: "+err.Error(), "send a run with a valid spec")}
 	}
 
-	// Reserved annotations: any change other than by a trusted identity.
-	if !ids.trusted(req.User) {
+	// Reserved annotations: any change other than by Tollgate's signer. The
+	// Tekton controller is not trusted here: it copies annotations from
+	// Tasks, Pipelines and embedded metadata that users write.
+	if !slices.Contains(ids.Trusted, req.User) {
 		var changed []string
 		for k, v := range newAnn {
 			if !reserved(k) || userSettable[k] || k == specdigest.Annotation {
@@ -169,6 +174,15 @@ func integrityFindings(req Request, ids Identities) []finding {
 		}
 	}
 
+	// Reserved annotations where Tekton copies them from into child runs.
+	if !slices.Contains(ids.Trusted, req.User) {
+		var m embeddedMeta
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(req.Object, &m); err != nil {
+			return append(fs, mk("spec", "decoding the run: "+err.Error(), "send a valid run"))
+		}
+		fs = append(fs, reservedInEmbedded(&m)...)
+	}
+
 	switch req.Operation {
 	case OpCreate:
 		got, ok := newAnn[specdigest.Annotation]
@@ -189,7 +203,12 @@ func integrityFindings(req Request, ids Identities) []finding {
 			fs = append(fs, mk("spec", "the spec of an admitted run may not change (only spec.status and spec.statusMessage, to cancel it)",
 				"create a new run instead of editing this one"))
 		}
-		if newAnn[specdigest.Annotation] != oldAnn[specdigest.Annotation] && !ids.trusted(req.User) {
+		removed, err := finalizerRemoved(req.OldObject, req.Object, req.User, ids)
+		if err != nil {
+			return append(fs, mk("metadata", "decoding the run: "+err.Error(), ""))
+		}
+		fs = append(fs, removed...)
+		if newAnn[specdigest.Annotation] != oldAnn[specdigest.Annotation] && !slices.Contains(ids.Trusted, req.User) {
 			fs = append(fs, mk("metadata.annotations", fmt.Sprintf("annotation %s may not be changed or removed after admission", specdigest.Annotation),
 				"leave the annotation as Tollgate stamped it"))
 		}

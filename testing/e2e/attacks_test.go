@@ -339,3 +339,74 @@ func TestAttackForeignChild(t *testing.T) {
 		t.Errorf("the tenant's TaskRun entered the PipelineRun's provenance:\n%s", text)
 	}
 }
+
+// TestAttackReservedAnnotations (issue 10, finding 7): reserved annotations
+// cannot reach a run through the places Tekton copies annotations from
+// (taskRunSpecs metadata, embedded task metadata, Task and Pipeline
+// objects), not even written by the Tekton controller itself; and the
+// signer's finalizer cannot be removed before the signer has decided.
+func TestAttackReservedAnnotations(t *testing.T) {
+	env := startGuarded(t)
+	grantSignerRBAC(t, env)
+	admin, ctx := env.Client, t.Context()
+	alice := env.As(t, Alice)
+	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts", "system:serviceaccounts:tekton-pipelines")
+	signerClient := env.As(t, envtest.Signer, "system:serviceaccounts", "system:serviceaccounts:tollgate-system")
+	forged := map[string]string{"chains.tekton.dev/signed": "true"}
+
+	t.Run("in a PipelineRun's taskRunSpecs metadata", func(t *testing.T) {
+		pr := pipelineRun(ns, "trs-forged", "tekton-builder", map[string][]pipelinev1.Step{"build": {safeStep("build")}}, "build")
+		pr.Spec.TaskRunSpecs = []pipelinev1.PipelineTaskRunSpec{{PipelineTaskName: "build", Metadata: &pipelinev1.PipelineTaskMetadata{Annotations: forged}}}
+		denied(t, alice.Create(ctx, pr), "[specIntegrity]", "spec.taskRunSpecs[0].metadata.annotations", "annotation chains.tekton.dev/signed is reserved")
+	})
+	t.Run("in an embedded task's metadata", func(t *testing.T) {
+		pr := pipelineRun(ns, "embedded-forged", "tekton-builder", map[string][]pipelinev1.Step{"build": {safeStep("build")}}, "build")
+		pr.Spec.PipelineSpec.Tasks[0].TaskSpec.Metadata = pipelinev1.PipelineTaskMetadata{Annotations: map[string]string{"tollgate.dev/signer-next-attempt": "2099-01-01T00:00:00Z"}}
+		denied(t, alice.Create(ctx, pr), "spec.pipelineSpec.tasks[0].taskSpec.metadata.annotations", "annotation tollgate.dev/signer-next-attempt is reserved")
+	})
+	t.Run("on a Task or a Pipeline", func(t *testing.T) {
+		task := &pipelinev1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "forged", Annotations: forged}, Spec: pipelinev1.TaskSpec{Steps: []pipelinev1.Step{safeStep("build")}}}
+		denied(t, admin.Create(ctx, task), "Task team-a/forged", "annotation chains.tekton.dev/signed is reserved")
+		p := &pipelinev1.Pipeline{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "forged"}, Spec: pipelinev1.PipelineSpec{Tasks: []pipelinev1.PipelineTask{{
+			Name: "build", TaskSpec: &pipelinev1.EmbeddedTask{Metadata: pipelinev1.PipelineTaskMetadata{Annotations: forged}, TaskSpec: pipelinev1.TaskSpec{Steps: []pipelinev1.Step{safeStep("build")}}},
+		}}}}
+		denied(t, admin.Create(ctx, p), "Pipeline team-a/forged", "spec.tasks[0].taskSpec.metadata.annotations")
+		clean := &pipelinev1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "clean", Annotations: map[string]string{"team": "a"}}, Spec: pipelinev1.TaskSpec{Steps: []pipelinev1.Step{safeStep("build")}}}
+		if err := admin.Create(ctx, clean); err != nil {
+			t.Fatalf("a Task without reserved annotations was denied: %v", err)
+		}
+		clean.Annotations["tollgate.dev/spec-digest"] = "sha256:" + strings.Repeat("0", 64)
+		denied(t, admin.Update(ctx, clean), "annotation tollgate.dev/spec-digest is reserved")
+	})
+	t.Run("copied onto a run by the Tekton controller", func(t *testing.T) {
+		tr := taskRun(ns, "copied", "tekton-builder", safeStep("build"))
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		tr.Annotations["chains.tekton.dev/signed"] = "true"
+		denied(t, tekton.Update(ctx, tr), "annotation chains.tekton.dev/signed is reserved", envtest.TektonController)
+	})
+	t.Run("the signer's finalizer stays until the signer has decided", func(t *testing.T) {
+		tr := taskRun(ns, "kept", "tekton-builder", safeStep("build"))
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		tr.Finalizers = []string{signer.Finalizer}
+		if err := signerClient.Update(ctx, tr); err != nil {
+			t.Fatalf("the signer adds its finalizer: %v", err)
+		}
+		tr.Finalizers = nil
+		denied(t, alice.Update(ctx, tr), "metadata.finalizers", "may be removed only by Tollgate's signer")
+		if err := admin.Get(ctx, client.ObjectKeyFromObject(tr), tr); err != nil {
+			t.Fatal(err)
+		}
+		tr.Annotations[signer.AnnotationSigned] = "failed"
+		if err := signerClient.Update(ctx, tr); err != nil {
+			t.Fatalf("the signer records its verdict: %v", err)
+		}
+		tr.Finalizers = nil
+		if err := alice.Update(ctx, tr); err != nil {
+			t.Fatalf("once the signer has decided, the finalizer may go: %v", err)
+		}
+	})
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"k8s.io/utils/ptr"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,12 +14,14 @@ import (
 	"testing"
 	"time"
 
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tollgate-dev/tollgate/policy/runs"
@@ -39,10 +40,15 @@ func startGuarded(t testing.TB, fixtures ...client.Object) *envtest.Env {
 	t.Helper()
 	env := prepareGuarded(t, fixtures...)
 	env.StartWebhook(t)
+	// Tasks and Pipelines are reviewed by the webhook (Tekton copies their
+	// annotations into runs), so they can only be created once it serves.
+	applyAll(t, env.Client, definitions(append(sampleState(t), fixtures...))...)
 	return env
 }
 
-// prepareGuarded is startGuarded without starting the webhook.
+// prepareGuarded starts a control plane with the webhook registrations
+// (but not the webhook) and creates the sample cluster state, Alice's RBAC
+// and the fixtures — all but Tasks and Pipelines, which need the webhook.
 func prepareGuarded(t testing.TB, fixtures ...client.Object) *envtest.Env {
 	t.Helper()
 	ctx := t.Context()
@@ -50,10 +56,33 @@ func prepareGuarded(t testing.TB, fixtures ...client.Object) *envtest.Env {
 	if err := env.GrantTekton(ctx); err != nil {
 		t.Fatal(err)
 	}
-	applyAll(t, env.Client, sampleState(t)...)
-	applyAll(t, env.Client, aliceRBAC()...)
-	applyAll(t, env.Client, fixtures...)
+	var rest []client.Object
+	for _, o := range append(append(sampleState(t), aliceRBAC()...), fixtures...) {
+		if !isDefinition(o) {
+			rest = append(rest, o)
+		}
+	}
+	applyAll(t, env.Client, rest...)
 	return env
+}
+
+func isDefinition(o client.Object) bool {
+	switch o.(type) {
+	case *pipelinev1.Task, *pipelinev1.Pipeline:
+		return true
+	}
+	gvk := o.GetObjectKind().GroupVersionKind()
+	return gvk.Group == "tekton.dev" && (gvk.Kind == "Task" || gvk.Kind == "Pipeline")
+}
+
+func definitions(objs []client.Object) []client.Object {
+	var out []client.Object
+	for _, o := range objs {
+		if isDefinition(o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func aliceRBAC() []client.Object {

@@ -222,6 +222,9 @@ func (h *Handler) Validate(ctx context.Context, req admission.Request) admission
 	if req.Kind.Group == "" && req.Kind.Kind == "Pod" {
 		return h.validatePod(ctx, &req)
 	}
+	if req.Kind.Group == "tekton.dev" && (req.Kind.Kind == runs.KindTask || req.Kind.Kind == runs.KindPipeline) {
+		return h.validateDefinition(ctx, &req)
+	}
 	kind, err := runKind(&req)
 	if err != nil {
 		return errored(err)
@@ -296,6 +299,32 @@ func (h *Handler) validatePod(ctx context.Context, req *admission.Request) admis
 		return errored(fmt.Errorf("reading namespace %q: %w", req.Namespace, err))
 	}
 	d := runs.EvaluatePod(h.deps.Policies().ForNamespace(nsLabels), pod)
+	return respond(ctx, &d)
+}
+
+// validateDefinition decides a Task or Pipeline: Tekton copies its
+// annotations into the runs it creates, so it may not carry reserved ones.
+func (h *Handler) validateDefinition(ctx context.Context, req *admission.Request) admission.Response {
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Update:
+	default:
+		return admission.Allowed("")
+	}
+	if req.SubResource != "" {
+		return admission.Allowed("")
+	}
+	want := map[string]string{runs.KindTask: "tasks", runs.KindPipeline: "pipelines"}[req.Kind.Kind]
+	if req.Resource.Resource != want {
+		return errored(badRequest("kind %s does not match resource %s", req.Kind.Kind, req.Resource.Resource))
+	}
+	if len(req.Object.Raw) == 0 {
+		return errored(badRequest("the request carries no object"))
+	}
+	nsLabels, err := h.deps.Namespaces.Labels(ctx, req.Namespace)
+	if err != nil {
+		return errored(fmt.Errorf("reading namespace %q: %w", req.Namespace, err))
+	}
+	d := runs.CheckDefinition(h.deps.Policies().ForNamespace(nsLabels), req.Kind.Kind, req.Namespace, req.Name, req.Object.Raw, req.UserInfo.Username, h.deps.Identities)
 	return respond(ctx, &d)
 }
 
