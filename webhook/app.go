@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 		return err
 	}
 	rm := newRegoMetrics()
-	h, err := runguard.New(runguard.Deps{Policies: store.Current, Cluster: cluster, Namespaces: cluster, Identities: cfg.Identities, ObserveRego: rm.observer("runs")})
+	h, err := runguard.New(runguard.Deps{Policies: store.Current, Cluster: cluster, Namespaces: cluster, Identities: cfg.Identities, ObserveRego: rm.observer("runs"), Runs: cluster})
 	if err != nil {
 		return err
 	}

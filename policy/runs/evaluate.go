@@ -3,6 +3,7 @@ package runs
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
@@ -151,6 +152,9 @@ func (p *Policy) Mode(c v1alpha1.CheckName) v1alpha1.Mode { return p.mode(c) }
 type exempter struct {
 	p  *Policy
 	in *Input
+	// unit, when set, replaces a finding's unit for matching task
+	// exemptions (a Pod's findings: its verified owner, not its labels).
+	unit *Unit
 }
 
 func newExempter(p *Policy, in *Input) exempter { return exempter{p: p, in: in} }
@@ -163,24 +167,56 @@ func covers(e *v1alpha1.Exemption, c v1alpha1.CheckName) bool {
 }
 
 // exempt reports whether a finding of check in unit u (nil: run-wide) is
-// exempted, with the exemption's reason.
+// exempted, with the exemption's reason. The fields of one exemption narrow
+// it: every field it names must match (namespaces AND pipelines AND tasks).
+// A run-wide finding is never exempted by an exemption that names tasks.
 func (x exempter) exempt(c v1alpha1.CheckName, u *Unit) (string, bool) {
+	if x.unit != nil && u != nil {
+		u = x.unit
+	}
 	for i := range x.p.Spec.Exemptions {
 		e := &x.p.Spec.Exemptions[i]
 		if !covers(e, c) {
 			continue
 		}
-		if slices.Contains(e.Namespaces, x.in.Namespace) {
-			return fmt.Sprintf("namespace %q: %s", x.in.Namespace, e.Reason), true
+		var why []string
+		if len(e.Namespaces) > 0 {
+			if !slices.Contains(e.Namespaces, x.in.Namespace) {
+				continue
+			}
+			why = append(why, fmt.Sprintf("namespace %q", x.in.Namespace))
 		}
-		if x.in.PipelineName != "" && slices.Contains(e.Pipelines, x.in.PipelineName) {
-			return fmt.Sprintf("pipeline %q: %s", x.in.PipelineName, e.Reason), true
+		if len(e.Pipelines) > 0 {
+			if x.in.PipelineName == "" || !slices.Contains(e.Pipelines, x.in.PipelineName) {
+				continue
+			}
+			why = append(why, fmt.Sprintf("pipeline %q", x.in.PipelineName))
 		}
-		if u != nil && (slices.Contains(e.Tasks, u.Task) || (u.TaskName != "" && slices.Contains(e.Tasks, u.TaskName))) {
-			return fmt.Sprintf("task %q: %s", u.Task, e.Reason), true
+		if len(e.Tasks) > 0 {
+			if u == nil || !(slices.Contains(e.Tasks, u.Task) || (u.TaskName != "" && slices.Contains(e.Tasks, u.TaskName))) {
+				continue
+			}
+			why = append(why, fmt.Sprintf("task %q", u.Task))
 		}
+		if len(why) == 0 { // an exemption naming nothing exempts nothing
+			continue
+		}
+		return strings.Join(why, ", ") + ": " + e.Reason, true
 	}
 	return "", false
+}
+
+// HasNamedExemptions reports whether a policy exempts by pipeline or task:
+// only then is a Pod's owner worth reading.
+func HasNamedExemptions(ps []*Policy) bool {
+	for _, p := range ps {
+		for _, e := range p.Spec.Exemptions {
+			if len(e.Pipelines) > 0 || len(e.Tasks) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ExemptRun reports whether a check is exempted for the whole run (by

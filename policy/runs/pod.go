@@ -19,21 +19,45 @@ const (
 	LabelPipeline     = "tekton.dev/pipeline"
 )
 
+// PodOwner is what a Tekton Pod's owners say it runs, resolved from owner
+// references (the Pod's controller TaskRun, that TaskRun's controller
+// PipelineRun, each checked by UID) — never from the Pod's labels, which
+// whoever writes a TaskRun sets. Exemptions by pipeline or task apply to a
+// Pod only through it; a Pod without a verified owner has no pipeline or
+// task, so only namespace exemptions apply to it.
+type PodOwner struct {
+	// TaskRun is the controlling TaskRun's name ("" when unverified).
+	TaskRun string
+	// PipelineTask is the pipeline task the TaskRun runs (from its
+	// PipelineRun's status.childReferences).
+	PipelineTask string
+	// PipelineName is the cluster Pipeline the PipelineRun references.
+	PipelineName string
+	// TaskName is the cluster Task the TaskRun references.
+	TaskName string
+}
+
 // EvaluatePod applies podSecurity and resources to a Pod Tekton creates for a
 // TaskRun. This is where Tasks resolved remotely (hub, git, bundles) and
 // StepActions are checked: only now is their content known.
-func EvaluatePod(policies []*Policy, pod *corev1.Pod) policy.Decision {
+func EvaluatePod(policies []*Policy, pod *corev1.Pod, owner PodOwner) policy.Decision {
 	name := pod.Name
 	if name == "" {
 		name = pod.GenerateName + "<generated>"
 	}
 	d := policy.Decision{Subject: fmt.Sprintf("Pod %s/%s (TaskRun %s)", pod.Namespace, name, pod.Labels[LabelTaskRun])}
+	// Messages name the task as the Pod's labels say; exemptions go by what
+	// the owners say.
 	task := pod.Labels[LabelPipelineTask]
 	if task == "" {
 		task = pod.Labels[LabelTaskRun]
 	}
 	u := &Unit{Task: task, TaskName: pod.Labels[LabelTask], Path: field.NewPath("spec")}
-	in := &Input{Kind: "Pod", Namespace: pod.Namespace, Name: name, PipelineName: pod.Labels[LabelPipeline]}
+	verified := &Unit{Task: owner.PipelineTask, TaskName: owner.TaskName}
+	if verified.Task == "" {
+		verified.Task = owner.TaskRun
+	}
+	in := &Input{Kind: "Pod", Namespace: pod.Namespace, Name: name, PipelineName: owner.PipelineName}
 
 	podLevel := pod.Spec.DeepCopy()
 	podLevel.Containers, podLevel.InitContainers, podLevel.EphemeralContainers = nil, nil, nil
@@ -60,6 +84,7 @@ func EvaluatePod(policies []*Policy, pod *corev1.Pod) policy.Decision {
 
 	for _, p := range policies {
 		ex := newExempter(p, in)
+		ex.unit = verified
 		report := func(check v1alpha1.CheckName, fs []finding) { route(&d, p, ex, check, fs) }
 		if p.mode(v1alpha1.CheckPodSecurity) != v1alpha1.Off {
 			var fs []finding

@@ -317,3 +317,32 @@ func TestDecodeIsCaseSensitive(t *testing.T) {
 		t.Fatalf("decoded securityContext %+v: a case-variant key overrode the one Tekton reads", sc)
 	}
 }
+
+// The fields of one exemption narrow it: namespace AND pipeline AND task
+// must all match (they used to widen it, so naming a task in one namespace
+// exempted that task name everywhere).
+func TestExemptionFieldsNarrow(t *testing.T) {
+	raw := taskRunJSON("builder", `{"steps":[`+strings.Replace(safeStep, `"limits":{"cpu":"1","memory":"1Gi"}`, `"limits":{}`, 1)+`]}`)
+	for _, c := range []struct {
+		name   string
+		e      v1alpha1.Exemption
+		exempt bool
+	}{
+		{"namespace and task both match", v1alpha1.Exemption{Namespaces: []string{"ns"}, Tasks: []string{"tr"}}, true},
+		{"the task matches in another namespace", v1alpha1.Exemption{Namespaces: []string{"other"}, Tasks: []string{"tr"}}, false},
+		{"the namespace matches for another task", v1alpha1.Exemption{Namespaces: []string{"ns"}, Tasks: []string{"other"}}, false},
+		{"a pipeline exemption does not cover a standalone TaskRun", v1alpha1.Exemption{Namespaces: []string{"ns"}, Pipelines: []string{"release"}}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.e.Reason, c.e.Checks = "ticket OPS-2", []v1alpha1.CheckName{v1alpha1.CheckResources}
+			p, err := Compile(t.Context(), &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: v1alpha1.ClusterRunPolicySpec{Exemptions: []v1alpha1.Exemption{c.e}}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := admit(t, cluster(), []*Policy{p}, KindTaskRun, raw)
+			if a.Decision.Allowed() != c.exempt {
+				t.Errorf("allowed=%v, want %v (exempted %+v, denials %v)", a.Decision.Allowed(), c.exempt, a.Decision.Exempted, a.Decision.Denials)
+			}
+		})
+	}
+}

@@ -410,3 +410,65 @@ func TestAttackReservedAnnotations(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackExemptionLabels (issue 10, finding 9): at Pod creation an
+// exemption by pipeline applies only to a Pod whose owners — its TaskRun,
+// and that TaskRun's PipelineRun, checked by UID — run that pipeline; a
+// standalone TaskRun labelled with the exempt pipeline's name is judged in
+// full.
+func TestAttackExemptionLabels(t *testing.T) {
+	env := startGuarded(t, &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "release-exempt"}, Spec: v1alpha1.ClusterRunPolicySpec{
+		Exemptions: []v1alpha1.Exemption{{Pipelines: []string{"release"}, Checks: []v1alpha1.CheckName{v1alpha1.CheckPodSecurity}, Reason: "the release pipeline builds with a privileged daemon, ticket SEC-7"}},
+	}})
+	admin, ctx := env.Client, t.Context()
+	alice := env.As(t, Alice)
+	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts", "system:serviceaccounts:tekton-pipelines")
+	waitPolicy(t, admin, "release-exempt", metav1.ConditionTrue)
+	owned := func(o client.Object, kind string) []metav1.OwnerReference {
+		return []metav1.OwnerReference{{APIVersion: "tekton.dev/v1", Kind: kind, Name: o.GetName(), UID: o.GetUID(), Controller: ptr.To(true)}}
+	}
+	privilegedPod := func(name string, owner *pipelinev1.TaskRun, labels map[string]string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels, OwnerReferences: owned(owner, "TaskRun")},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "step-docker-build", Image: "docker@sha256:" + strings.Repeat("d", 64),
+				SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
+				Resources:       limits("1", "1Gi"),
+			}}},
+		}
+	}
+
+	t.Run("a standalone TaskRun claiming the exempt pipeline in its labels", func(t *testing.T) {
+		tr := taskRun(ns, "sneaky", "tekton-builder", safeStep("build"))
+		tr.Labels = map[string]string{"tekton.dev/pipeline": "release", "tekton.dev/pipelineTask": "build"}
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		pod := privilegedPod("sneaky-pod", tr, map[string]string{"tekton.dev/taskRun": tr.Name, "tekton.dev/pipeline": "release", "tekton.dev/pipelineTask": "build"})
+		denied(t, tekton.Create(ctx, pod), "[podSecurity]", "privileged")
+	})
+
+	t.Run("a real child of the exempt pipeline's run is exempted", func(t *testing.T) {
+		p := &pipelinev1.Pipeline{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "release"}, Spec: *pipelineRun(ns, "", "", map[string][]pipelinev1.Step{"build": {safeStep("build")}}, "build").Spec.PipelineSpec}
+		if err := admin.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		pr := &pipelinev1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "release-1"}, Spec: pipelinev1.PipelineRunSpec{
+			PipelineRef:     &pipelinev1.PipelineRef{Name: "release"},
+			TaskRunTemplate: pipelinev1.PipelineTaskRunTemplate{ServiceAccountName: "tekton-builder"},
+		}}
+		if err := alice.Create(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+		child := taskRun(ns, "release-1-build", "tekton-builder", safeStep("build"))
+		child.Labels = map[string]string{"tekton.dev/pipeline": "release", "tekton.dev/pipelineTask": "build", "tekton.dev/pipelineRun": pr.Name}
+		child.OwnerReferences = owned(pr, "PipelineRun")
+		if err := tekton.Create(ctx, child); err != nil {
+			t.Fatal(err)
+		}
+		pod := privilegedPod("release-1-build-pod", child, map[string]string{"tekton.dev/taskRun": child.Name, "tekton.dev/pipeline": "release", "tekton.dev/pipelineTask": "build"})
+		if err := tekton.Create(ctx, pod); err != nil {
+			t.Fatalf("the exempt pipeline's own Pod was denied: %v", err)
+		}
+	})
+}

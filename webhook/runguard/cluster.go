@@ -105,6 +105,31 @@ func (c *CacheCluster) Pipeline(ctx context.Context, ns, name string) (*pipeline
 	return p, nil
 }
 
+// TaskRun reads a TaskRun from the API server (runs are not cached: only
+// Pod admissions with pipeline or task exemptions in force read them).
+func (c *CacheCluster) TaskRun(ctx context.Context, ns, name string) (*pipelinev1.TaskRun, error) {
+	tr := &pipelinev1.TaskRun{}
+	if err := c.live.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, tr); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, runs.ErrNotFound
+		}
+		return nil, err
+	}
+	return tr, nil
+}
+
+// PipelineRun reads a PipelineRun from the API server.
+func (c *CacheCluster) PipelineRun(ctx context.Context, ns, name string) (*pipelinev1.PipelineRun, error) {
+	pr := &pipelinev1.PipelineRun{}
+	if err := c.live.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pr); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, runs.ErrNotFound
+		}
+		return nil, err
+	}
+	return pr, nil
+}
+
 // ServiceAccountExists implements runs.Cluster.
 func (c *CacheCluster) ServiceAccountExists(ctx context.Context, ns, name string) (bool, error) {
 	err := c.get(ctx, client.ObjectKey{Namespace: ns, Name: name}, saMeta())

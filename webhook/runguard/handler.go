@@ -11,7 +11,9 @@ import (
 	kjson "sigs.k8s.io/json"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -38,6 +40,15 @@ type Deps struct {
 	Identities runs.Identities
 	// ObserveRego, if set, is told how long user rules took and what they found.
 	ObserveRego func(d time.Duration, denials, warnings []policy.Violation)
+	// Runs reads the TaskRun and PipelineRun that own a Tekton Pod, to
+	// resolve its pipeline and task for exemptions; nil: Pods get none.
+	Runs Runs
+}
+
+// Runs reads runs by name.
+type Runs interface {
+	TaskRun(ctx context.Context, namespace, name string) (*pipelinev1.TaskRun, error)
+	PipelineRun(ctx context.Context, namespace, name string) (*pipelinev1.PipelineRun, error)
 }
 
 // Handler is the run guard's mutating and validating admission handler.
@@ -298,8 +309,68 @@ func (h *Handler) validatePod(ctx context.Context, req *admission.Request) admis
 	if err != nil {
 		return errored(fmt.Errorf("reading namespace %q: %w", req.Namespace, err))
 	}
-	d := runs.EvaluatePod(h.deps.Policies().ForNamespace(nsLabels), pod)
+	ps := h.deps.Policies().ForNamespace(nsLabels)
+	var owner runs.PodOwner
+	if runs.HasNamedExemptions(ps) {
+		if owner, err = h.podOwner(ctx, pod); err != nil {
+			return errored(fmt.Errorf("reading the owners of Pod %s/%s: %w", pod.Namespace, pod.Name, err))
+		}
+	}
+	d := runs.EvaluatePod(ps, pod, owner)
 	return respond(ctx, &d)
+}
+
+// podOwner resolves a Tekton Pod's TaskRun and PipelineRun through
+// controller owner references checked by UID. Whatever cannot be verified
+// stays empty: no exemption by pipeline or task then applies.
+func (h *Handler) podOwner(ctx context.Context, pod *corev1.Pod) (runs.PodOwner, error) {
+	var o runs.PodOwner
+	ref := metav1.GetControllerOf(pod)
+	if h.deps.Runs == nil || ref == nil || ref.Kind != runs.KindTaskRun || !strings.HasPrefix(ref.APIVersion, "tekton.dev/") {
+		return o, nil
+	}
+	tr, err := h.deps.Runs.TaskRun(ctx, pod.Namespace, ref.Name)
+	if errors.Is(err, runs.ErrNotFound) {
+		return o, nil
+	}
+	if err != nil {
+		return o, err
+	}
+	if tr.UID != ref.UID {
+		return o, nil
+	}
+	o.TaskRun = tr.Name
+	if tr.Spec.TaskRef != nil && tr.Spec.TaskRef.Resolver == "" {
+		o.TaskName = tr.Spec.TaskRef.Name
+	}
+	pref := metav1.GetControllerOf(tr)
+	if pref == nil || pref.Kind != runs.KindPipelineRun || !strings.HasPrefix(pref.APIVersion, "tekton.dev/") {
+		return o, nil
+	}
+	pr, err := h.deps.Runs.PipelineRun(ctx, pod.Namespace, pref.Name)
+	if errors.Is(err, runs.ErrNotFound) {
+		return o, nil
+	}
+	if err != nil {
+		return o, err
+	}
+	if pr.UID != pref.UID {
+		return o, nil
+	}
+	if pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Resolver == "" {
+		o.PipelineName = pr.Spec.PipelineRef.Name
+	}
+	for _, c := range pr.Status.ChildReferences {
+		if c.Name == tr.Name {
+			o.PipelineTask = c.PipelineTaskName
+		}
+	}
+	if o.PipelineTask == "" {
+		// Tekton creates the Pod before it lists the child in the
+		// PipelineRun's status: the label Tekton set on its own child.
+		o.PipelineTask = tr.Labels[runs.LabelPipelineTask]
+	}
+	return o, nil
 }
 
 // validateDefinition decides a Task or Pipeline: Tekton copies its
