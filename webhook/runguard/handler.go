@@ -10,8 +10,8 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	kjson "sigs.k8s.io/json"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
