@@ -67,6 +67,7 @@ const (
 	ReasonUnsupported      = "Unsupported"
 	ReasonMalformedHint    = "MalformedHint"
 	ReasonArtifactNotOwned = "ArtifactNotOwned"
+	ReasonBadStamp         = "BadStamp"
 )
 
 // Options configure the signing controller.
@@ -81,6 +82,11 @@ type Options struct {
 	// SignManagedBy lists spec.managedBy values (besides Tekton's own) whose
 	// runs are signed too; runs managed by another controller are skipped.
 	SignManagedBy []string
+	// StampKeySecret names the Secret (in Namespace) with the run guard's
+	// stamp keys: a stamped run is signed only if its tollgate.dev/spec-mac
+	// verifies, so a run the run guard never admitted — created where it
+	// does not run, with a digest anyone can compute — is refused.
+	StampKeySecret string
 	// RequireOwnership signs an image a run claims only when a
 	// ClusterRunPolicy selecting the run's namespace lists its repository
 	// (spec.artifacts.repositories); otherwise the run fails with
@@ -455,6 +461,9 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, im
 		if got != stamp {
 			return nil, permanent(ReasonSpecChanged, "the spec no longer matches the digest stamped at admission (stamped %s, now %s): refusing to sign", stamp, got)
 		}
+		if f := r.verifyMAC(ctx, rn, stamp); f != nil {
+			return nil, f
+		}
 	case r.Opts.RequireStamp:
 		return nil, permanent(ReasonNoStamp, "the run carries no %s annotation though the run guard is installed: it was not admitted by Tollgate; refusing to sign", specdigest.Annotation)
 	}
@@ -572,6 +581,30 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, im
 		return nil, permanent(ReasonNoArtifacts, "nothing was signed and stored: the run has no type-hinted output (IMAGE_URL/IMAGE_DIGEST, IMAGES) for the configured storage (%s storage %v, artifacts.oci.storage %v) and tekton storage is not configured", strings.ToLower(rn.kind), art.Storage, cfg.OCI.Storage)
 	}
 	return out, nil
+}
+
+// verifyMAC checks the stamp's MAC with the run guard's keys.
+func (r *Reconciler) verifyMAC(ctx context.Context, rn *run, digest string) *failure {
+	if r.Opts.StampKeySecret == "" {
+		return nil
+	}
+	sec := &corev1.Secret{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Opts.Namespace, Name: r.Opts.StampKeySecret}, sec); err != nil {
+		return transient(ReasonBadStamp, "reading the stamp keys %s/%s: %v", r.Opts.Namespace, r.Opts.StampKeySecret, err)
+	}
+	keys, err := specdigest.ParseKeys(sec.Data)
+	if err != nil {
+		return transient(ReasonBadStamp, "the stamp keys %s/%s: %v", r.Opts.Namespace, r.Opts.StampKeySecret, err)
+	}
+	ann := rn.obj.GetAnnotations()
+	mac, ok := ann[specdigest.MACAnnotation]
+	if !ok {
+		return permanent(ReasonBadStamp, "the run carries no %s: the run guard did not admit it (a namespace it does not guard?); refusing to sign", specdigest.MACAnnotation)
+	}
+	if err := keys.Verify(rn.obj.GetNamespace(), rn.kind, digest, mac); err != nil {
+		return permanent(ReasonBadStamp, "%s: %v; refusing to sign", specdigest.MACAnnotation, err)
+	}
+	return nil
 }
 
 // ownership returns the check of a claimed artifact against the

@@ -31,6 +31,10 @@ type Config struct {
 	Images     ImageOptions
 	// Certs, when set, makes the webhook manage its own serving certificate.
 	Certs *CertOptions
+	// StampKeySecret (NAMESPACE/NAME), when set, holds the keys of the
+	// stamp's MAC (tollgate.dev/spec-mac), which the signer verifies; the
+	// webhook creates it with a random key when it does not exist.
+	StampKeySecret string
 }
 
 // DefaultGCPercent is the garbage collector target `tollgate webhook` runs
@@ -111,7 +115,28 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 		return err
 	}
 	rm := newRegoMetrics()
-	h, err := runguard.New(runguard.Deps{Policies: store.Current, Cluster: cluster, Namespaces: cluster, Identities: cfg.Identities, ObserveRego: rm.observer("runs"), Runs: cluster})
+	deps := runguard.Deps{Policies: store.Current, Cluster: cluster, Namespaces: cluster, Identities: cfg.Identities, ObserveRego: rm.observer("runs"), Runs: cluster}
+	var keys *stampKeys
+	if cfg.StampKeySecret != "" {
+		if keys, err = newStampKeys(cl, cfg.StampKeySecret, log.WithName("stamp-keys")); err != nil {
+			return err
+		}
+		for {
+			err := keys.load(ctx)
+			if err == nil {
+				break
+			}
+			log.Error(err, "loading the stamp keys; retrying")
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(2 * time.Second):
+			}
+		}
+		go keys.run(ctx)
+		deps.StampKeys = keys.get
+	}
+	h, err := runguard.New(deps)
 	if err != nil {
 		return err
 	}

@@ -231,10 +231,11 @@ func runDev(cmd *cobra.Command, dir, assets, root, registryAddr string, verbose 
 	started := make(chan net.Addr, 1)
 	go func() {
 		errs <- webhook.Run(ctx, webhook.Config{
-			Server:     webhook.Options{Addr: addr, CertFile: filepath.Join(w.LocalServingCertDir, "tls.crt"), KeyFile: filepath.Join(w.LocalServingCertDir, "tls.key")},
-			RestConfig: cfg,
-			Identities: runs.Identities{TektonControllers: []string{devTekton}, Trusted: []string{devSigner}},
-			Images:     webhook.DefaultImageOptions(),
+			Server:         webhook.Options{Addr: addr, CertFile: filepath.Join(w.LocalServingCertDir, "tls.crt"), KeyFile: filepath.Join(w.LocalServingCertDir, "tls.key")},
+			RestConfig:     cfg,
+			Identities:     runs.Identities{TektonControllers: []string{devTekton}, Trusted: []string{devSigner}},
+			Images:         webhook.DefaultImageOptions(),
+			StampKeySecret: devNamespace + "/tollgate-stamp-key",
 		}, logger.WithName("webhook"), started)
 	}()
 	select {
@@ -256,7 +257,7 @@ func runDev(cmd *cobra.Command, dir, assets, root, registryAddr string, verbose 
 	signerCfg := rest.CopyConfig(cfg)
 	signerCfg.Impersonate = rest.ImpersonationConfig{UserName: devSigner, Groups: []string{"system:serviceaccounts", "system:authenticated"}}
 	go func() {
-		errs <- signer.Run(ctx, signer.Config{RestConfig: signerCfg, Options: signer.Options{Namespace: devNamespace, Registry: store, RequireStamp: true, RequireOwnership: true, RetryDelay: time.Second}, ProbeAddr: "0", MetricsAddr: "0", Workers: 4}, logger.WithName("signer"))
+		errs <- signer.Run(ctx, signer.Config{RestConfig: signerCfg, Options: signer.Options{Namespace: devNamespace, Registry: store, RequireStamp: true, StampKeySecret: "tollgate-stamp-key", RequireOwnership: true, RetryDelay: time.Second}, ProbeAddr: "0", MetricsAddr: "0", Workers: 4}, logger.WithName("signer"))
 	}()
 	step("signer running as %s", devSigner)
 

@@ -31,6 +31,7 @@ func newWebhookCmd() *cobra.Command {
 		certSecret string
 		certConfs  []string
 		certHosts  []string
+		stampKeys  string
 	)
 	certOpts := webhook.DefaultCertOptions()
 	cmd := &cobra.Command{
@@ -38,10 +39,12 @@ func newWebhookCmd() *cobra.Command {
 		Short: "Serve the run guard's and the image gate's admission webhooks over TLS",
 		Long: `Serve the admission webhooks over TLS:
 
-  /mutate-runs     stamps tollgate.dev/spec-digest on new PipelineRuns and TaskRuns
-                   and writes configured default limits into inline steps
-  /validate-runs   decides PipelineRuns and TaskRuns (CREATE, UPDATE, status) and
-                   Pods labelled tekton.dev/taskRun (CREATE)
+  /mutate-runs     stamps tollgate.dev/spec-digest (and its MAC, tollgate.dev/spec-mac)
+                   on new PipelineRuns and TaskRuns and writes configured default
+                   limits into inline steps
+  /validate-runs   decides PipelineRuns and TaskRuns (CREATE, UPDATE, status), Tasks
+                   and Pipelines (CREATE, UPDATE) and Pods labelled tekton.dev/taskRun
+                   (CREATE)
   /mutate-workloads
                    image gate: pins each verified image:tag to image:tag@sha256:...
                    in Pods, Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs,
@@ -100,11 +103,12 @@ material); registry errors are never cached and always deny in Enforce.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			err = webhook.Run(ctx, webhook.Config{
-				Server:     opts,
-				RestConfig: cfg,
-				Identities: runs.Identities{TektonControllers: tekton, Trusted: trusted},
-				Images:     imgOpts,
-				Certs:      certs,
+				Server:         opts,
+				RestConfig:     cfg,
+				Identities:     runs.Identities{TektonControllers: tekton, Trusted: trusted},
+				Images:         imgOpts,
+				Certs:          certs,
+				StampKeySecret: stampKeys,
 			}, log, nil)
 			if err != nil {
 				return fmt.Errorf("webhook: %w", err)
@@ -121,6 +125,7 @@ material); registry errors are never cached and always deny in Enforce.`,
 	f.StringVar(&certSecret, "cert-secret", "", "manage the serving certificate in this Secret (NAMESPACE/NAME): a CA and a certificate, renewed a month before they expire, the CA bundle patched into --webhook-configurations")
 	f.StringSliceVar(&certConfs, "webhook-configurations", nil, "with --cert-secret: the Mutating- and ValidatingWebhookConfigurations (by name) that get the CA bundle")
 	f.StringSliceVar(&certHosts, "cert-hosts", nil, "with --cert-secret: DNS names and IPs of the certificate (e.g. tollgate-webhook.tollgate-system.svc)")
+	f.StringVar(&stampKeys, "stamp-key-secret", "tollgate-system/tollgate-stamp-key", "Secret (NAMESPACE/NAME) with the keys of the stamp's MAC, which the signer verifies; created with a random key when missing (\"\" stamps without a MAC)")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	f.StringSliceVar(&tekton, "tekton-controller-users", []string{"system:serviceaccount:tekton-pipelines:tekton-pipelines-controller"},
 		"users allowed to update run status (the Tekton controller's service account)")

@@ -21,7 +21,7 @@ func Admit(ctx context.Context, cluster Cluster, policies []*Policy, kind, names
 	if err != nil {
 		return nil, err
 	}
-	m, err := Mutate(policies, in, raw)
+	m, err := Mutate(policies, in, raw, nil)
 	if err != nil {
 		return nil, err
 	}

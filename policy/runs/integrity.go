@@ -40,6 +40,16 @@ type Request struct {
 	OldAnnotations map[string]string
 	// Decoded says Annotations (and OldAnnotations on UPDATE) are set.
 	Decoded bool
+	// Namespace and Kind of the run, and the stamp keys in force: when Keys
+	// is set, a run must carry a valid tollgate.dev/spec-mac on CREATE.
+	Namespace, Kind string
+	Keys            *specdigest.Keys
+}
+
+// stampAnnotation reports the annotations the run guard's mutating webhook
+// writes itself (and validates), never a user.
+func stampAnnotation(k string) bool {
+	return k == specdigest.Annotation || k == specdigest.MACAnnotation
 }
 
 // Identities configures who is more than a user to the run guard.
@@ -153,7 +163,7 @@ func integrityFindings(req Request, ids Identities) []finding {
 	if !slices.Contains(ids.Trusted, req.User) {
 		var changed []string
 		for k, v := range newAnn {
-			if !reserved(k) || userSettable[k] || k == specdigest.Annotation {
+			if !reserved(k) || userSettable[k] || stampAnnotation(k) {
 				continue
 			}
 			if old, ok := oldAnn[k]; !ok || old != v {
@@ -161,7 +171,7 @@ func integrityFindings(req Request, ids Identities) []finding {
 			}
 		}
 		for k := range oldAnn {
-			if reserved(k) && !userSettable[k] && k != specdigest.Annotation {
+			if reserved(k) && !userSettable[k] && !stampAnnotation(k) {
 				if _, ok := newAnn[k]; !ok {
 					changed = append(changed, k+" (removed)")
 				}
@@ -193,6 +203,11 @@ func integrityFindings(req Request, ids Identities) []finding {
 		case got != digest:
 			fs = append(fs, mk("spec", fmt.Sprintf("the spec changed after it was stamped (stamped %s, now %s): another mutating webhook changed it after Tollgate, or the stamp was forged", got, digest),
 				"register that webhook before Tollgate's, or keep reinvocationPolicy: IfNeeded on Tollgate's mutating webhook"))
+		case req.Keys != nil:
+			if err := req.Keys.Verify(req.Namespace, req.Kind, digest, newAnn[specdigest.MACAnnotation]); err != nil {
+				fs = append(fs, mk("metadata.annotations", fmt.Sprintf("annotation %s: %v", specdigest.MACAnnotation, err),
+					"check that the tollgate MutatingWebhookConfiguration is installed and that the webhook reads its stamp key Secret"))
+			}
 		}
 	case OpUpdate:
 		oldDigest, err := specdigest.OfObject(req.OldObject)
@@ -208,9 +223,11 @@ func integrityFindings(req Request, ids Identities) []finding {
 			return append(fs, mk("metadata", "decoding the run: "+err.Error(), ""))
 		}
 		fs = append(fs, removed...)
-		if newAnn[specdigest.Annotation] != oldAnn[specdigest.Annotation] && !slices.Contains(ids.Trusted, req.User) {
-			fs = append(fs, mk("metadata.annotations", fmt.Sprintf("annotation %s may not be changed or removed after admission", specdigest.Annotation),
-				"leave the annotation as Tollgate stamped it"))
+		for _, k := range []string{specdigest.Annotation, specdigest.MACAnnotation} {
+			if newAnn[k] != oldAnn[k] && !slices.Contains(ids.Trusted, req.User) {
+				fs = append(fs, mk("metadata.annotations", fmt.Sprintf("annotation %s may not be changed or removed after admission", k),
+					"leave the annotation as Tollgate stamped it"))
+			}
 		}
 	}
 	return fs

@@ -29,8 +29,9 @@ type Mutation struct {
 // sidecars that lack them, then stamps the spec digest annotation over the
 // resulting spec. raw is the object as the API server sent it; in must be
 // gathered from the same object. It is idempotent, so a reinvocation after
-// other mutating webhooks restamps the digest over their changes.
-func Mutate(policies []*Policy, in *Input, raw []byte) (*Mutation, error) {
+// other mutating webhooks restamps the digest over their changes. With
+// keys, the stamp's MAC is written too (in.Namespace and in.Kind).
+func Mutate(policies []*Policy, in *Input, raw []byte, keys *specdigest.Keys) (*Mutation, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var obj map[string]any
@@ -87,7 +88,10 @@ func Mutate(policies []*Policy, in *Input, raw []byte) (*Mutation, error) {
 		ann = map[string]any{}
 		meta["annotations"] = ann
 	}
-	ann[specdigest.Annotation] = m.Digest
+	st := &Stamp{Digest: m.Digest}
+	for k, v := range st.Annotations(keys, in.Namespace, in.Kind) {
+		ann[k] = v
+	}
 	if m.Object, err = json.Marshal(obj); err != nil {
 		return nil, fmt.Errorf("encoding object: %w", err)
 	}
@@ -193,6 +197,16 @@ func NeedsDefaults(policies []*Policy) bool { return len(defaultLimits(policies)
 type Stamp struct {
 	Digest         string
 	HasAnnotations bool
+}
+
+// Annotations are the stamp's annotations: the digest, and its MAC when
+// keys are in force.
+func (s *Stamp) Annotations(keys *specdigest.Keys, namespace, kind string) map[string]string {
+	out := map[string]string{specdigest.Annotation: s.Digest}
+	if keys != nil {
+		out[specdigest.MACAnnotation] = keys.Sign(namespace, kind, s.Digest)
+	}
+	return out
 }
 
 // StampOf computes the stamp of a run given as raw JSON.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/policy/specdigest"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/signer"
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
@@ -471,4 +473,91 @@ func TestAttackExemptionLabels(t *testing.T) {
 			t.Fatalf("the exempt pipeline's own Pod was denied: %v", err)
 		}
 	})
+}
+
+// TestAttackForgedStamp (issue 10, finding 8): in a namespace the run guard
+// does not guard, whoever may create runs and write their status can put a
+// correct spec digest on a fabricated run (anyone can compute it). The
+// stamp's MAC, keyed with a Secret only the webhook and the signer read,
+// cannot be forged or copied from another namespace: the signer refuses
+// such runs and signs the admitted one.
+func TestAttackForgedStamp(t *testing.T) {
+	dir := t.TempDir()
+	reg := registry.Start(t)
+	env := startGuarded(t, signerFixtures(t, dir, map[string]string{
+		"artifacts.taskrun.format":  "slsa/v2alpha4",
+		"artifacts.taskrun.storage": "tekton",
+		"artifacts.oci.storage":     "",
+	})...)
+	store, err := oci.New("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RequireStamp: true, StampKeySecret: "tollgate-stamp-key", RetryDelay: 200 * time.Millisecond})
+	admin, ctx := env.Client, t.Context()
+	alice := env.As(t, Alice) // may create runs and write their status anywhere
+	img := reg.PushRandom(t, "team-a/app", "1.0")
+	results := []pipelinev1.TaskRunResult{
+		{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
+		{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())},
+	}
+	finish := func(c client.Client, tr *pipelinev1.TaskRun) {
+		t.Helper()
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur := &pipelinev1.TaskRun{}
+			if err := admin.Get(ctx, client.ObjectKeyFromObject(tr), cur); err != nil {
+				return err
+			}
+			return envtest.CompleteTaskRun(ctx, c, cur, true, results...)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The admitted run, in a guarded namespace, finished by Tekton.
+	good := taskRun(ns, "admitted", "tekton-builder", safeStep("build"))
+	if err := alice.Create(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	if good.Annotations[specdigest.MACAnnotation] == "" {
+		t.Fatalf("the run guard stamped no MAC: %v", good.Annotations)
+	}
+	finish(env.As(t, envtest.TektonController, "system:serviceaccounts"), good)
+	if got := waitAnnotation(t, admin, good, signer.AnnotationSigned); got != "true" {
+		t.Fatalf("the admitted run: signed = %q; events %v", got, eventReasons(t, admin, good))
+	}
+
+	for name, mac := range map[string]string{
+		"no MAC":                             "",
+		"a forged MAC":                       "k1:" + strings.Repeat("ab", 32),
+		"the MAC of the same spec in team-a": good.Annotations[specdigest.MACAnnotation],
+	} {
+		t.Run(name, func(t *testing.T) {
+			tr := taskRun(signerNS, "", "tekton-builder", safeStep("build"))
+			tr.GenerateName = "forged-"
+			raw, err := json.Marshal(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			digest, err := specdigest.OfObject(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr.Annotations = map[string]string{specdigest.Annotation: digest}
+			if mac != "" {
+				tr.Annotations[specdigest.MACAnnotation] = mac
+			}
+			// Outside the run guard: nothing stops the create or the status write.
+			if err := alice.Create(ctx, tr); err != nil {
+				t.Fatal(err)
+			}
+			finish(alice, tr)
+			if got := waitAnnotation(t, admin, tr, signer.AnnotationSigned); got != "failed" {
+				t.Fatalf("signed = %q, want failed; events %v", got, eventReasons(t, admin, tr))
+			}
+			if ev := strings.Join(eventReasons(t, admin, tr), "\n"); !strings.Contains(ev, signer.ReasonBadStamp) {
+				t.Errorf("no %s Event:\n%s", signer.ReasonBadStamp, ev)
+			}
+		})
+	}
 }

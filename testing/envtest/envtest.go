@@ -16,7 +16,10 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,6 +35,8 @@ import (
 const (
 	TektonController = "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller"
 	Signer           = "system:serviceaccount:tollgate-system:tollgate-signer"
+	// StampKeySecret is where the harness's webhook keeps its stamp keys.
+	StampKeySecret = "tollgate-system/tollgate-stamp-key"
 )
 
 // quietGlobalLogger silences controller-runtime's global logger (informers
@@ -155,6 +160,14 @@ func (e *Env) RunWebhook(t testing.TB, cfg webhook.Config, log logr.Logger) (add
 	}
 	if cfg.Images.Budget == 0 {
 		cfg.Images = webhook.DefaultImageOptions()
+	}
+	if cfg.StampKeySecret == "" {
+		// As the chart: the stamp's MAC keys in Tollgate's namespace.
+		cfg.StampKeySecret = StampKeySecret
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tollgate-system"}}
+		if err := e.Client.Create(t.Context(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("creating namespace tollgate-system: %v", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

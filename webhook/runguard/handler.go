@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -40,6 +41,10 @@ type Deps struct {
 	Identities runs.Identities
 	// ObserveRego, if set, is told how long user rules took and what they found.
 	ObserveRego func(d time.Duration, denials, warnings []policy.Violation)
+	// StampKeys returns the stamp keys in force (the MAC of the spec
+	// digest); nil, or a nil function: runs are stamped without a MAC.
+	// When they are configured but cannot be read, runs are denied.
+	StampKeys func() (*specdigest.Keys, error)
 	// Runs reads the TaskRun and PipelineRun that own a Tekton Pod, to
 	// resolve its pipeline and task for exemptions; nil: Pods get none.
 	Runs Runs
@@ -191,13 +196,21 @@ func (h *Handler) Mutate(ctx context.Context, req admission.Request) admission.R
 		if err != nil {
 			return errored(err)
 		}
-		return admission.Patched("", stampPatch(st))
+		keys, err := h.stampKeys()
+		if err != nil {
+			return errored(err)
+		}
+		return admission.Patched("", stampPatch(st, st.Annotations(keys, req.Namespace, kind))...)
+	}
+	keys, err := h.stampKeys()
+	if err != nil {
+		return errored(err)
 	}
 	in, ps, _, err := h.gather(ctx, &req, kind)
 	if err != nil {
 		return errored(err)
 	}
-	m, err := runs.Mutate(ps, in, req.Object.Raw)
+	m, err := runs.Mutate(ps, in, req.Object.Raw, keys)
 	if err != nil {
 		return errored(badRequest("%w", err))
 	}
@@ -207,13 +220,36 @@ func (h *Handler) Mutate(ctx context.Context, req admission.Request) admission.R
 	return admission.PatchResponseFromRaw(req.Object.Raw, m.Object)
 }
 
-// stampPatch is the JSON patch that writes the spec digest annotation.
-func stampPatch(st *runs.Stamp) jsonpatch.JsonPatchOperation {
-	if !st.HasAnnotations {
-		return jsonpatch.JsonPatchOperation{Operation: "add", Path: "/metadata/annotations", Value: map[string]string{specdigest.Annotation: st.Digest}}
+// stampKeys returns the stamp keys in force, or nil when none are
+// configured; keys that are configured but unreadable are an error (the
+// run is denied rather than stamped without its MAC).
+func (h *Handler) stampKeys() (*specdigest.Keys, error) {
+	if h.deps.StampKeys == nil {
+		return nil, nil
 	}
-	// RFC 6901: "/" in a member name is written "~1".
-	return jsonpatch.JsonPatchOperation{Operation: "add", Path: "/metadata/annotations/" + strings.ReplaceAll(specdigest.Annotation, "/", "~1"), Value: st.Digest}
+	k, err := h.deps.StampKeys()
+	if err != nil {
+		return nil, fmt.Errorf("reading the stamp keys: %w", err)
+	}
+	return k, nil
+}
+
+// stampPatch is the JSON patch that writes the stamp annotations.
+func stampPatch(st *runs.Stamp, ann map[string]string) []jsonpatch.JsonPatchOperation {
+	if !st.HasAnnotations {
+		return []jsonpatch.JsonPatchOperation{{Operation: "add", Path: "/metadata/annotations", Value: ann}}
+	}
+	keys := make([]string, 0, len(ann))
+	for k := range ann {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]jsonpatch.JsonPatchOperation, 0, len(ann))
+	for _, k := range keys {
+		// RFC 6901: "/" in a member name is written "~1".
+		out = append(out, jsonpatch.JsonPatchOperation{Operation: "add", Path: "/metadata/annotations/" + strings.ReplaceAll(k, "/", "~1"), Value: ann[k]})
+	}
+	return out
 }
 
 // Handle implements admission.Handler for the validating path.
@@ -274,7 +310,14 @@ func (h *Handler) Validate(ctx context.Context, req admission.Request) admission
 		}
 		d = policy.Decision{Subject: in.Subject()}
 	}
+	keys, err := h.stampKeys()
+	if err != nil {
+		return errored(err)
+	}
 	integ := runs.CheckIntegrity(ps, in, runs.Request{
+		Namespace:      req.Namespace,
+		Kind:           kind,
+		Keys:           keys,
 		Operation:      string(req.Operation),
 		SubResource:    req.SubResource,
 		User:           req.UserInfo.Username,
