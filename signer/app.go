@@ -82,6 +82,11 @@ func Run(ctx context.Context, cfg Config, log logr.Logger) error {
 		WithOptions(controllerOptions(workers)).Complete(reconcile.Func(r.ReconcilePipelineRun)); err != nil {
 		return err
 	}
+	if cfg.Options.PublicKeySecret != "" {
+		if err := mgr.Add(manager.RunnableFunc(r.publishPublicKey)); err != nil {
+			return err
+		}
+	}
 	if cfg.ProbeAddr != "" && cfg.ProbeAddr != "0" {
 		if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 			return err

@@ -82,6 +82,10 @@ type Options struct {
 	// SignManagedBy lists spec.managedBy values (besides Tekton's own) whose
 	// runs are signed too; runs managed by another controller are skipped.
 	SignManagedBy []string
+	// PublicKeySecret, when set, names a Secret (in Namespace) the signer
+	// keeps holding the public key of its signing key (key cosign.pub), for
+	// image policies to trust without access to signing-secrets.
+	PublicKeySecret string
 	// StampKeySecret names the Secret (in Namespace) with the run guard's
 	// stamp keys: a stamped run is signed only if its tollgate.dev/spec-mac
 	// verifies, so a run the run guard never admitted — created where it

@@ -257,7 +257,7 @@ func runDev(cmd *cobra.Command, dir, assets, root, registryAddr string, verbose 
 	signerCfg := rest.CopyConfig(cfg)
 	signerCfg.Impersonate = rest.ImpersonationConfig{UserName: devSigner, Groups: []string{"system:serviceaccounts", "system:authenticated"}}
 	go func() {
-		errs <- signer.Run(ctx, signer.Config{RestConfig: signerCfg, Options: signer.Options{Namespace: devNamespace, Registry: store, RequireStamp: true, StampKeySecret: "tollgate-stamp-key", RequireOwnership: true, RetryDelay: time.Second}, ProbeAddr: "0", MetricsAddr: "0", Workers: 4}, logger.WithName("signer"))
+		errs <- signer.Run(ctx, signer.Config{RestConfig: signerCfg, Options: signer.Options{Namespace: devNamespace, Registry: store, RequireStamp: true, StampKeySecret: "tollgate-stamp-key", PublicKeySecret: "tollgate-signing-pub", RequireOwnership: true, RetryDelay: time.Second}, ProbeAddr: "0", MetricsAddr: "0", Workers: 4}, logger.WithName("signer"))
 	}()
 	step("signer running as %s", devSigner)
 

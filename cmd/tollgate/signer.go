@@ -70,6 +70,7 @@ transparency log upload (their configuration keys are refused).`,
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	f.StringVar(&cfg.Options.Namespace, "namespace", "tollgate-system", "namespace of chains-config and signing-secrets (and the leader election lease)")
 	f.BoolVar(&cfg.Options.RequireStamp, "require-stamp", true, "refuse to sign runs without tollgate.dev/spec-digest (set false only where the run guard is not installed)")
+	f.StringVar(&cfg.Options.PublicKeySecret, "public-key-secret", "tollgate-signing-pub", "Secret in --namespace the signer keeps holding its public key (cosign.pub), for image policies to trust (\"\": not published)")
 	f.StringVar(&cfg.Options.StampKeySecret, "stamp-key-secret", "tollgate-stamp-key", "Secret in --namespace with the run guard's stamp keys: sign a run only if its tollgate.dev/spec-mac verifies (\"\" turns the check off)")
 	f.BoolVar(&cfg.Options.RequireOwnership, "require-ownership", true, "sign an image a run claims only if a ClusterRunPolicy selecting the run's namespace lists its repository in spec.artifacts.repositories (false: sign any claim, as Tekton Chains does)")
 	f.StringSliceVar(&cfg.Options.SignManagedBy, "sign-managed-by", nil, "also sign runs whose spec.managedBy names one of these controllers (runs managed by other controllers are skipped)")

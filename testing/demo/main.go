@@ -190,7 +190,7 @@ func run() int {
 	gate := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"tollgate.dev/gate": "enforce"}}}
 	policy := &v1alpha1.ClusterImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "built-here"}, Spec: v1alpha1.ClusterImagePolicySpec{
 		Images:      []v1alpha1.ImagePattern{{Glob: st.Registry + "/**"}},
-		Authorities: []v1alpha1.Authority{{Name: "tollgate-signer", Key: &v1alpha1.KeyAuthority{SecretRef: &v1alpha1.SecretKeyRef{Namespace: "tollgate-system", Name: "signing-secrets", Key: "cosign.pub"}}}},
+		Authorities: []v1alpha1.Authority{{Name: "tollgate-signer", Key: &v1alpha1.KeyAuthority{SecretRef: &v1alpha1.SecretKeyRef{Namespace: "tollgate-system", Name: "tollgate-signing-pub", Key: "cosign.pub"}}}},
 		Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: "https://slsa.dev/provenance/v1", Rego: builderRule,
 			Producer: &v1alpha1.ProducerRequirement{Namespaces: []string{"team-a"}}}},
 	}}

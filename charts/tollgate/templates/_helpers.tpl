@@ -27,6 +27,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "tollgate.tlsSecret" -}}
 {{- if eq .Values.tls.mode "secret" -}}{{ .Values.tls.secretName }}{{- else -}}{{ include "tollgate.fullname" . }}-webhook-tls{{- end -}}
 {{- end -}}
+{{- define "tollgate.signingPubSecret" -}}{{ include "tollgate.fullname" . }}-signing-pub{{- end -}}
 {{- define "tollgate.stampKeySecret" -}}{{ include "tollgate.fullname" . }}-stamp-key{{- end -}}
 {{- define "tollgate.signerSA" -}}{{ include "tollgate.fullname" . }}-signer{{- end -}}
 {{- define "tollgate.webhookSA" -}}{{ include "tollgate.fullname" . }}-webhook{{- end -}}
