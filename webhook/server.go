@@ -3,10 +3,12 @@ package webhook
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +47,14 @@ type Options struct {
 	// TLSMinVersion is "1.2" (only ECDHE key exchange with AEAD ciphers) or
 	// "1.3".
 	TLSMinVersion string
+	// ClientCAFile, when set, makes the admission port require a client
+	// certificate signed by this CA (the API server presents one when its
+	// admission configuration's kubeconfig names it): nobody else on the
+	// network can call the webhooks.
+	ClientCAFile string
+	// ProbeAddr, when set, serves /healthz, /readyz and /metrics there over
+	// plain HTTP, and no longer on the admission port.
+	ProbeAddr string
 }
 
 // ModernCipherSuites are the TLS 1.2 suites served: ECDHE key exchange
@@ -100,7 +110,8 @@ type Handlers struct {
 // Server is the admission server.
 type Server struct {
 	opts     Options
-	mux      *http.ServeMux
+	mux      *http.ServeMux // the admission port
+	probes   *http.ServeMux // ProbeAddr, when set
 	ready    func() error
 	shutting atomic.Bool
 	log      logr.Logger
@@ -117,14 +128,18 @@ func New(opts Options, h Handlers, ready func() error, log logr.Logger) (*Server
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	s := &Server{opts: opts, mux: http.NewServeMux(), ready: ready, log: log, Registry: reg, metrics: newMetrics(reg)}
+	s := &Server{opts: opts, mux: http.NewServeMux(), probes: http.NewServeMux(), ready: ready, log: log, Registry: reg, metrics: newMetrics(reg)}
 	s.handle(PathMutateRuns, h.MutateRuns)
 	s.handle(PathValidateRuns, h.ValidateRuns)
 	s.handle(PathMutateWorkloads, h.MutateWorkloads)
 	s.handle(PathValidateWorkloads, h.ValidateWorkloads)
-	s.mux.HandleFunc(PathHealthz, func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	s.mux.HandleFunc(PathReadyz, s.readyz)
-	s.mux.Handle(PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	probes := s.mux
+	if opts.ProbeAddr != "" {
+		probes = s.probes
+	}
+	probes.HandleFunc(PathHealthz, func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	probes.HandleFunc(PathReadyz, s.readyz)
+	probes.Handle(PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return s, nil
 }
 
@@ -176,6 +191,29 @@ func (s *Server) Run(ctx context.Context, started chan<- net.Addr) error {
 	if err != nil {
 		return err
 	}
+	var clientCAs *x509.CertPool
+	clientAuth := tls.NoClientCert
+	if s.opts.ClientCAFile != "" {
+		pem, err := os.ReadFile(s.opts.ClientCAFile)
+		if err != nil {
+			return fmt.Errorf("reading --client-ca-file: %w", err)
+		}
+		clientCAs = x509.NewCertPool()
+		if !clientCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--client-ca-file %s holds no PEM certificate", s.opts.ClientCAFile)
+		}
+		clientAuth = tls.RequireAndVerifyClientCert
+	}
+	if s.opts.ProbeAddr != "" {
+		pl, err := net.Listen("tcp", s.opts.ProbeAddr)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", s.opts.ProbeAddr, err)
+		}
+		ps := &http.Server{Handler: s.probes, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ps.Serve(pl) }()
+		defer ps.Close()
+		s.log.Info("serving probes and metrics", "address", pl.Addr().String())
+	}
 	srv := &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -185,6 +223,8 @@ func (s *Server) Run(ctx context.Context, started chan<- net.Addr) error {
 			MinVersion:     minVersion,
 			CipherSuites:   ModernCipherSuites,
 			GetCertificate: getCert,
+			ClientAuth:     clientAuth,
+			ClientCAs:      clientCAs,
 		},
 	}
 	errc := make(chan error, 1)

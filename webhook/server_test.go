@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -88,5 +90,30 @@ func TestTLSOnlyModernSuites(t *testing.T) {
 	opts.TLSMinVersion = "1.0"
 	if err := opts.Validate(); err == nil {
 		t.Error("--tls-min-version 1.0 was accepted")
+	}
+}
+
+// With a probe address, /healthz, /readyz and /metrics leave the admission
+// port: a caller there reaches only the admission paths.
+func TestProbesLeaveTheAdmissionPort(t *testing.T) {
+	allow := admission.HandlerFunc(func(context.Context, admission.Request) admission.Response { return admission.Allowed("") })
+	opts := Default()
+	opts.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, nil }
+	opts.ProbeAddr = "127.0.0.1:0"
+	s, err := New(opts, Handlers{allow, allow, allow, allow}, nil, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{PathMetrics, PathReadyz, PathHealthz} {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("%s on the admission port: %d, want 404", path, rec.Code)
+		}
+		rec = httptest.NewRecorder()
+		s.probes.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != http.StatusOK {
+			t.Errorf("%s on the probe port: %d, want 200", path, rec.Code)
+		}
 	}
 }

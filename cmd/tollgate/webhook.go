@@ -120,6 +120,8 @@ material); registry errors are never cached and always deny in Enforce.`,
 	f.StringVar(&opts.Addr, "listen", opts.Addr, "address to serve HTTPS on")
 	f.StringVar(&opts.CertFile, "tls-cert-file", "", "PEM serving certificate (reloaded on change); required unless --cert-secret")
 	f.StringVar(&opts.KeyFile, "tls-key-file", "", "PEM private key of the serving certificate; required unless --cert-secret")
+	f.StringVar(&opts.ClientCAFile, "client-ca-file", "", "PEM CA of the API server's admission client certificate: callers without a certificate it signed are refused (the API server presents one when its --admission-control-config-file names it)")
+	f.StringVar(&opts.ProbeAddr, "probe-address", "", "serve /healthz, /readyz and /metrics on this address over plain HTTP instead of the admission port (the chart uses :8081)")
 	f.StringVar(&opts.TLSMinVersion, "tls-min-version", opts.TLSMinVersion, "lowest TLS version served: 1.2 (with ECDHE-AEAD cipher suites only) or 1.3")
 	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", opts.ShutdownDelay, "on SIGTERM, keep serving this long with /readyz false before draining")
 	f.StringVar(&certSecret, "cert-secret", "", "manage the serving certificate in this Secret (NAMESPACE/NAME): a CA and a certificate, renewed a month before they expire, the CA bundle patched into --webhook-configurations")

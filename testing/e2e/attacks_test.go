@@ -1,8 +1,19 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +28,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/tollgate-dev/tollgate/policy/images"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
@@ -26,6 +38,7 @@ import (
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
+	"github.com/tollgate-dev/tollgate/webhook"
 	"github.com/tollgate-dev/tollgate/webhook/imagegate"
 )
 
@@ -560,4 +573,91 @@ func TestAttackForgedStamp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAttackPodNetworkCaller (issue 10, finding 4): with --client-ca-file
+// the admission port serves only callers with a client certificate the
+// CA signed — the real kube-apiserver, started with an admission
+// configuration that presents one — and metrics and probes are on their
+// own port. A caller on the pod network without that certificate cannot
+// send the webhook a forged AdmissionReview.
+func TestAttackPodNetworkCaller(t *testing.T) {
+	env := prepareGuardedWith(t, envtest.Options{Webhooks: true, AdmissionClientCert: true})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probeAddr := l.Addr().String()
+	l.Close()
+	env.RunWebhook(t, webhook.Config{Server: webhook.Options{Addr: env.WebhookAddr, ClientCAFile: env.ClientCAFile, ProbeAddr: probeAddr}},
+		zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true)))
+	if err := envtest.WaitReady(probeAddr, nil, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	alice := env.As(t, Alice)
+
+	t.Run("the API server, presenting its client certificate, is served", func(t *testing.T) {
+		s := safeStep("docker-build")
+		s.SecurityContext.Privileged = ptr.To(true)
+		denied(t, alice.Create(ctx, taskRun(ns, "privileged", "tekton-builder", s)), "[podSecurity]", "privileged")
+		if err := alice.Create(ctx, taskRun(ns, "safe", "tekton-builder", safeStep("build"))); err != nil {
+			t.Fatalf("a safe run was not admitted: %v", err)
+		}
+	})
+
+	review := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"tekton.dev","version":"v1","kind":"TaskRun"},"resource":{"group":"tekton.dev","version":"v1","resource":"taskruns"},"namespace":"team-a","operation":"CREATE","userInfo":{"username":"mallory"},"object":{}}}`)
+	post := func(cert *tls.Certificate) error {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(env.CAData)
+		cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		if cert != nil {
+			cfg.Certificates = []tls.Certificate{*cert}
+		}
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+		resp, err := c.Post("https://"+env.WebhookAddr+webhook.PathValidateRuns, "application/json", bytes.NewReader(review))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}
+	t.Run("a caller without a client certificate is refused", func(t *testing.T) {
+		if err := post(nil); err == nil {
+			t.Fatal("a forged AdmissionReview without a client certificate was served")
+		}
+	})
+	t.Run("a caller with a certificate of another CA is refused", func(t *testing.T) {
+		cert := otherClientCert(t)
+		if err := post(&cert); err == nil {
+			t.Fatal("a client certificate of another CA was accepted")
+		}
+	})
+	t.Run("metrics and probes are on their own port", func(t *testing.T) {
+		resp, err := http.Get("http://" + probeAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), "tollgate_admission_requests_total") {
+			t.Errorf("no admission metrics on the probe port:\n%.300s", body)
+		}
+	})
+}
+
+// otherClientCert is a client certificate from a CA the webhook does not trust.
+func otherClientCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "mallory"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

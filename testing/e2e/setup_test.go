@@ -51,8 +51,14 @@ func startGuarded(t testing.TB, fixtures ...client.Object) *envtest.Env {
 // and the fixtures — all but Tasks and Pipelines, which need the webhook.
 func prepareGuarded(t testing.TB, fixtures ...client.Object) *envtest.Env {
 	t.Helper()
+	return prepareGuardedWith(t, envtest.Options{Webhooks: true}, fixtures...)
+}
+
+// prepareGuardedWith is prepareGuarded with other control plane options.
+func prepareGuardedWith(t testing.TB, opts envtest.Options, fixtures ...client.Object) *envtest.Env {
+	t.Helper()
 	ctx := t.Context()
-	env := envtest.Start(t, envtest.Options{Webhooks: true})
+	env := envtest.Start(t, opts)
 	if err := env.GrantTekton(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,9 @@ type Env struct {
 	WebhookAddr string
 	CertDir     string
 	CAData      []byte
+	// ClientCAFile, with Options.AdmissionClientCert, is the CA of the
+	// client certificate the API server presents to webhooks.
+	ClientCAFile string
 
 	env *crenvtest.Environment
 }
@@ -68,6 +71,10 @@ type Options struct {
 	// Webhooks registers the run guard's webhook configurations, pointing at
 	// WebhookAddr (which the caller serves, e.g. with StartWebhook).
 	Webhooks bool
+	// AdmissionClientCert starts the API server with an admission
+	// configuration that presents a client certificate (signed by
+	// Env.ClientCAFile) to every webhook it calls.
+	AdmissionClientCert bool
 }
 
 // Start starts kube-apiserver and etcd with the Tekton and Tollgate CRDs
@@ -98,6 +105,15 @@ func Start(t testing.TB, opts Options) *Env {
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{webhook.ValidatingRuns(), webhook.ValidatingWorkloads()},
 		}
 	}
+	var clientCA string
+	if opts.AdmissionClientCert {
+		conf, ca, err := admissionClientAuth(t.TempDir())
+		if err != nil {
+			t.Fatalf("writing the admission client configuration: %v", err)
+		}
+		e.ControlPlane.GetAPIServer().Configure().Set("admission-control-config-file", conf)
+		clientCA = ca
+	}
 	// The API server must accept impersonation of the Tekton controller and
 	// serve the admission plugins the webhooks need (on by default).
 	cfg, err := e.Start()
@@ -117,7 +133,7 @@ func Start(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &Env{Config: cfg, Client: cl, env: e}
+	env := &Env{Config: cfg, Client: cl, env: e, ClientCAFile: clientCA}
 	if opts.Webhooks {
 		w := &e.WebhookInstallOptions
 		env.WebhookAddr = net.JoinHostPort(w.LocalServingHost, fmt.Sprint(w.LocalServingPort))

@@ -8,15 +8,20 @@ import (
 	"time"
 )
 
-// WaitReady polls the webhook's /readyz over TLS until it answers 200.
+// WaitReady polls the webhook's /readyz over TLS (plain HTTP on a probe
+// address, given no CA) until it answers 200.
 func WaitReady(addr string, ca []byte, timeout time.Duration) error {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	scheme := "https"
+	if ca == nil { // a probe address: plain HTTP
+		scheme = "http"
+	}
 	deadline := time.Now().Add(timeout)
 	var last string
 	for time.Now().Before(deadline) {
-		resp, err := c.Get("https://" + addr + "/readyz")
+		resp, err := c.Get(scheme + "://" + addr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
