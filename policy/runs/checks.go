@@ -1,7 +1,9 @@
 package runs
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -333,6 +335,9 @@ func checkPinnedRefs(p *Policy, in *Input) []finding {
 			case !paramCharset.MatchString(v):
 				add(pp.Child("value"), fmt.Sprintf("resolver param %q contains characters outside the allowed set (letters, digits and URL punctuation)", prm.Name), "remove whitespace, quotes, backslashes and control characters")
 				bad = true
+			case hasDotDot(v):
+				add(pp.Child("value"), fmt.Sprintf("resolver param %q has a \"..\" path segment (%s): it can climb out of the repository path it names", prm.Name, truncate(v, 64)), "name the path without \"..\" segments")
+				bad = true
 			default:
 				params[prm.Name] = v
 			}
@@ -350,6 +355,17 @@ func checkPinnedRefs(p *Policy, in *Input) []finding {
 				add(r.Path.Child("params"), fmt.Sprintf("hub %s reference %s has version %q, which is not an exact version", r.Kind, refName(params), truncate(v, 64)), "use an exact catalog version such as \"0.9\" or \"0.9.1\"")
 			}
 		case "git":
+			if hosts := p.Spec.PinnedRefs.AllowedGitHosts; len(hosts) > 0 {
+				host, err := gitHost(params)
+				if err != nil || !contains(hosts, host) {
+					got := host
+					if err != nil {
+						got = err.Error()
+					}
+					add(r.Path.Child("params"), fmt.Sprintf("git %s reference %s fetches from %s, not one of the allowed git hosts %v", r.Kind, refName(params), got, hosts),
+						fmt.Sprintf("use a repository on an allowed host, or add it to ClusterRunPolicy %q spec.pinnedRefs.allowedGitHosts", p.Name))
+				}
+			}
 			v, ok := params["revision"]
 			if !ok || !gitCommit.MatchString(v) {
 				got := "no revision"
@@ -370,6 +386,38 @@ func checkPinnedRefs(p *Policy, in *Input) []finding {
 		}
 	}
 	return fs
+}
+
+// hasDotDot reports a ".." path segment, also percent-encoded.
+func hasDotDot(v string) bool {
+	d := strings.ReplaceAll(strings.ToLower(v), "%2e", ".")
+	for _, seg := range strings.FieldsFunc(d, func(r rune) bool { return r == '/' || r == '\\' || r == '?' || r == '#' }) {
+		if seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// gitHost is the host a git reference fetches from: its url, or its
+// serverURL when it names a repository by org and repo.
+func gitHost(params map[string]string) (string, error) {
+	raw := params["url"]
+	if raw == "" {
+		raw = params["serverURL"]
+	}
+	if raw == "" {
+		return "", errors.New("no url or serverURL (the resolver's default host)")
+	}
+	if strings.HasPrefix(raw, "git@") { // scp-like: git@host:org/repo
+		h, _, _ := strings.Cut(strings.TrimPrefix(raw, "git@"), ":")
+		return strings.ToLower(h), nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("an unparsable url %q", truncate(raw, 64))
+	}
+	return strings.ToLower(u.Hostname()), nil
 }
 
 func refName(params map[string]string) string {

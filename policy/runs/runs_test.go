@@ -92,6 +92,8 @@ func TestChecks(t *testing.T) {
 		{"bundle by tag", KindTaskRun, `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"tr"},"spec":{"serviceAccountName":"builder","taskRef":{"resolver":"bundles","params":[{"name":"bundle","value":"reg/x:1"},{"name":"name","value":"t"}]}}}`, []string{"pinnedRefs"}, `not pinned by digest`},
 		{"bundle by digest", KindTaskRun, `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"tr"},"spec":{"serviceAccountName":"builder","taskRef":{"resolver":"bundles","params":[{"name":"bundle","value":"reg/x@sha256:` + strings.Repeat("0", 64) + `"},{"name":"name","value":"t"}]}}}`, nil, ""},
 		{"http resolver is not allowed", KindTaskRun, `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"tr"},"spec":{"serviceAccountName":"builder","taskRef":{"resolver":"http","params":[{"name":"url","value":"https://x/t.yaml"}]}}}`, []string{"pinnedRefs"}, `resolver "http", which is not allowed`},
+		{"git path climbing out with ..", KindTaskRun, `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"tr"},"spec":{"serviceAccountName":"builder","taskRef":{"resolver":"git","params":[{"name":"url","value":"https://x/y.git"},{"name":"pathInRepo","value":"tasks/../../etc/t.yaml"},{"name":"revision","value":"` + strings.Repeat("ab", 20) + `"}]}}}`, []string{"pinnedRefs"}, `".." path segment`},
+		{"percent-encoded ..", KindTaskRun, `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"tr"},"spec":{"serviceAccountName":"builder","taskRef":{"resolver":"git","params":[{"name":"url","value":"https://x/y.git"},{"name":"pathInRepo","value":"tasks/%2E%2E/t.yaml"},{"name":"revision","value":"` + strings.Repeat("ab", 20) + `"}]}}}`, []string{"pinnedRefs"}, `".." path segment`},
 		{"param with whitespace", KindTaskRun, `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"tr"},"spec":{"serviceAccountName":"builder","taskRef":{"resolver":"hub","params":[{"name":"name","value":"a b"},{"name":"version","value":"0.9"}]}}}`, []string{"pinnedRefs"}, `outside the allowed set`},
 		{"forged chains annotation", KindTaskRun, strings.Replace(taskRunJSON("builder", `{"steps":[`+safeStep+`]}`), `"name":"tr"`, `"name":"tr","annotations":{"chains.tekton.dev/signed":"true"}`, 1), []string{"specIntegrity"}, `reserved`},
 		{"transparency opt-in is the user's", KindTaskRun, strings.Replace(taskRunJSON("builder", `{"steps":[`+safeStep+`]}`), `"name":"tr"`, `"name":"tr","annotations":{"chains.tekton.dev/transparency-upload":"true"}`, 1), nil, ""},
@@ -344,5 +346,41 @@ func TestExemptionFieldsNarrow(t *testing.T) {
 				t.Errorf("allowed=%v, want %v (exempted %+v, denials %v)", a.Decision.Allowed(), c.exempt, a.Decision.Exempted, a.Decision.Denials)
 			}
 		})
+	}
+}
+
+// A git host allow-list denies references to other hosts, by url or by
+// serverURL, and keeps the pinning rule.
+func TestAllowedGitHosts(t *testing.T) {
+	p, err := Compile(t.Context(), &v1alpha1.ClusterRunPolicy{ObjectMeta: metav1.ObjectMeta{Name: "git"}, Spec: v1alpha1.ClusterRunPolicySpec{
+		PinnedRefs: v1alpha1.PinnedRefsCheck{AllowedGitHosts: []string{"github.com"}},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := func(params string) string {
+		return `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"tr","namespace":"ns"},"spec":{"serviceAccountName":"builder","taskRef":{"resolver":"git","params":[` + params + `,{"name":"revision","value":"` + strings.Repeat("ab", 20) + `"}]}}}`
+	}
+	for name, c := range map[string]struct {
+		params  string
+		allowed bool
+	}{
+		"allowed host":            {`{"name":"url","value":"https://github.com/acme/tasks.git"}`, true},
+		"other host":              {`{"name":"url","value":"https://evil.example/acme/tasks.git"}`, false},
+		"userinfo trick":          {`{"name":"url","value":"https://github.com@evil.example/acme/tasks.git"}`, false},
+		"scp-like other host":     {`{"name":"url","value":"git@evil.example:acme/tasks.git"}`, false},
+		"serverURL of other host": {`{"name":"serverURL","value":"https://evil.example"},{"name":"org","value":"acme"},{"name":"repo","value":"tasks"}`, false},
+		"no url: the default":     {`{"name":"org","value":"acme"},{"name":"repo","value":"tasks"}`, false},
+	} {
+		a := admit(t, cluster(), []*Policy{p}, KindTaskRun, ref(c.params))
+		denied := false
+		for _, v := range a.Decision.Denials {
+			if v.Rule == "pinnedRefs" && strings.Contains(v.Message, "allowed git hosts") {
+				denied = true
+			}
+		}
+		if denied == c.allowed {
+			t.Errorf("%s: denied=%v, want allowed=%v (%v)", name, denied, c.allowed, a.Decision.Denials)
+		}
 	}
 }

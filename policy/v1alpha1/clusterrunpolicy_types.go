@@ -201,6 +201,15 @@ type PinnedRefsCheck struct {
 	// +kubebuilder:validation:Maximum=8192
 	// +optional
 	MaxParamLength int32 `json:"maxParamLength,omitempty"`
+
+	// AllowedGitHosts, when set, lists the hosts git references may fetch
+	// from (the host of the git resolver's url, or of serverURL with
+	// org/repo): a reference to any other host is denied. Empty: any host.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=253
+	AllowedGitHosts []string `json:"allowedGitHosts,omitempty"`
 }
 
 // SpecIntegrityCheck settings.
