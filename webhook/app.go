@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"sync/atomic"
 	"time"
@@ -202,6 +203,8 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 		return err
 	}
 	registerCacheMetrics(srv.Registry, vcache.Stats)
+	srv.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tollgate_image_registry_inflight_bytes", Help: "Bytes of registry reads held by verifications in progress (bounded by --image-inflight-bytes)."},
+		func() float64 { now, _ := reg.InFlight(); return float64(now) }))
 	rm.register(srv.Registry)
 
 	cacheErr := make(chan error, 1)

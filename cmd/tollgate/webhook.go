@@ -136,6 +136,7 @@ material); registry errors are never cached and always deny in Enforce.`,
 	f.DurationVar(&imgOpts.Budget, "image-verify-budget", imgOpts.Budget, "time one admission may spend resolving and verifying images; keep it under the webhook timeout")
 	f.IntVar(&imgOpts.Cache.MaxEntries, "image-cache-entries", imgOpts.Cache.MaxEntries, "verified results kept")
 	f.Int64Var(&imgOpts.Cache.MaxBytes, "image-cache-bytes", imgOpts.Cache.MaxBytes, "bytes of verified results (statements included) kept")
+	f.Int64Var(&imgOpts.Limits.MaxInFlightBytes, "image-inflight-bytes", imgOpts.Limits.MaxInFlightBytes, "bytes of registry reads all verifications together may hold at once (keep well under the memory limit); past it a verification fails as busy and the admission is denied")
 	f.DurationVar(&imgOpts.Cache.TTL, "image-cache-ttl", imgOpts.Cache.TTL, "how long a verified result is served from the cache")
 	f.DurationVar(&imgOpts.Cache.NegativeTTL, "image-cache-negative-ttl", imgOpts.Cache.NegativeTTL, "how long a failed verification is served from the cache (registry errors are never cached)")
 	f.DurationVar(&imgOpts.Resync, "image-policy-resync", imgOpts.Resync, "recompile image policies this often, so rotated keys in Secrets and KMS take effect")

@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -513,5 +516,59 @@ func TestVerifyCraftedAttestations(t *testing.T) {
 				t.Errorf("the good signature beside the crafted layer should still verify: %+v", res)
 			}
 		})
+	}
+}
+
+// TestRegistryInFlightBound: a burst of distinct images with large
+// attachments holds at most MaxInFlightBytes at once across all
+// verifications (the rest fail as busy, uncached, and retry later), and
+// every byte is returned when the verifications end.
+func TestRegistryInFlightBound(t *testing.T) {
+	reg := registry.Start(t)
+	key := signing.NewKey(t)
+	limits := images.DefaultLimits()
+	limits.MaxInFlightBytes = 6 << 20
+	r, err := images.NewRegistry(nil, limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := images.NewVerifier(r)
+	p := keyPolicy(t, key.PublicPEM, images.SLSAProvenanceV1)
+	big := bytes.Repeat([]byte("x"), 3<<20)
+	var imgs []name.Digest
+	for i := range 12 {
+		img := reg.PushRandom(t, fmt.Sprintf("burst/%d", i), "v1")
+		signing.AttachAttestation(t, img, big, map[string]string{"predicateType": images.SLSAProvenanceV1})
+		imgs = append(imgs, img)
+	}
+	// Slow blobs down so the verifications overlap.
+	reg.Intercept(func(w http.ResponseWriter, req *http.Request) bool {
+		if strings.Contains(req.URL.Path, "/blobs/") {
+			time.Sleep(30 * time.Millisecond)
+		}
+		return false
+	})
+	var wg sync.WaitGroup
+	var busy atomic.Int32
+	for _, img := range imgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := v.Verify(t.Context(), img.Repository, img.DigestStr(), p, authn.NewMultiKeychain())
+			if err != nil && strings.Contains(err.Error(), "retry") {
+				busy.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	now, peak := r.InFlight()
+	if peak > limits.MaxInFlightBytes {
+		t.Errorf("%d bytes were held at once, over the bound of %d", peak, limits.MaxInFlightBytes)
+	}
+	if now != 0 {
+		t.Errorf("%d bytes are still held after every verification ended", now)
+	}
+	if busy.Load() == 0 {
+		t.Errorf("no verification met the bound (peak %d): the burst did not exercise it", peak)
 	}
 }

@@ -32,19 +32,28 @@ type Limits struct {
 	MaxAttachmentBytes int64
 	// MaxTotalBytes bounds everything one verification reads.
 	MaxTotalBytes int64
+	// MaxInFlightBytes bounds what all verifications together hold at
+	// once: a burst of distinct images cannot take the process past its
+	// memory limit. A read that would pass it fails (not cached: the
+	// admission is denied, and a retry verifies once the burst is over).
+	MaxInFlightBytes int64
 }
 
 // DefaultLimits are the limits the gate uses: a manifest as large as
 // Docker Distribution accepts, cosign's limit on signatures per image, and
 // room for a large pipeline's provenance.
 func DefaultLimits() Limits {
-	return Limits{MaxManifestBytes: 4 << 20, MaxAttachments: 100, MaxAttachmentBytes: 4 << 20, MaxTotalBytes: 32 << 20}
+	// 96 MiB in flight: the chart's webhook has 256 MiB.
+	return Limits{MaxManifestBytes: 4 << 20, MaxAttachments: 100, MaxAttachmentBytes: 4 << 20, MaxTotalBytes: 32 << 20, MaxInFlightBytes: 96 << 20}
 }
 
 // Validate reports limits that would admit nothing.
 func (l Limits) Validate() error {
-	if l.MaxManifestBytes <= 0 || l.MaxAttachments <= 0 || l.MaxAttachmentBytes <= 0 || l.MaxTotalBytes <= 0 {
+	if l.MaxManifestBytes <= 0 || l.MaxAttachments <= 0 || l.MaxAttachmentBytes <= 0 || l.MaxTotalBytes <= 0 || l.MaxInFlightBytes <= 0 {
 		return errors.New("every registry limit must be positive")
+	}
+	if l.MaxInFlightBytes < l.MaxManifestBytes || l.MaxInFlightBytes < l.MaxAttachmentBytes {
+		return errors.New("the in-flight byte bound must hold at least one manifest and one attachment")
 	}
 	return nil
 }
@@ -60,6 +69,25 @@ var imageManifestTypes = []string{
 type Registry struct {
 	base   http.RoundTripper
 	limits Limits
+
+	inFlight, peak atomic.Int64 // bytes held by open sessions
+}
+
+// InFlight reports the bytes open sessions hold now and the most they held.
+func (r *Registry) InFlight() (now, peak int64) { return r.inFlight.Load(), r.peak.Load() }
+
+// reserve takes n bytes of the in-flight budget, or fails.
+func (r *Registry) reserve(n int64) error {
+	if v := r.inFlight.Add(n); v > r.limits.MaxInFlightBytes {
+		r.inFlight.Add(-n)
+		return fmt.Errorf("%w: the webhook holds %d MiB of registry reads for other verifications (limit %d MiB); retry", errBusy, (v-n)>>20, r.limits.MaxInFlightBytes>>20)
+	}
+	for {
+		p, v := r.peak.Load(), r.inFlight.Load()
+		if v <= p || r.peak.CompareAndSwap(p, v) {
+			return nil
+		}
+	}
 }
 
 // NewRegistry returns a registry client over base (nil: a transport that
@@ -84,7 +112,12 @@ type repo struct {
 	name   name.Repository
 	limits Limits
 	read   atomic.Int64
+	reg    *Registry
+	held   atomic.Int64 // bytes of the in-flight budget this session holds
 }
+
+// close returns what the session holds to the in-flight budget.
+func (r *repo) close() { r.reg.inFlight.Add(-r.held.Swap(0)) }
 
 func (r *Registry) open(ctx context.Context, repository name.Repository, kc authn.Keychain) (*repo, error) {
 	auth, err := kc.Resolve(repository)
@@ -101,10 +134,13 @@ func (r *Registry) open(ctx context.Context, repository name.Repository, kc auth
 		}
 		return nil
 	}}
-	return &repo{client: c, name: repository, limits: r.limits}, nil
+	return &repo{client: c, name: repository, limits: r.limits, reg: r}, nil
 }
 
 var errNotFound = errors.New("not found")
+
+// errBusy: the in-flight budget is spent by other verifications.
+var errBusy = fmt.Errorf("%w: busy", ErrRegistry)
 
 // errBudget ends a verification: nothing more may be read for this image.
 var errBudget = fmt.Errorf("%w: read budget exhausted", ErrRegistry)
@@ -134,7 +170,16 @@ func (r *repo) get(ctx context.Context, url string, accept []string, max int64) 
 	if resp.ContentLength > max {
 		return nil, nil, fmt.Errorf("%w: %s announces %d bytes for %s, more than the limit of %d", ErrRegistry, r.name.RegistryStr(), resp.ContentLength, req.URL.Path, max)
 	}
+	want := max + 1
+	if resp.ContentLength >= 0 {
+		want = resp.ContentLength
+	}
+	if err := r.reg.reserve(want); err != nil {
+		return nil, nil, err
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	r.reg.inFlight.Add(int64(len(body)) - want) // keep what was read
+	r.held.Add(int64(len(body)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: reading %s: %v", ErrRegistry, r.name.RegistryStr(), req.URL.Path, err)
 	}
@@ -227,6 +272,7 @@ func (r *Registry) Resolve(ctx context.Context, img Image, kc authn.Keychain) (M
 	if err != nil {
 		return Manifest{}, err
 	}
+	defer s.close()
 	id := img.Digest
 	if id == "" {
 		id = img.Tag

@@ -112,6 +112,7 @@ func (v *Verifier) Verify(ctx context.Context, repo name.Repository, digest stri
 	if err != nil {
 		return nil, err
 	}
+	defer s.close()
 	res := &Result{Digest: digest, Policy: p.Name}
 
 	sigs, err := v.fetch(ctx, s, digest, "sig", ctypes.SimpleSigningMediaType)
@@ -150,7 +151,7 @@ func (v *Verifier) fetch(ctx context.Context, s *repo, digest, suffix, mediaType
 		a := attachment{desc: d}
 		payload, err := s.blob(ctx, d, v.limits.MaxAttachmentBytes)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, errBudget) {
+			if ctx.Err() != nil || errors.Is(err, errBudget) || errors.Is(err, errBusy) {
 				return nil, err
 			}
 			a.err = err
