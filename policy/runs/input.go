@@ -101,6 +101,10 @@ type Input struct {
 	Refs            []Ref
 	// Unresolved notes parts of the run that could not be resolved at admission.
 	Unresolved []string
+	// Copied are the annotations Tekton copies from the run's own spec into
+	// the TaskRuns it creates (taskRunSpecs[].metadata, embedded task
+	// metadata), by field.
+	Copied []Annotated
 
 	// ClusterKnown is false when no cluster state was available (offline
 	// check without --cluster-state): cluster checks are then skipped.
@@ -184,6 +188,31 @@ func Gather(ctx context.Context, cluster Cluster, pr *pipelinev1.PipelineRun, tr
 	return in, nil
 }
 
+// Annotated is a set of annotations and the field it is at.
+type Annotated struct {
+	Field       string
+	Annotations map[string]string
+}
+
+func copiedAnnotations(pr *pipelinev1.PipelineRun) []Annotated {
+	var out []Annotated
+	for i, s := range pr.Spec.TaskRunSpecs {
+		if s.Metadata != nil && len(s.Metadata.Annotations) > 0 {
+			out = append(out, Annotated{fmt.Sprintf("spec.taskRunSpecs[%d].metadata.annotations", i), s.Metadata.Annotations})
+		}
+	}
+	if ps := pr.Spec.PipelineSpec; ps != nil {
+		for what, list := range map[string][]pipelinev1.PipelineTask{"tasks": ps.Tasks, "finally": ps.Finally} {
+			for i, t := range list {
+				if t.TaskSpec != nil && len(t.TaskSpec.Metadata.Annotations) > 0 {
+					out = append(out, Annotated{fmt.Sprintf("spec.pipelineSpec.%s[%d].taskSpec.metadata.annotations", what, i), t.TaskSpec.Metadata.Annotations})
+				}
+			}
+		}
+	}
+	return out
+}
+
 func runName(m interface {
 	GetName() string
 	GetGenerateName() string
@@ -200,6 +229,7 @@ func runName(m interface {
 func gatherPipelineRun(ctx context.Context, cluster Cluster, pr *pipelinev1.PipelineRun) (*Input, error) {
 	in := &Input{Kind: KindPipelineRun, Namespace: pr.Namespace, Name: runName(pr), Annotations: pr.Annotations}
 	spec := field.NewPath("spec")
+	in.Copied = copiedAnnotations(pr)
 
 	// Service accounts: the template's, and each taskRunSpecs override. These
 	// are known even when the Pipeline itself is remote.

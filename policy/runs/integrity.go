@@ -73,7 +73,13 @@ func (ids Identities) trusted(user string) bool {
 // Tekton controller. Only the object metadata and the raw spec are read, so
 // this works on any run, however large or odd its spec.
 func CheckIntegrity(policies []*Policy, in *Input, req Request, ids Identities) policy.Decision {
-	return applyFindings(policy.Decision{Subject: in.Subject()}, policies, in, integrityFindings(req, ids))
+	fs := integrityFindings(req, ids)
+	// Reserved annotations where Tekton copies them from into child runs,
+	// as gathered at CREATE (the spec cannot change afterwards).
+	if req.Operation == OpCreate && req.SubResource == "" && !slices.Contains(ids.Trusted, req.User) {
+		fs = append(fs, reservedIn(in.Copied)...)
+	}
+	return applyFindings(policy.Decision{Subject: in.Subject()}, policies, in, fs)
 }
 
 // applyFindings reports specIntegrity findings under each policy's mode.
@@ -182,15 +188,6 @@ func integrityFindings(req Request, ids Identities) []finding {
 			fs = append(fs, mk("metadata.annotations", fmt.Sprintf("annotation %s is reserved for Tollgate's signer; %q may not set, change or remove it", k, req.User),
 				"remove the annotation from the run; the signer writes it when it signs"))
 		}
-	}
-
-	// Reserved annotations where Tekton copies them from into child runs.
-	if !slices.Contains(ids.Trusted, req.User) {
-		var m embeddedMeta
-		if err := kjson.UnmarshalCaseSensitivePreserveInts(req.Object, &m); err != nil {
-			return append(fs, mk("spec", "decoding the run: "+err.Error(), "send a valid run"))
-		}
-		fs = append(fs, reservedInEmbedded(&m)...)
 	}
 
 	switch req.Operation {

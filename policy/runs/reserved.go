@@ -61,31 +61,17 @@ type embeddedTask struct {
 // reservedInEmbedded returns a finding for each reserved annotation written
 // where Tekton copies it from into the runs it creates.
 func reservedInEmbedded(m *embeddedMeta) []finding {
-	var fs []finding
-	add := func(field string, ann map[string]string) {
-		keys := make([]string, 0, len(ann))
-		for k := range ann {
-			if reserved(k) && !userSettable[k] {
-				keys = append(keys, k)
-			}
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fs = append(fs, finding{check: v1alpha1.CheckSpecIntegrity, object: field,
-				message: fmt.Sprintf("annotation %s is reserved for Tollgate's signer; Tekton would copy it into the runs it creates", k),
-				fix:     "remove the annotation; the signer writes it when it signs"})
-		}
-	}
+	var copied []Annotated
 	for i, s := range m.Spec.TaskRunSpecs {
 		if s.Metadata != nil {
-			add(fmt.Sprintf("spec.taskRunSpecs[%d].metadata.annotations", i), s.Metadata.Annotations)
+			copied = append(copied, Annotated{fmt.Sprintf("spec.taskRunSpecs[%d].metadata.annotations", i), s.Metadata.Annotations})
 		}
 	}
 	tasks := func(prefix string, pt *pipelineTasks) {
 		for what, list := range map[string][]embeddedTask{"tasks": pt.Tasks, "finally": pt.Finally} {
 			for i, t := range list {
 				if t.TaskSpec != nil && t.TaskSpec.Metadata != nil {
-					add(fmt.Sprintf("%s.%s[%d].taskSpec.metadata.annotations", prefix, what, i), t.TaskSpec.Metadata.Annotations)
+					copied = append(copied, Annotated{fmt.Sprintf("%s.%s[%d].taskSpec.metadata.annotations", prefix, what, i), t.TaskSpec.Metadata.Annotations})
 				}
 			}
 		}
@@ -94,7 +80,28 @@ func reservedInEmbedded(m *embeddedMeta) []finding {
 		tasks("spec.pipelineSpec", m.Spec.PipelineSpec)
 	}
 	tasks("spec", &m.Spec.pipelineTasks)
-	sort.Slice(fs, func(i, j int) bool { return fs[i].object < fs[j].object })
+	return reservedIn(copied)
+}
+
+// reservedIn returns a finding for each reserved annotation among those
+// Tekton copies into the runs it creates, in field order.
+func reservedIn(copied []Annotated) []finding {
+	var fs []finding
+	for _, c := range copied {
+		keys := make([]string, 0, len(c.Annotations))
+		for k := range c.Annotations {
+			if reserved(k) && !userSettable[k] {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fs = append(fs, finding{check: v1alpha1.CheckSpecIntegrity, object: c.Field,
+				message: fmt.Sprintf("annotation %s is reserved for Tollgate's signer; Tekton would copy it into the runs it creates", k),
+				fix:     "remove the annotation; the signer writes it when it signs"})
+		}
+	}
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].object < fs[j].object })
 	return fs
 }
 
