@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -35,6 +36,11 @@ type PodOwner struct {
 	PipelineName string
 	// TaskName is the cluster Task the TaskRun references.
 	TaskName string
+	// TaskSpec is the Task spec Tekton stored on the TaskRun
+	// (status.taskSpec) while it resolved it: its steps' StepAction
+	// references are checked for pinning, which admission could not do for
+	// a remote Task or for a cluster Task edited since.
+	TaskSpec *pipelinev1.TaskSpec
 }
 
 // EvaluatePod applies podSecurity and resources to a Pod Tekton creates for a
@@ -82,10 +88,24 @@ func EvaluatePod(policies []*Policy, pod *corev1.Pod, owner PodOwner) policy.Dec
 		all = append(all, ctr{c, field.NewPath("spec", "containers").Index(i), label, user})
 	}
 
+	var stepRefs Input
+	if ts := owner.TaskSpec; ts != nil {
+		stepRefs.Units = []Unit{*u}
+		for i, s := range ts.Steps {
+			if s.Ref != nil && s.Ref.Resolver != "" {
+				stepRefs.Refs = append(stepRefs.Refs, Ref{Kind: "StepAction", Task: u.Task, Step: s.Name, Path: field.NewPath("status", "taskSpec", "steps").Index(i).Child("ref"),
+					Object: "TaskRun " + pod.Namespace + "/" + owner.TaskRun, Name: s.Ref.Name, Resolver: string(s.Ref.Resolver), Params: s.Ref.Params})
+			}
+		}
+	}
+
 	for _, p := range policies {
 		ex := newExempter(p, in)
 		ex.unit = verified
 		report := func(check v1alpha1.CheckName, fs []finding) { route(&d, p, ex, check, fs) }
+		if len(stepRefs.Refs) > 0 && p.mode(v1alpha1.CheckPinnedRefs) != v1alpha1.Off {
+			report(v1alpha1.CheckPinnedRefs, checkPinnedRefs(p, &stepRefs))
+		}
 		if p.mode(v1alpha1.CheckPodSecurity) != v1alpha1.Off {
 			var fs []finding
 			for _, r := range psaEvaluator.EvaluatePod(p.psa, &pod.ObjectMeta, podLevel) {

@@ -661,3 +661,60 @@ func otherClientCert(t *testing.T) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// TestAttackStepActionAtPodTime (issue 10, finding 10): a remote Task —
+// or a cluster Task edited after admission — whose steps use StepActions
+// by unpinned references is caught when Tekton creates its Pod, from the
+// Task spec Tekton stored on the TaskRun while it resolved them.
+func TestAttackStepActionAtPodTime(t *testing.T) {
+	env := startGuarded(t)
+	ctx := t.Context()
+	alice := env.As(t, Alice)
+	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts", "system:serviceaccounts:tekton-pipelines")
+	bundle := "registry.example/tasks/build@sha256:" + strings.Repeat("b", 64)
+	run := func(t *testing.T, name string, stepRef *pipelinev1.Ref) error {
+		t.Helper()
+		tr := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: pipelinev1.TaskRunSpec{
+			ServiceAccountName: "tekton-builder",
+			TaskRef: &pipelinev1.TaskRef{ResolverRef: pipelinev1.ResolverRef{Resolver: "bundles", Params: pipelinev1.Params{
+				{Name: "bundle", Value: *pipelinev1.NewStructuredValues(bundle)}, {Name: "name", Value: *pipelinev1.NewStructuredValues("build")}, {Name: "kind", Value: *pipelinev1.NewStructuredValues("task")},
+			}}},
+		}}
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatalf("a run of a pinned bundle was denied: %v", err)
+		}
+		// Tekton resolved the Task and stores its spec while it resolves the StepAction.
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur := &pipelinev1.TaskRun{}
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(tr), cur); err != nil {
+				return err
+			}
+			cur.Status.TaskSpec = &pipelinev1.TaskSpec{Steps: []pipelinev1.Step{{Name: "fetch", Ref: stepRef}}}
+			return tekton.Status().Update(ctx, cur)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-pod", Labels: map[string]string{"tekton.dev/taskRun": tr.Name},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "tekton.dev/v1", Kind: "TaskRun", Name: tr.Name, UID: tr.UID, Controller: ptr.To(true)}}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "step-fetch", Image: "img@sha256:" + strings.Repeat("a", 64),
+				SecurityContext: restricted(), Resources: limits("1", "1Gi")}}},
+		}
+		return tekton.Create(ctx, pod)
+	}
+	gitRef := func(revision string) *pipelinev1.Ref {
+		return &pipelinev1.Ref{ResolverRef: pipelinev1.ResolverRef{Resolver: "git", Params: pipelinev1.Params{
+			{Name: "url", Value: *pipelinev1.NewStructuredValues("https://github.com/acme/steps.git")},
+			{Name: "pathInRepo", Value: *pipelinev1.NewStructuredValues("fetch.yaml")},
+			{Name: "revision", Value: *pipelinev1.NewStructuredValues(revision)},
+		}}}
+	}
+	t.Run("a StepAction by branch is denied at Pod creation", func(t *testing.T) {
+		denied(t, run(t, "unpinned-step", gitRef("main")), "[pinnedRefs]", `step "fetch"`, "not a full commit SHA")
+	})
+	t.Run("a StepAction by commit is admitted", func(t *testing.T) {
+		if err := run(t, "pinned-step", gitRef(strings.Repeat("c", 40))); err != nil {
+			t.Fatalf("a pinned StepAction's Pod was denied: %v", err)
+		}
+	})
+}

@@ -353,20 +353,19 @@ func (h *Handler) validatePod(ctx context.Context, req *admission.Request) admis
 		return errored(fmt.Errorf("reading namespace %q: %w", req.Namespace, err))
 	}
 	ps := h.deps.Policies().ForNamespace(nsLabels)
-	var owner runs.PodOwner
-	if runs.HasNamedExemptions(ps) {
-		if owner, err = h.podOwner(ctx, pod); err != nil {
-			return errored(fmt.Errorf("reading the owners of Pod %s/%s: %w", pod.Namespace, pod.Name, err))
-		}
+	owner, err := h.podOwner(ctx, pod, runs.HasNamedExemptions(ps))
+	if err != nil {
+		return errored(fmt.Errorf("reading the owners of Pod %s/%s: %w", pod.Namespace, pod.Name, err))
 	}
 	d := runs.EvaluatePod(ps, pod, owner)
 	return respond(ctx, &d)
 }
 
-// podOwner resolves a Tekton Pod's TaskRun and PipelineRun through
-// controller owner references checked by UID. Whatever cannot be verified
-// stays empty: no exemption by pipeline or task then applies.
-func (h *Handler) podOwner(ctx context.Context, pod *corev1.Pod) (runs.PodOwner, error) {
+// podOwner resolves a Tekton Pod's TaskRun and (for exemptions, when
+// pipelineToo) its PipelineRun through controller owner references checked
+// by UID. Whatever cannot be verified stays empty: no exemption by pipeline
+// or task then applies, and no stored Task spec is checked.
+func (h *Handler) podOwner(ctx context.Context, pod *corev1.Pod, pipelineToo bool) (runs.PodOwner, error) {
 	var o runs.PodOwner
 	ref := metav1.GetControllerOf(pod)
 	if h.deps.Runs == nil || ref == nil || ref.Kind != runs.KindTaskRun || !strings.HasPrefix(ref.APIVersion, "tekton.dev/") {
@@ -382,12 +381,12 @@ func (h *Handler) podOwner(ctx context.Context, pod *corev1.Pod) (runs.PodOwner,
 	if tr.UID != ref.UID {
 		return o, nil
 	}
-	o.TaskRun = tr.Name
+	o.TaskRun, o.TaskSpec = tr.Name, tr.Status.TaskSpec
 	if tr.Spec.TaskRef != nil && tr.Spec.TaskRef.Resolver == "" {
 		o.TaskName = tr.Spec.TaskRef.Name
 	}
 	pref := metav1.GetControllerOf(tr)
-	if pref == nil || pref.Kind != runs.KindPipelineRun || !strings.HasPrefix(pref.APIVersion, "tekton.dev/") {
+	if !pipelineToo || pref == nil || pref.Kind != runs.KindPipelineRun || !strings.HasPrefix(pref.APIVersion, "tekton.dev/") {
 		return o, nil
 	}
 	pr, err := h.deps.Runs.PipelineRun(ctx, pod.Namespace, pref.Name)
