@@ -40,7 +40,12 @@ func (r *Reconciler) publishPublicKey(ctx context.Context) error {
 	}
 }
 
-func (r *Reconciler) publishOnce(ctx context.Context) error {
+func (r *Reconciler) publishOnce(ctx context.Context) (err error) {
+	defer func() { // a key that crashes its parser must not end the signer
+		if p := recover(); p != nil {
+			err = fmt.Errorf("recovered panic: %v", p)
+		}
+	}()
 	_, s, err := r.current(ctx)
 	if s == nil {
 		return err // no key yet (Ready says why)

@@ -151,7 +151,7 @@ func (s *Store[O, C]) Reload(ctx context.Context) error {
 	for _, o := range list {
 		uid := string(o.GetUID())
 		seen[uid] = true
-		compiled, err := s.cfg.Compile(ctx, o)
+		compiled, err := s.compile(ctx, o)
 		if err == nil {
 			err = claim(o.GetName(), compiled)
 		}
@@ -185,6 +185,18 @@ func (s *Store[O, C]) Reload(ctx context.Context) error {
 		s.setStatus(ctx, st.o, st.cond)
 	}
 	return nil
+}
+
+// compile compiles one policy; a panic in third-party parsing (OPA, PEM,
+// KMS clients) of what a policy holds is the policy's error, not the end of
+// the process.
+func (s *Store[O, C]) compile(ctx context.Context, o O) (c C, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("compiling the policy failed internally (recovered panic: %v)", p)
+		}
+	}()
+	return s.cfg.Compile(ctx, o)
 }
 
 func (s *Store[O, C]) setStatus(ctx context.Context, o O, cond metav1.Condition) {
