@@ -122,17 +122,8 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 		if keys, err = newStampKeys(cl, cfg.StampKeySecret, log.WithName("stamp-keys")); err != nil {
 			return err
 		}
-		for {
-			err := keys.load(ctx)
-			if err == nil {
-				break
-			}
-			log.Error(err, "loading the stamp keys; retrying")
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(2 * time.Second):
-			}
+		if err := retryUntil(ctx, log, "loading the stamp keys", keys.load); err != nil {
+			return err
 		}
 		go keys.run(ctx)
 		deps.StampKeys = keys.get
@@ -173,17 +164,8 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 			return err
 		}
 		certs = newSelfCerts(*cfg.Certs, cl, log.WithName("certs"))
-		for {
-			err := certs.ensure(ctx)
-			if err == nil {
-				break
-			}
-			log.Error(err, "obtaining the serving certificate; retrying")
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(2 * time.Second):
-			}
+		if err := retryUntil(ctx, log, "obtaining the serving certificate", certs.ensure); err != nil {
+			return err
 		}
 		cfg.Server.GetCertificate = certs.getCertificate
 		go certs.run(ctx)

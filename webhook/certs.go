@@ -108,18 +108,11 @@ func (s *selfCerts) ready() error {
 
 // run ensures the certificate now and then every interval until ctx ends.
 func (s *selfCerts) run(ctx context.Context) {
-	t := time.NewTicker(s.opts.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.ensure(ctx); err != nil {
-				s.log.Error(err, "checking the serving certificate; the current one stays in use")
-			}
+	every(ctx, s.opts.Interval, func(ctx context.Context) {
+		if err := s.ensure(ctx); err != nil {
+			s.log.Error(err, "checking the serving certificate; the current one stays in use")
 		}
-	}
+	})
 }
 
 // ensure reads the Secret, renews what expires within the lookahead (or is

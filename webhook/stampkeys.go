@@ -70,20 +70,13 @@ func (s *stampKeys) load(ctx context.Context) error {
 }
 
 func (s *stampKeys) run(ctx context.Context) {
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, s.interval, func(ctx context.Context) {
 		if err := s.load(ctx); err != nil {
 			msg := err.Error()
 			s.lastErr.Store(&msg)
 			s.log.Error(err, "re-reading the stamp keys; the last good keys stay in force")
 		}
-	}
+	})
 }
 
 // get returns the keys in force.
