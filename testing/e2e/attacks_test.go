@@ -170,21 +170,7 @@ func TestAttackClaimedImage(t *testing.T) {
 	// is the refSource Tekton records for a resolved remote task.
 	finish := func(t *testing.T, tr *pipelinev1.TaskRun, img name.Digest, src *pipelinev1.RefSource) {
 		t.Helper()
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur := &pipelinev1.TaskRun{}
-			if err := admin.Get(ctx, client.ObjectKeyFromObject(tr), cur); err != nil {
-				return err
-			}
-			if src != nil {
-				cur.Status.Provenance = &pipelinev1.Provenance{RefSource: src}
-			}
-			return envtest.CompleteTaskRun(ctx, tekton, cur, true,
-				pipelinev1.TaskRunResult{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
-				pipelinev1.TaskRunResult{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		completeResolved(t, env, tekton, tr, src, imageResults(img)...)
 	}
 	inlineRun := func(t *testing.T, namespace, runName string) *pipelinev1.TaskRun {
 		t.Helper()
@@ -285,25 +271,6 @@ func TestAttackForeignChild(t *testing.T) {
 	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
 	honest := reg.PushRandom(t, "team-a/app", "honest")
 	foreign := reg.PushRandom(t, "team-a/app", "foreign")
-	imageResults := func(img name.Digest) []pipelinev1.TaskRunResult {
-		return []pipelinev1.TaskRunResult{
-			{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
-			{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())},
-		}
-	}
-	completeTR := func(tr *pipelinev1.TaskRun, results []pipelinev1.TaskRunResult) {
-		t.Helper()
-		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur := &pipelinev1.TaskRun{}
-			if err := admin.Get(ctx, client.ObjectKeyFromObject(tr), cur); err != nil {
-				return err
-			}
-			return envtest.CompleteTaskRun(ctx, tekton, cur, true, results...)
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-
 	pr := pipelineRun(ns, "release", "tekton-builder", map[string][]pipelinev1.Step{"build": {safeStep("build")}}, "build")
 	if err := admin.Create(ctx, pr); err != nil {
 		t.Fatal(err)
@@ -322,8 +289,8 @@ func TestAttackForeignChild(t *testing.T) {
 	if err := admin.Create(ctx, fake); err != nil {
 		t.Fatal(err)
 	}
-	completeTR(child, imageResults(honest))
-	completeTR(fake, imageResults(foreign))
+	complete(t, env, tekton, child, imageResults(honest)...)
+	complete(t, env, tekton, fake, imageResults(foreign)...)
 	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur := &pipelinev1.PipelineRun{}
 		if err := admin.Get(ctx, client.ObjectKeyFromObject(pr), cur); err != nil {
@@ -510,21 +477,9 @@ func TestAttackForgedStamp(t *testing.T) {
 	admin, ctx := env.Client, t.Context()
 	alice := env.As(t, Alice) // may create runs and write their status anywhere
 	img := reg.PushRandom(t, "team-a/app", "1.0")
-	results := []pipelinev1.TaskRunResult{
-		{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
-		{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())},
-	}
 	finish := func(c client.Client, tr *pipelinev1.TaskRun) {
 		t.Helper()
-		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur := &pipelinev1.TaskRun{}
-			if err := admin.Get(ctx, client.ObjectKeyFromObject(tr), cur); err != nil {
-				return err
-			}
-			return envtest.CompleteTaskRun(ctx, c, cur, true, results...)
-		}); err != nil {
-			t.Fatal(err)
-		}
+		completeResolved(t, env, c, tr, nil, imageResults(img)...)
 	}
 
 	// The admitted run, in a guarded namespace, finished by Tekton.
