@@ -176,8 +176,12 @@ func runCheck(cmd *cobra.Command, o checkOptions, args []string) error {
 			}
 			labels = l
 		}
-		a, err := runs.Admit(ctx, cluster, set.ForNamespace(labels), d.Kind, ns, o.user, d.Raw,
-			runs.Identities{TektonControllers: o.tekton, Trusted: o.trusted}, labels)
+		a, err := runs.Admit(ctx, cluster, runs.Facts{
+			Review:          runs.Review{Kind: d.Kind, Namespace: ns, User: o.user, Object: d.Raw},
+			NamespaceLabels: labels,
+			Policies:        set.ForNamespace(labels),
+			Identities:      runs.Identities{TektonControllers: o.tekton, Trusted: o.trusted},
+		})
 		if err != nil {
 			return usageError("%s: %w", d.Source, err)
 		}

@@ -25,27 +25,6 @@ const (
 	OpUpdate = "UPDATE"
 )
 
-// Request is one admission request for a run, as the integrity check sees it.
-type Request struct {
-	Operation   string
-	SubResource string
-	// User is the requesting user name (e.g. system:serviceaccount:ns:name).
-	User string
-	// Object and OldObject are the raw JSON of the run (OldObject on UPDATE).
-	Object    []byte
-	OldObject []byte
-	// Annotations and OldAnnotations, when the caller has decoded them
-	// already; otherwise they are read from Object and OldObject.
-	Annotations    map[string]string
-	OldAnnotations map[string]string
-	// Decoded says Annotations (and OldAnnotations on UPDATE) are set.
-	Decoded bool
-	// Namespace and Kind of the run, and the stamp keys in force: when Keys
-	// is set, a run must carry a valid tollgate.dev/spec-mac on CREATE.
-	Namespace, Kind string
-	Keys            *specdigest.Keys
-}
-
 // stampAnnotation reports the annotations the run guard's mutating webhook
 // writes itself (and validates), never a user.
 func stampAnnotation(k string) bool {
@@ -66,20 +45,21 @@ func (ids Identities) trusted(user string) bool {
 	return slices.Contains(ids.Trusted, user) || slices.Contains(ids.TektonControllers, user)
 }
 
-// CheckIntegrity applies the specIntegrity check of every policy to one
-// request: the stamped digest must match the spec (on CREATE, after every
+// checkIntegrity applies the specIntegrity check of every policy to one
+// review: the stamped digest must match the spec (on CREATE, after every
 // mutating webhook), the spec must not change on UPDATE, reserved
 // annotations are written only by trusted identities, and status only by the
 // Tekton controller. Only the object metadata and the raw spec are read, so
 // this works on any run, however large or odd its spec.
-func CheckIntegrity(policies []*Policy, in *Input, req Request, ids Identities) policy.Decision {
-	fs := integrityFindings(req, ids)
+func checkIntegrity(f *Facts) policy.Decision {
+	r, in := &f.Review, f.Run
+	fs := integrityFindings(f)
 	// Reserved annotations where Tekton copies them from into child runs,
 	// as gathered at CREATE (the spec cannot change afterwards).
-	if req.Operation == OpCreate && req.SubResource == "" && !slices.Contains(ids.Trusted, req.User) {
+	if r.decidesAll() && !slices.Contains(f.Identities.Trusted, r.User) {
 		fs = append(fs, reservedIn(in.Copied)...)
 	}
-	return applyFindings(policy.Decision{Subject: in.Subject()}, policies, in, fs)
+	return applyFindings(policy.Decision{Subject: in.Subject()}, f.Policies, in, fs)
 }
 
 // applyFindings reports specIntegrity findings under each policy's mode.
@@ -131,7 +111,8 @@ func reserved(key string) bool {
 	return false
 }
 
-func integrityFindings(req Request, ids Identities) []finding {
+func integrityFindings(f *Facts) []finding {
+	req, ids := &f.Review, f.Identities
 	mk := func(field, msg, fix string) finding {
 		return finding{check: v1alpha1.CheckSpecIntegrity, object: field, message: msg, fix: fix}
 	}
@@ -145,18 +126,7 @@ func integrityFindings(req Request, ids Identities) []finding {
 	if req.SubResource != "" {
 		return nil
 	}
-	newAnn, oldAnn := req.Annotations, req.OldAnnotations
-	if !req.Decoded {
-		var err error
-		if newAnn, err = annotationsOf(req.Object); err != nil {
-			return []finding{mk("metadata", err.Error(), "send a valid object")}
-		}
-		if req.Operation == OpUpdate {
-			if oldAnn, err = annotationsOf(req.OldObject); err != nil {
-				return []finding{mk("metadata", "old object: "+err.Error(), "")}
-			}
-		}
-	}
+	newAnn, oldAnn := f.Run.Annotations, f.OldAnnotations
 	var fs []finding
 	digest, err := specdigest.OfObject(req.Object)
 	if err != nil {
@@ -200,8 +170,8 @@ func integrityFindings(req Request, ids Identities) []finding {
 		case got != digest:
 			fs = append(fs, mk("spec", fmt.Sprintf("the spec changed after it was stamped (stamped %s, now %s): another mutating webhook changed it after Tollgate, or the stamp was forged", got, digest),
 				"register that webhook before Tollgate's, or keep reinvocationPolicy: IfNeeded on Tollgate's mutating webhook"))
-		case req.Keys != nil:
-			if err := req.Keys.Verify(req.Namespace, req.Kind, digest, newAnn[specdigest.MACAnnotation]); err != nil {
+		case f.Keys != nil:
+			if err := f.Keys.Verify(req.Namespace, req.Kind, digest, newAnn[specdigest.MACAnnotation]); err != nil {
 				fs = append(fs, mk("metadata.annotations", fmt.Sprintf("annotation %s: %v", specdigest.MACAnnotation, err),
 					"check that the tollgate MutatingWebhookConfiguration is installed and that the webhook reads its stamp key Secret"))
 			}

@@ -2,6 +2,7 @@ package runs
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	kjson "sigs.k8s.io/json"
@@ -17,26 +18,106 @@ import (
 
 // Mutation is the result of the mutating path for one run.
 type Mutation struct {
-	// Object is the mutated object, as JSON.
+	// Object is the mutated object, as JSON, when defaults were written
+	// (or once Apply has run); nil when only the stamp is written.
 	Object []byte
 	// Digest is the spec digest stamped into the annotation.
 	Digest string
 	// Defaulted lists what was written, one line each, for logs and `check`.
 	Defaulted []string
+	// Annotations are the stamp's annotations (the digest, and its MAC when
+	// keys are in force). HasAnnotations says whether the object already
+	// has metadata.annotations (a JSON patch adds the map or the keys).
+	Annotations    map[string]string
+	HasAnnotations bool
 }
 
-// Mutate writes the configured default limits into inline steps and
+// MutateRun is the mutating path for a CREATE review: default limits are
+// written into inline steps and sidecars that lack them, and the spec
+// digest (with its MAC, under f.Keys) is stamped over the result. When no
+// policy writes defaults — the common case — only the stamp is computed,
+// reading nothing of the run but its spec and annotations. f.Run is
+// gathered when needed and not yet set.
+func MutateRun(ctx context.Context, cluster Cluster, f *Facts) (*Mutation, error) {
+	r := &f.Review
+	if !NeedsDefaults(f.Policies) {
+		st, err := StampOf(r.Object)
+		if err != nil {
+			return nil, err
+		}
+		return &Mutation{Digest: st.Digest, Annotations: st.Annotations(f.Keys, r.Namespace, r.Kind), HasAnnotations: st.HasAnnotations}, nil
+	}
+	if f.Run == nil {
+		if err := f.Gather(ctx, cluster); err != nil {
+			return nil, err
+		}
+	}
+	m, err := mutate(f.Policies, f.Run, r.Object, f.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRun, err)
+	}
+	return m, nil
+}
+
+// Apply returns the mutated object: Object, or raw with the stamp
+// annotations written when only the stamp was computed.
+func (m *Mutation) Apply(raw []byte) ([]byte, error) {
+	if m.Object != nil {
+		return m.Object, nil
+	}
+	obj, err := decodeObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	ann := annotationMap(obj)
+	for k, v := range m.Annotations {
+		ann[k] = v
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encoding object: %w", err)
+	}
+	return out, nil
+}
+
+func decodeObject(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		return nil, fmt.Errorf("%w: decoding object: %w", ErrInvalidRun, err)
+	}
+	if obj == nil {
+		return nil, fmt.Errorf("%w: the object is null", ErrInvalidRun)
+	}
+	return obj, nil
+}
+
+// annotationMap returns obj's metadata.annotations, creating it.
+func annotationMap(obj map[string]any) map[string]any {
+	meta, _ := obj["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		obj["metadata"] = meta
+	}
+	ann, _ := meta["annotations"].(map[string]any)
+	if ann == nil {
+		ann = map[string]any{}
+		meta["annotations"] = ann
+	}
+	return ann
+}
+
+// mutate writes the configured default limits into inline steps and
 // sidecars that lack them, then stamps the spec digest annotation over the
 // resulting spec. raw is the object as the API server sent it; in must be
 // gathered from the same object. It is idempotent, so a reinvocation after
 // other mutating webhooks restamps the digest over their changes. With
 // keys, the stamp's MAC is written too (in.Namespace and in.Kind).
-func Mutate(policies []*Policy, in *Input, raw []byte, keys *specdigest.Keys) (*Mutation, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return nil, fmt.Errorf("decoding object: %w", err)
+func mutate(policies []*Policy, in *Input, raw []byte, keys *specdigest.Keys) (*Mutation, error) {
+	obj, err := decodeObject(raw)
+	if err != nil {
+		return nil, err
 	}
 	m := &Mutation{}
 	if defaults := defaultLimits(policies); len(defaults) > 0 {
@@ -67,29 +148,22 @@ func Mutate(policies []*Policy, in *Input, raw []byte, keys *specdigest.Keys) (*
 			}
 		}
 	}
+	var specJSON []byte
 	spec, ok := obj["spec"]
 	if !ok {
 		return nil, fmt.Errorf("object has no spec")
 	}
-	specJSON, err := json.Marshal(spec)
+	specJSON, err = json.Marshal(spec)
 	if err != nil {
 		return nil, fmt.Errorf("encoding spec: %w", err)
 	}
 	if m.Digest, err = specdigest.OfSpec(specJSON); err != nil {
 		return nil, err
 	}
-	meta, _ := obj["metadata"].(map[string]any)
-	if meta == nil {
-		meta = map[string]any{}
-		obj["metadata"] = meta
-	}
-	ann, _ := meta["annotations"].(map[string]any)
-	if ann == nil {
-		ann = map[string]any{}
-		meta["annotations"] = ann
-	}
+	ann := annotationMap(obj)
 	st := &Stamp{Digest: m.Digest}
-	for k, v := range st.Annotations(keys, in.Namespace, in.Kind) {
+	m.Annotations = st.Annotations(keys, in.Namespace, in.Kind)
+	for k, v := range m.Annotations {
 		ann[k] = v
 	}
 	if m.Object, err = json.Marshal(obj); err != nil {

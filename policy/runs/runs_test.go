@@ -49,12 +49,17 @@ func taskRunJSON(sa, taskSpec string) string {
 	return `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","metadata":{"name":"tr","namespace":"ns"},"spec":{"serviceAccountName":"` + sa + `","taskSpec":` + taskSpec + `}}`
 }
 
+// facts are a CREATE review by alice in namespace ns.
+func facts(ps []*Policy, kind string, raw []byte) Facts {
+	return Facts{Review: Review{Kind: kind, Namespace: "ns", Operation: OpCreate, User: "alice", Object: raw}, Policies: ps, Identities: ids}
+}
+
 func admit(t *testing.T, c Cluster, ps []*Policy, kind, raw string) *Admission {
 	t.Helper()
 	if ps == nil {
 		ps = []*Policy{BuiltinDefault()}
 	}
-	a, err := Admit(context.Background(), c, ps, kind, "ns", "alice", []byte(raw), ids, nil)
+	a, err := Admit(context.Background(), c, facts(ps, kind, []byte(raw)))
 	if err != nil {
 		t.Fatalf("admit: %v", err)
 	}
@@ -102,7 +107,7 @@ func TestChecks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := Admit(context.Background(), cluster(), []*Policy{BuiltinDefault()}, tc.kind, "ns", "alice", []byte(tc.raw), ids, nil)
+			a, err := Admit(context.Background(), cluster(), facts([]*Policy{BuiltinDefault()}, tc.kind, []byte(tc.raw)))
 			if slices.Equal(tc.want, []string{"error"}) {
 				if err == nil || !strings.Contains(err.Error(), tc.contains) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.contains)
@@ -237,7 +242,6 @@ func TestMutateDefaultsAndStamp(t *testing.T) {
 
 func TestIntegrityUpdates(t *testing.T) {
 	created := admit(t, cluster(), nil, KindTaskRun, taskRunJSON("builder", `{"steps":[`+safeStep+`]}`)).Mutation.Object
-	in := &Input{Kind: KindTaskRun, Namespace: "ns", Name: "tr"}
 	ps := []*Policy{BuiltinDefault()}
 	update := func(user, sub string, mutate func(map[string]any)) policy.Decision {
 		var m map[string]any
@@ -246,7 +250,12 @@ func TestIntegrityUpdates(t *testing.T) {
 		}
 		mutate(m)
 		newRaw, _ := json.Marshal(m)
-		return CheckIntegrity(ps, in, Request{Operation: OpUpdate, SubResource: sub, User: user, Object: newRaw, OldObject: created}, ids)
+		f := &Facts{Review: Review{Kind: KindTaskRun, Namespace: "ns", Operation: OpUpdate, SubResource: sub, User: user, Object: newRaw, OldObject: created},
+			Policies: ps, Identities: ids}
+		if err := f.Gather(context.Background(), nil); err != nil {
+			t.Fatalf("gather: %v", err)
+		}
+		return Decide(context.Background(), f).Decision
 	}
 	spec := func(m map[string]any) map[string]any { return m["spec"].(map[string]any) }
 	ann := func(m map[string]any) map[string]any {
@@ -291,7 +300,7 @@ func FuzzAdmit(f *testing.F) {
 		if taskRun {
 			kind = KindTaskRun
 		}
-		a, err := Admit(context.Background(), cluster(), []*Policy{BuiltinDefault()}, kind, "ns", "alice", raw, ids, nil)
+		a, err := Admit(context.Background(), cluster(), facts([]*Policy{BuiltinDefault()}, kind, raw))
 		if err != nil {
 			return
 		}

@@ -18,27 +18,14 @@ import (
 	"github.com/tollgate-dev/tollgate/policy"
 )
 
-// badRequest marks errors caused by the request itself (4xx), as opposed
-// to internal faults (5xx).
-type badRequest struct{ err error }
-
-func (e badRequest) Error() string { return e.err.Error() }
-func (e badRequest) Unwrap() error { return e.err }
-
-// BadRequest returns an error that Error answers with a 400.
-func BadRequest(format string, args ...any) error {
-	return badRequest{fmt.Errorf(format, args...)}
-}
-
-// IsBadRequest reports whether err was made by BadRequest.
-func IsBadRequest(err error) bool {
-	var br badRequest
-	return errors.As(err, &br)
-}
+// BadRequest returns an error that Error answers with a 400: the request
+// itself is at fault. It is policy's one scheme for invalid input, so
+// errors from the policy packages (runs.ErrInvalidRun) are answered alike.
+func BadRequest(format string, args ...any) error { return policy.Invalidf(format, args...) }
 
 // Error denies: 400 for a bad request, 500 (fail closed) otherwise.
 func Error(err error) admission.Response {
-	if IsBadRequest(err) {
+	if errors.Is(err, policy.ErrInvalid) {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 	return admission.Errored(http.StatusInternalServerError, fmt.Errorf("tollgate could not decide and denies (fail closed): %w", err))

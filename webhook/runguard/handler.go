@@ -71,12 +71,7 @@ func New(deps Deps) (*Handler, error) {
 
 func badRequest(format string, args ...any) error { return reply.BadRequest(format, args...) }
 
-func errored(err error) admission.Response {
-	if errors.Is(err, runs.ErrInvalidRun) {
-		err = reply.BadRequest("%w", err)
-	}
-	return reply.Error(err)
-}
+func errored(err error) admission.Response { return reply.Error(err) }
 
 func wellFormed(req *admission.Request) error { return reply.WellFormed(req) }
 
@@ -101,76 +96,29 @@ func runKind(req *admission.Request) (string, error) {
 	return req.Kind.Kind, nil
 }
 
-func (h *Handler) gather(ctx context.Context, req *admission.Request, kind string) (*runs.Input, []*runs.Policy, map[string]string, error) {
-	if len(req.Object.Raw) == 0 {
-		return nil, nil, nil, badRequest("the request carries no object")
-	}
-	pr, tr, err := runs.Decode(kind, req.Object.Raw)
-	if err != nil {
-		return nil, nil, nil, badRequest("%w", err)
-	}
-	// The namespace of the request is authoritative.
-	if pr != nil {
-		pr.Namespace = req.Namespace
-	} else {
-		tr.Namespace = req.Namespace
-	}
+// facts starts the facts of a run review: the request, the policies of
+// its namespace, the stamp keys and identities in force.
+func (h *Handler) facts(ctx context.Context, req *admission.Request, kind string) (*runs.Facts, error) {
 	nsLabels, err := h.deps.Namespaces.Labels(ctx, req.Namespace)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reading namespace %q: %w", req.Namespace, err)
+		return nil, fmt.Errorf("reading namespace %q: %w", req.Namespace, err)
 	}
-	in, err := runs.Gather(ctx, h.deps.Cluster, pr, tr)
+	keys, err := h.stampKeys()
 	if err != nil {
-		if reply.IsBadRequest(err) {
-			return nil, nil, nil, err
-		}
-		return nil, nil, nil, fmt.Errorf("gathering %s %s/%s: %w", kind, req.Namespace, req.Name, err)
+		return nil, err
 	}
-	return in, h.deps.Policies().ForNamespace(nsLabels), nsLabels, nil
-}
-
-// identify reads only what an UPDATE decision needs: the run's identity
-// (for messages and exemptions) and the policies of its namespace.
-func (h *Handler) identify(ctx context.Context, req *admission.Request, kind string) (*runs.Input, map[string]string, []*runs.Policy, error) {
-	var o struct {
-		Metadata struct {
-			Name        string            `json:"name"`
-			Annotations map[string]string `json:"annotations"`
-		} `json:"metadata"`
-		Spec struct {
-			PipelineRef *struct {
-				Name     string `json:"name"`
-				Resolver string `json:"resolver"`
-			} `json:"pipelineRef"`
-		} `json:"spec"`
-	}
-	if len(req.Object.Raw) == 0 {
-		return nil, nil, nil, badRequest("the request carries no object")
-	}
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, &o); err != nil {
-		return nil, nil, nil, badRequest("decoding %s: %w", kind, err)
-	}
-	var old map[string]string
-	if req.Operation == admissionv1.Update && req.SubResource == "" {
-		var oo struct {
-			Metadata struct {
-				Annotations map[string]string `json:"annotations"`
-			} `json:"metadata"`
-		}
-		if err := kjson.UnmarshalCaseSensitivePreserveInts(req.OldObject.Raw, &oo); err != nil {
-			return nil, nil, nil, badRequest("decoding the old %s: %w", kind, err)
-		}
-		old = oo.Metadata.Annotations
-	}
-	in := &runs.Input{Kind: kind, Namespace: req.Namespace, Name: o.Metadata.Name, Annotations: o.Metadata.Annotations}
-	if kind == runs.KindPipelineRun && o.Spec.PipelineRef != nil && o.Spec.PipelineRef.Resolver == "" {
-		in.PipelineName = o.Spec.PipelineRef.Name
-	}
-	nsLabels, err := h.deps.Namespaces.Labels(ctx, req.Namespace)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("reading namespace %q: %w", req.Namespace, err)
-	}
-	return in, old, h.deps.Policies().ForNamespace(nsLabels), nil
+	return &runs.Facts{
+		Review: runs.Review{
+			Kind: kind, Namespace: req.Namespace,
+			Operation: string(req.Operation), SubResource: req.SubResource,
+			User: req.UserInfo.Username, Groups: req.UserInfo.Groups,
+			Object: req.Object.Raw, OldObject: req.OldObject.Raw,
+		},
+		NamespaceLabels: nsLabels,
+		Policies:        h.deps.Policies().ForNamespace(nsLabels),
+		Keys:            keys,
+		Identities:      h.deps.Identities,
+	}, nil
 }
 
 // Mutate stamps the spec digest on a run being created and writes the
@@ -186,33 +134,17 @@ func (h *Handler) Mutate(ctx context.Context, req admission.Request) admission.R
 	if err != nil {
 		return errored(err)
 	}
-	nsLabels, err := h.deps.Namespaces.Labels(ctx, req.Namespace)
-	if err != nil {
-		return errored(fmt.Errorf("reading namespace %q: %w", req.Namespace, err))
-	}
-	if !runs.NeedsDefaults(h.deps.Policies().ForNamespace(nsLabels)) {
-		// The common case: only the stamp is written; no need to read the run.
-		st, err := runs.StampOf(req.Object.Raw)
-		if err != nil {
-			return errored(err)
-		}
-		keys, err := h.stampKeys()
-		if err != nil {
-			return errored(err)
-		}
-		return admission.Patched("", stampPatch(st, st.Annotations(keys, req.Namespace, kind))...)
-	}
-	keys, err := h.stampKeys()
+	f, err := h.facts(ctx, &req, kind)
 	if err != nil {
 		return errored(err)
 	}
-	in, ps, _, err := h.gather(ctx, &req, kind)
+	m, err := runs.MutateRun(ctx, h.deps.Cluster, f)
 	if err != nil {
 		return errored(err)
 	}
-	m, err := runs.Mutate(ps, in, req.Object.Raw, keys)
-	if err != nil {
-		return errored(badRequest("%w", err))
+	if m.Object == nil {
+		// The common case: only the stamp is written.
+		return admission.Patched("", stampPatch(m.HasAnnotations, m.Annotations)...)
 	}
 	if len(m.Defaulted) > 0 {
 		logf.FromContext(ctx).V(1).Info("wrote default limits", "defaulted", m.Defaulted)
@@ -235,8 +167,8 @@ func (h *Handler) stampKeys() (*specdigest.Keys, error) {
 }
 
 // stampPatch is the JSON patch that writes the stamp annotations.
-func stampPatch(st *runs.Stamp, ann map[string]string) []jsonpatch.JsonPatchOperation {
-	if !st.HasAnnotations {
+func stampPatch(hasAnnotations bool, ann map[string]string) []jsonpatch.JsonPatchOperation {
+	if !hasAnnotations {
 		return []jsonpatch.JsonPatchOperation{{Operation: "add", Path: "/metadata/annotations", Value: ann}}
 	}
 	keys := make([]string, 0, len(ann))
@@ -281,56 +213,18 @@ func (h *Handler) Validate(ctx context.Context, req admission.Request) admission
 	default:
 		return admission.Allowed("")
 	}
-	var (
-		in  *runs.Input
-		ps  []*runs.Policy
-		d   policy.Decision
-		old map[string]string
-	)
-	// On UPDATE the spec cannot change (integrity denies that), so the
-	// decision made at CREATE stands; re-running the other checks would
-	// break runs in flight whenever a policy is tightened.
-	if req.Operation == admissionv1.Create && req.SubResource == "" {
-		var nsLabels map[string]string
-		if in, ps, nsLabels, err = h.gather(ctx, &req, kind); err != nil {
-			return errored(err)
-		}
-		d = runs.Evaluate(ps, in)
-		start := time.Now()
-		user := runs.EvaluateRego(ctx, ps, in, runs.RegoRequest{Object: req.Object.Raw, Operation: string(req.Operation),
-			User: req.UserInfo.Username, Groups: req.UserInfo.Groups, NamespaceLabels: nsLabels})
-		if h.deps.ObserveRego != nil && runs.HasRego(ps) {
-			h.deps.ObserveRego(time.Since(start), user.Denials, user.Warnings)
-		}
-		d.Denials = append(d.Denials, user.Denials...)
-		d.Warnings = append(d.Warnings, user.Warnings...)
-	} else {
-		if in, old, ps, err = h.identify(ctx, &req, kind); err != nil {
-			return errored(err)
-		}
-		d = policy.Decision{Subject: in.Subject()}
-	}
-	keys, err := h.stampKeys()
+	f, err := h.facts(ctx, &req, kind)
 	if err != nil {
 		return errored(err)
 	}
-	integ := runs.CheckIntegrity(ps, in, runs.Request{
-		Namespace:      req.Namespace,
-		Kind:           kind,
-		Keys:           keys,
-		Operation:      string(req.Operation),
-		SubResource:    req.SubResource,
-		User:           req.UserInfo.Username,
-		Object:         req.Object.Raw,
-		OldObject:      req.OldObject.Raw,
-		Annotations:    in.Annotations,
-		OldAnnotations: old,
-		Decoded:        true,
-	}, h.deps.Identities)
-	d.Denials = append(d.Denials, integ.Denials...)
-	d.Warnings = append(d.Warnings, integ.Warnings...)
-	d.Exempted = append(d.Exempted, integ.Exempted...)
-	return respond(ctx, &d)
+	if err := f.Gather(ctx, h.deps.Cluster); err != nil {
+		return errored(err)
+	}
+	out := runs.Decide(ctx, f)
+	if h.deps.ObserveRego != nil && out.Rego > 0 {
+		h.deps.ObserveRego(out.Rego, out.User.Denials, out.User.Warnings)
+	}
+	return respond(ctx, &out.Decision)
 }
 
 func (h *Handler) validatePod(ctx context.Context, req *admission.Request) admission.Response {
