@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,18 +28,21 @@ type verifyOptions struct {
 	predicateType string
 	output        string
 	timeout       time.Duration
+	labels        map[string]string
 }
 
 // verifyResult is one image's outcome, as printed.
 type verifyResult struct {
-	Image    string           `json:"image"`
-	Digest   string           `json:"digest,omitempty"`
-	Verified bool             `json:"verified"`
-	Error    string           `json:"error,omitempty"`
-	Results  []*images.Result `json:"results,omitempty"`
-	// Denials and Warnings come from the policies' Rego rules.
+	Image  string `json:"image"`
+	Digest string `json:"digest,omitempty"`
+	// Allowed: the image gate would admit the image. Verified: and every
+	// policy that covers it verified it (a Warn policy, or unmatchedImages:
+	// Allow, admits what is not verified).
+	Allowed  bool               `json:"allowed"`
+	Verified bool               `json:"verified"`
 	Denials  []policy.Violation `json:"denials,omitempty"`
 	Warnings []policy.Violation `json:"warnings,omitempty"`
+	Results  []*images.Result   `json:"results,omitempty"`
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -46,25 +50,30 @@ func newVerifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify IMAGE...",
 		Short: "Verify images' signatures and SLSA provenance as the image gate does, offline",
-		Long: `Verify each IMAGE (a tag or a digest) exactly as the image gate would: the
+		Long: `Decide each IMAGE (a tag or a digest) with the image gate's own decision: the
 tag is resolved to the digest of the manifest it names now (computed from the
 bytes), then a signature over that digest and each required attestation are
-verified with cosign's verification library, and the verified in-toto
-statements are printed.
+verified with cosign's verification library, the policies' Rego rules run
+over the verified statements, and the statements are printed.
 
-Trust comes from --policy FILE (one or more ClusterImagePolicy documents;
-every policy whose images globs match an image applies, namespace selectors
-are ignored) or from --key FILE (a PEM public key such as cosign.pub),
-requiring a statement of --type (default https://slsa.dev/provenance/v1).
-Policies that name Secrets need a cluster: give the key inline (key.data).
+Trust comes from --policy FILE (one or more ClusterImagePolicy documents) or
+from --key FILE (a PEM public key such as cosign.pub), requiring a statement
+of --type (default https://slsa.dev/provenance/v1). Policies that name
+Secrets need a cluster: give the key inline (key.data).
+
+Every policy applies, unless --namespace-labels gives the labels of the
+namespace to decide for: then only the policies whose namespaceSelector
+selects it. The policies' mode and unmatchedImages apply as in the gate: a
+Warn policy, or unmatchedImages: Allow, admits an image it does not verify,
+and the verdict says so.
 
 Registry credentials come from the Docker config (~/.docker/config.json and
 credential helpers). Registries are spoken to over HTTPS; loopback and
 private-address registries that do not answer HTTPS fall back to plain HTTP,
 as with cosign and crane.
 
-Exit status: 0 every image verified, 1 an image not verified, 2 a usage or
-input error.`,
+Exit status: 0 the gate would admit every image, 1 it would deny one, 2 a
+usage or input error.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd, o, args)
@@ -76,6 +85,7 @@ input error.`,
 	f.StringVar(&o.predicateType, "type", images.SLSAProvenanceV1, "with --key: the predicate type the attestation must have")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "time allowed for each image")
+	f.StringToStringVar(&o.labels, "namespace-labels", nil, "decide for a namespace with these labels (k=v,...): only the policies selecting it apply")
 	return cmd
 }
 
@@ -148,65 +158,78 @@ func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {
 	if err != nil {
 		return usageError("%w", err)
 	}
-	parsed := make([]images.Image, 0, len(args))
 	for _, a := range args {
-		img, err := images.ParseImage(a)
-		if err != nil {
+		if _, err := images.ParseImage(a); err != nil {
 			return usageError("%w", err)
 		}
-		parsed = append(parsed, img)
 	}
 	reg, err := images.NewRegistry(nil, images.DefaultLimits())
 	if err != nil {
 		return err
 	}
-	v := images.NewVerifier(reg)
-	kc := authn.DefaultKeychain
+	cache, err := images.NewCache(images.DefaultCacheOptions())
+	if err != nil {
+		return err
+	}
+	gate := &images.Gate{Verifier: images.NewVerifier(reg), Cache: cache}
+	set := images.NewSet(policies...)
 	progress := cmd.ErrOrStderr()
 	var results []verifyResult
-	for _, img := range parsed {
-		if len(parsed) > 1 && o.output == "text" {
-			fmt.Fprintf(progress, "verifying %s ...\n", img.Ref)
+	for _, a := range args {
+		if len(args) > 1 && o.output == "text" {
+			fmt.Fprintf(progress, "verifying %s ...\n", a)
 		}
-		results = append(results, verifyOne(ctx, v, kc, policies, img, o.timeout))
+		results = append(results, verifyOne(ctx, gate, set, a, o))
 	}
-	return emit(cmd.OutOrStdout(), o.output, results, printVerify, func(r verifyResult) bool { return !r.Verified })
+	return emit(cmd.OutOrStdout(), o.output, results, printVerify, func(r verifyResult) bool { return !r.Allowed })
 }
 
-func verifyOne(ctx context.Context, v *images.Verifier, kc authn.Keychain, policies []*images.Policy, img images.Image, timeout time.Duration) verifyResult {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// verifyOne decides one image with the gate's Check, as the validating
+// webhook would for a Pod naming it (the tag resolved, as the mutating
+// webhook does), with the Docker config's credentials.
+func verifyOne(ctx context.Context, gate *images.Gate, set *images.Set, ref string, o verifyOptions) verifyResult {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	r := verifyResult{Image: img.Ref}
-	var matching []*images.Policy
-	for _, p := range policies {
-		if p.Matches(img) {
-			matching = append(matching, p)
+	out := gate.Check(ctx, set, images.Request{
+		Subject:         "image " + ref,
+		Namespace:       verifyNamespace(o.labels),
+		NamespaceLabels: o.labels,
+		AllPolicies:     o.labels == nil,
+		Images:          []images.ContainerImage{{Image: ref}},
+		ResolveTags:     true,
+		Credentials: func(context.Context) (authn.Keychain, string, error) {
+			return authn.DefaultKeychain, "docker-config", nil
+		},
+		Operation: "VERIFY",
+	})
+	r := verifyResult{Image: ref, Allowed: out.Allowed(), Denials: out.Denials, Warnings: out.Warnings, Results: out.Results}
+	r.Verified = r.Allowed && len(out.Results) > 0
+	for _, res := range out.Results {
+		r.Digest = res.Digest
+		r.Verified = r.Verified && res.Verified()
+	}
+	for _, w := range out.Warnings {
+		// Failed requirements are in the results; a warning that the image
+		// could not be resolved, matched or verified at all means the same.
+		if w.Rule == images.RuleImage || w.Rule == images.RuleUnmatched || w.Internal {
+			r.Verified = false
 		}
-	}
-	if len(matching) == 0 {
-		r.Error = fmt.Sprintf("%s matches no image glob of the policies", img)
-		return r
-	}
-	m, err := v.Registry().Resolve(ctx, img, kc)
-	if err != nil {
-		r.Error = err.Error()
-		return r
-	}
-	r.Digest = m.Digest
-	r.Verified = true
-	for _, p := range matching {
-		res, err := v.Verify(ctx, img.Repository, m.Digest, p, kc)
-		if err != nil {
-			r.Verified, r.Error = false, err.Error()
-			return r
-		}
-		denials, warnings := p.UserRules(ctx, res, img, m.Digest)
-		r.Verified = r.Verified && res.Verified() && len(denials) == 0
-		r.Results = append(r.Results, res)
-		r.Denials = append(r.Denials, denials...)
-		r.Warnings = append(r.Warnings, warnings...)
 	}
 	return r
+}
+
+// verifyNamespace names the namespace `tollgate verify` decides for in its
+// messages: one with the --namespace-labels, or any.
+func verifyNamespace(labels map[string]string) string {
+	if labels == nil {
+		return "(any: every policy applies)"
+	}
+	kv := make([]string, 0, len(labels))
+	for k, v := range labels {
+		kv = append(kv, k+"="+v)
+	}
+	slices.Sort(kv)
+	return "with labels " + strings.Join(kv, ",")
 }
 
 func printVerify(w io.Writer, results []verifyResult) {
@@ -215,19 +238,19 @@ func printVerify(w io.Writer, results []verifyResult) {
 			fmt.Fprintln(w)
 		}
 		verdict := "verified"
-		if !r.Verified {
-			verdict = "NOT VERIFIED"
+		switch {
+		case !r.Allowed:
+			verdict = "DENIED"
+		case !r.Verified:
+			verdict = "allowed, NOT VERIFIED (a policy only warns, or admits images it does not cover)"
 		}
 		ref := r.Image
 		if r.Digest != "" && !strings.Contains(ref, "@") {
 			ref += "@" + r.Digest
 		}
 		fmt.Fprintf(w, "%s: %s\n", ref, verdict)
-		if r.Error != "" {
-			fmt.Fprintf(w, "  error: %s\n", r.Error)
-		}
-		for _, d := range r.Denials {
-			fmt.Fprintf(w, "  DENIED %s\n", d.String())
+		for j, d := range r.Denials {
+			fmt.Fprintf(w, "  deny %d. %s\n", j+1, d.String())
 		}
 		for _, d := range r.Warnings {
 			fmt.Fprintf(w, "  warn: %s\n", d.String())
@@ -239,9 +262,6 @@ func printVerify(w io.Writer, results []verifyResult) {
 					id = " (" + s.Identity + ")"
 				}
 				fmt.Fprintf(w, "  signature: signed by %s%s (policy %q)\n", s.Authority, id, res.Policy)
-			}
-			for _, f := range res.Failures {
-				fmt.Fprintf(w, "  FAILED %s (policy %q)\n", f.String(), res.Policy)
 			}
 			for _, a := range res.Attestations {
 				fmt.Fprintf(w, "  %s: %s signed by %s (policy %q); statement:\n", a.Requirement, a.PredicateType, a.Authority, res.Policy)

@@ -12,10 +12,24 @@ import (
 
 // regoInput builds the documented input for user rules: image,
 // attestations, resource, namespace, request. The workload is decoded once
-// per request, and only if a rule needs it.
+// per request, and only if a rule runs.
 type regoInput struct {
 	req   Request
 	image map[string]any
+	// resource is the workload, parsed on first use.
+	resource     rego.Value
+	resourceErr  error
+	resourceDone bool
+}
+
+func (r *regoInput) parsed() (rego.Value, error) {
+	if !r.resourceDone && len(r.req.Object) > 0 {
+		r.resourceDone = true
+		if r.resource, r.resourceErr = rego.ParseJSON(r.req.Object); r.resourceErr != nil {
+			r.resourceErr = fmt.Errorf("decoding the workload: %w", r.resourceErr)
+		}
+	}
+	return r.resource, r.resourceErr
 }
 
 func (r *regoInput) doc(atts []VerifiedAttestation) (rego.Value, error) {
@@ -35,9 +49,9 @@ func (r *regoInput) doc(atts []VerifiedAttestation) (rego.Value, error) {
 	for i, g := range r.req.Groups {
 		groups[i] = g
 	}
-	var resource []byte
-	if len(r.req.Object) > 0 {
-		resource = r.req.Object
+	resource, err := r.parsed()
+	if err != nil {
+		return nil, err
 	}
 	return rego.InputWith(map[string]any{
 		"image":        r.image,
@@ -97,22 +111,4 @@ func userRules(ctx context.Context, p *Policy, res *Result, in *regoInput, at po
 		eval(p.rego, res.Attestations, "")
 	}
 	return out
-}
-
-// UserRules evaluates the policy's Rego for an image whose verification
-// succeeded, outside admission (`tollgate verify`): resource and request
-// are empty. It returns the denials and the warnings.
-func (p *Policy) UserRules(ctx context.Context, res *Result, img Image, digest string) (denials, warnings []policy.Violation) {
-	if !res.Verified() || !p.HasRego() {
-		return nil, nil
-	}
-	in := &regoInput{image: map[string]any{"ref": img.Ref, "repository": img.String(), "tag": img.Tag, "digest": digest}}
-	for _, v := range userRules(ctx, p, res, in, policy.Violation{}) {
-		if v.warn {
-			warnings = append(warnings, v.Violation)
-		} else {
-			denials = append(denials, v.Violation)
-		}
-	}
-	return denials, warnings
 }

@@ -483,9 +483,10 @@ func Sources(ctx context.Context, policy string, mods []v1alpha1.RegoModule, cms
 	return out, nil
 }
 
-// InputWith is Input(doc) with one more key whose value is raw JSON, parsed
-// by ParseJSON (the admitted object: the large part of every input).
-func InputWith(doc map[string]any, key string, raw []byte) (Value, error) {
+// InputWith is Input(doc) with one more key whose value was parsed by
+// ParseJSON (the admitted object: the large part of every input, parsed
+// once per request); nil leaves the key out.
+func InputWith(doc map[string]any, key string, parsed Value) (Value, error) {
 	v, err := ast.InterfaceToValue(doc)
 	if err != nil {
 		return nil, err
@@ -494,11 +495,7 @@ func InputWith(doc map[string]any, key string, raw []byte) (Value, error) {
 	if !ok {
 		return nil, errors.New("the input is not an object")
 	}
-	if raw != nil {
-		parsed, err := ParseJSON(raw)
-		if err != nil {
-			return nil, fmt.Errorf("decoding %s: %w", key, err)
-		}
+	if parsed != nil {
 		obj.Insert(ast.StringTerm(key), ast.NewTerm(parsed))
 	}
 	return obj, nil

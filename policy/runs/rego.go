@@ -102,7 +102,14 @@ func regoInput(in *Input, req RegoRequest) (rego.Value, error) {
 	if len(sas) > 0 {
 		doc["serviceAccount"] = sas[0]
 	}
-	return rego.InputWith(doc, "run", req.Object)
+	var run rego.Value
+	if req.Object != nil {
+		var err error
+		if run, err = rego.ParseJSON(req.Object); err != nil {
+			return nil, fmt.Errorf("decoding run: %w", err)
+		}
+	}
+	return rego.InputWith(doc, "run", run)
 }
 
 func ruleDoc(r rbacv1.PolicyRule) map[string]any {
