@@ -1,7 +1,9 @@
-// Package signer will hold the signing controller: it watches Tekton runs
-// finish and produces signed SLSA provenance, compatible with Tekton Chains.
+// Package signer is the signing controller: it watches Tekton runs finish
+// and signs what they built, with SLSA provenance, exactly as Tekton Chains
+// does (same formats, annotations and storage), after checking that the run
+// is the one the run guard admitted (the spec stamp and its MAC).
 //
-// Today only its configuration exists (subpackage config); the controller,
-// provenance formats, signers and storage arrive with the signer issue.
-// Nothing under signer/ may import webhook/.
+// Subpackages: config (the chains-config keys), provenance (the formats),
+// sign (keys: cosign, KMS, x509), storage (OCI, Tekton), hints (what a run
+// claims to have built). Nothing under signer/ may import webhook/.
 package signer

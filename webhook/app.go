@@ -36,7 +36,14 @@ type Config struct {
 	// stamp's MAC (tollgate.dev/spec-mac), which the signer verifies; the
 	// webhook creates it with a random key when it does not exist.
 	StampKeySecret string
+	// PolicyResync recompiles both kinds of policy this often (besides on
+	// every change), so rotated keys in Secrets and KMS and edited
+	// ConfigMaps of Rego take effect; 0: only on changes.
+	PolicyResync time.Duration
 }
+
+// DefaultPolicyResync is the default Config.PolicyResync.
+const DefaultPolicyResync = time.Minute
 
 // DefaultGCPercent is the garbage collector target `tollgate webhook` runs
 // with (GOGC). Admission allocates briefly and a lot (decoded runs, Rego
@@ -53,14 +60,11 @@ type ImageOptions struct {
 	Budget time.Duration
 	Cache  images.CacheOptions
 	Limits images.Limits
-	// Resync recompiles the policies this often, so rotated keys in
-	// Secrets and KMS take effect.
-	Resync time.Duration
 }
 
 // DefaultImageOptions returns the defaults.
 func DefaultImageOptions() ImageOptions {
-	return ImageOptions{Budget: 7 * time.Second, Cache: images.DefaultCacheOptions(), Limits: images.DefaultLimits(), Resync: time.Minute}
+	return ImageOptions{Budget: 7 * time.Second, Cache: images.DefaultCacheOptions(), Limits: images.DefaultLimits()}
 }
 
 // Validate reports inconsistent options.
@@ -68,9 +72,6 @@ func (o ImageOptions) Validate() error {
 	var errs []error
 	if o.Budget <= 0 {
 		errs = append(errs, errors.New("the image verification budget must be positive"))
-	}
-	if o.Resync < 0 {
-		errs = append(errs, errors.New("the image policy resync interval is negative"))
 	}
 	return errors.Join(append(errs, o.Cache.Validate(), o.Limits.Validate())...)
 }
@@ -86,93 +87,104 @@ func Scheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
-// Run wires the caches, the policy store and the handlers, and serves until
-// ctx is done. started, if not nil, receives the listening address.
+// Run wires the caches, the policy stores and the handlers, and serves
+// until ctx is done. started, if not nil, receives the listening address.
 func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Addr) error {
 	if cfg.RestConfig == nil {
 		return errors.New("no Kubernetes client configuration")
 	}
-	scheme, err := Scheme()
-	if err != nil {
-		return fmt.Errorf("building the scheme: %w", err)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	c, err := cache.New(cfg.RestConfig, cache.Options{Scheme: scheme})
-	if err != nil {
-		return fmt.Errorf("creating the informer cache: %w", err)
-	}
-	cl, err := client.New(cfg.RestConfig, client.Options{Scheme: scheme})
-	if err != nil {
-		return fmt.Errorf("creating the client: %w", err)
-	}
-	cluster, err := runguard.NewCacheCluster(ctx, c, cl)
-	if err != nil {
-		return err
-	}
-	store, err := runguard.NewPolicyStore(ctx, c, cl, cl, cfg.Images.Resync, log.WithName("policies"))
-	if err != nil {
-		return err
-	}
-	rm := newRegoMetrics()
-	deps := runguard.Deps{Policies: store.Current, Cluster: cluster, Namespaces: cluster, Identities: cfg.Identities, ObserveRego: rm.observer("runs"), Runs: cluster}
-	var keys *stampKeys
-	if cfg.StampKeySecret != "" {
-		if keys, err = newStampKeys(cl, cfg.StampKeySecret, log.WithName("stamp-keys")); err != nil {
-			return err
-		}
-		if err := retryUntil(ctx, log, "loading the stamp keys", keys.load); err != nil {
-			return err
-		}
-		go keys.run(ctx)
-		deps.StampKeys = keys.get
-	}
-	h, err := runguard.New(deps)
-	if err != nil {
-		return err
+	if cfg.PolicyResync < 0 {
+		return errors.New("the policy resync interval is negative")
 	}
 	if err := cfg.Images.Validate(); err != nil {
 		return err
 	}
-	imageStore, err := imagegate.NewPolicyStore(ctx, c, cl, cl, cfg.Images.Resync, log.WithName("image-policies"))
+	if cfg.Certs != nil {
+		if err := cfg.Certs.Validate(); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a, err := wire(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	return a.serve(ctx, log, started)
+}
+
+// policies is a policy store: loaded once the caches sync, then kept
+// current until the context is done.
+type policies interface {
+	Reload(ctx context.Context) error
+	Run(ctx context.Context)
+}
+
+// app is the webhook wired: what serve starts.
+type app struct {
+	cache  cache.Cache
+	stores map[string]policies // by what they hold, for logs
+	server *Server
+	synced *atomic.Bool
+}
+
+// wire builds the clients, the policy stores, the handlers and the server.
+// It reads the stamp keys and obtains the serving certificate (retrying
+// until ctx is done) and starts their refresh loops.
+func wire(ctx context.Context, cfg Config, log logr.Logger) (*app, error) {
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, fmt.Errorf("building the scheme: %w", err)
+	}
+	c, err := cache.New(cfg.RestConfig, cache.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("creating the informer cache: %w", err)
+	}
+	cl, err := client.New(cfg.RestConfig, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("creating the client: %w", err)
+	}
+	a := &app{cache: c, synced: &atomic.Bool{}}
+	rm := newRegoMetrics()
+	runGuard, runStore, err := wireRunGuard(ctx, cfg, c, cl, rm, log)
+	if err != nil {
+		return nil, err
+	}
+	imageStore, err := imagegate.NewPolicyStore(ctx, c, cl, cl, cfg.PolicyResync, log.WithName("image-policies"))
+	if err != nil {
+		return nil, err
+	}
+	a.stores = map[string]policies{"run policies": runStore, "image policies": imageStore}
 	reg, err := images.NewRegistry(nil, cfg.Images.Limits)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	vcache, err := images.NewCache(cfg.Images.Cache)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ig, err := imagegate.New(imagegate.Deps{
 		Policies:    imageStore.Current,
 		Gate:        &images.Gate{Verifier: images.NewVerifier(reg), Cache: vcache},
-		Namespaces:  cluster,
+		Namespaces:  runGuard.cluster,
 		Credentials: imagegate.SecretCredentials{Reader: cl},
 		Budget:      cfg.Images.Budget,
 		ObserveRego: rm.observer("workloads"),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var certs *selfCerts
 	if cfg.Certs != nil {
-		if err := cfg.Certs.Validate(); err != nil {
-			return err
-		}
 		certs = newSelfCerts(*cfg.Certs, cl, log.WithName("certs"))
 		if err := retryUntil(ctx, log, "obtaining the serving certificate", certs.ensure); err != nil {
-			return err
+			return nil, err
 		}
 		cfg.Server.GetCertificate = certs.getCertificate
 		go certs.run(ctx)
 	}
-	var synced atomic.Bool
 	ready := func() error {
-		if !synced.Load() {
+		if !a.synced.Load() {
 			return errors.New("informer caches are not synced yet")
 		}
 		if certs != nil {
@@ -180,35 +192,77 @@ func Run(ctx context.Context, cfg Config, log logr.Logger, started chan<- net.Ad
 		}
 		return nil
 	}
-	srv, err := New(cfg.Server, Handlers{MutateRuns: h.MutateHandler(), ValidateRuns: h, MutateWorkloads: ig.MutateHandler(), ValidateWorkloads: ig}, ready, log)
-	if err != nil {
-		return err
+	h := runGuard.handler
+	if a.server, err = New(cfg.Server, Handlers{MutateRuns: h.MutateHandler(), ValidateRuns: h, MutateWorkloads: ig.MutateHandler(), ValidateWorkloads: ig}, ready, log); err != nil {
+		return nil, err
 	}
-	registerCacheMetrics(srv.Registry, vcache.Stats)
-	srv.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tollgate_image_registry_inflight_bytes", Help: "Bytes of registry reads held by verifications in progress (bounded by --image-inflight-bytes)."},
+	registerCacheMetrics(a.server.Registry, vcache.Stats)
+	a.server.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tollgate_image_registry_inflight_bytes", Help: "Bytes of registry reads held by verifications in progress (bounded by --image-inflight-bytes)."},
 		func() float64 { now, _ := reg.InFlight(); return float64(now) }))
-	rm.register(srv.Registry)
+	rm.register(a.server.Registry)
+	return a, nil
+}
 
+// runGuard is the run guard's handler and the cluster view it reads.
+type runGuard struct {
+	handler *runguard.Handler
+	cluster *runguard.CacheCluster
+}
+
+// wireRunGuard builds the run guard over the informer cache, with its
+// policy store and (when configured) the stamp keys, loaded before it
+// serves.
+func wireRunGuard(ctx context.Context, cfg Config, c cache.Cache, cl client.Client, rm *regoMetrics, log logr.Logger) (*runGuard, policies, error) {
+	cluster, err := runguard.NewCacheCluster(ctx, c, cl)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := runguard.NewPolicyStore(ctx, c, cl, cl, cfg.PolicyResync, log.WithName("policies"))
+	if err != nil {
+		return nil, nil, err
+	}
+	deps := runguard.Deps{Policies: store.Current, Cluster: cluster, Namespaces: cluster, Identities: cfg.Identities, ObserveRego: rm.observer("runs"), Runs: cluster}
+	if cfg.StampKeySecret != "" {
+		keys, err := newStampKeys(cl, cfg.StampKeySecret, log.WithName("stamp-keys"))
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := retryUntil(ctx, log, "loading the stamp keys", keys.load); err != nil {
+			return nil, nil, err
+		}
+		go keys.run(ctx)
+		deps.StampKeys = keys.get
+	}
+	h, err := runguard.New(deps)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &runGuard{handler: h, cluster: cluster}, store, nil
+}
+
+// serve starts the informers, loads the policies once they have synced
+// (then reports ready and keeps them current), and serves until ctx is
+// done or the server or the informers fail.
+func (a *app) serve(ctx context.Context, log logr.Logger, started chan<- net.Addr) error {
 	cacheErr := make(chan error, 1)
-	go func() { cacheErr <- c.Start(ctx) }()
+	go func() { cacheErr <- a.cache.Start(ctx) }()
 	go func() {
-		if !c.WaitForCacheSync(ctx) {
+		if !a.cache.WaitForCacheSync(ctx) {
 			return
 		}
-		if err := store.Reload(ctx); err != nil {
-			log.Error(err, "loading run policies")
+		for what, s := range a.stores {
+			if err := s.Reload(ctx); err != nil {
+				log.Error(err, "loading "+what)
+			}
 		}
-		if err := imageStore.Reload(ctx); err != nil {
-			log.Error(err, "loading image policies")
-		}
-		synced.Store(true)
+		a.synced.Store(true)
 		log.Info("caches synced; ready")
-		go imageStore.Run(ctx)
-		store.Run(ctx)
+		for _, s := range a.stores {
+			go s.Run(ctx)
+		}
 	}()
-
 	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Run(ctx, started) }()
+	go func() { srvErr <- a.server.Run(ctx, started) }()
 	select {
 	case err := <-srvErr:
 		return err

@@ -236,6 +236,7 @@ func runDev(cmd *cobra.Command, dir, assets, root, registryAddr string, verbose 
 			Identities:     runs.Identities{TektonControllers: []string{devTekton}, Trusted: []string{devSigner}},
 			Images:         webhook.DefaultImageOptions(),
 			StampKeySecret: devNamespace + "/tollgate-stamp-key",
+			PolicyResync:   webhook.DefaultPolicyResync,
 		}, logger.WithName("webhook"), started)
 	}()
 	select {

@@ -1,7 +1,11 @@
 // Command tollgate is the one binary of Tollgate, the supply-chain gate for
-// Tekton: `tollgate webhook` serves the admission webhooks, `tollgate check`
-// evaluates runs offline with the same checks, `tollgate version` prints
-// what this build supports. Flags and environment are read only here.
+// Tekton: `tollgate webhook` serves the admission webhooks, `tollgate signer`
+// signs what finished runs built, `tollgate check` and `tollgate verify`
+// decide runs and images offline with the webhooks' own decisions,
+// `tollgate policy` tests Rego, `tollgate provenance` prints a run's
+// provenance, `tollgate dev` runs the whole system on this machine, and
+// `tollgate version` prints what this build supports. Flags and environment
+// are read only here.
 package main
 
 import (

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
@@ -23,15 +24,16 @@ func newWebhookCmd() *cobra.Command {
 	opts := webhook.Default()
 	imgOpts := webhook.DefaultImageOptions()
 	var (
-		kubeconfig string
-		tekton     []string
-		trusted    []string
-		verbosity  int
-		gcPercent  int
-		certSecret string
-		certConfs  []string
-		certHosts  []string
-		stampKeys  string
+		kubeconfig   string
+		tekton       []string
+		trusted      []string
+		verbosity    int
+		gcPercent    int
+		certSecret   string
+		certConfs    []string
+		certHosts    []string
+		stampKeys    string
+		policyResync time.Duration
 	)
 	certOpts := webhook.DefaultCertOptions()
 	cmd := &cobra.Command{
@@ -56,8 +58,9 @@ func newWebhookCmd() *cobra.Command {
   /readyz          readiness: true once the informer caches are synced
   /metrics         Prometheus metrics
 
-The serving certificate and key are read from files and reloaded when they
-change. The webhook reads Tasks, Pipelines, ServiceAccounts, Namespaces, RBAC,
+The serving certificate and key are read from files (--tls-cert-file,
+--tls-key-file) and reloaded when they change, or kept in a Secret the webhook
+manages itself (--cert-secret). The webhook reads Tasks, Pipelines, ServiceAccounts, Namespaces, RBAC,
 ClusterRunPolicies and ClusterImagePolicies through informers, reads image
 pull secrets, service accounts and the Secrets image policies name directly
 from the API server, and writes both policies' status.
@@ -109,6 +112,7 @@ material); registry errors are never cached and always deny in Enforce.`,
 				Images:         imgOpts,
 				Certs:          certs,
 				StampKeySecret: stampKeys,
+				PolicyResync:   policyResync,
 			}, log, nil)
 			if err != nil {
 				return fmt.Errorf("webhook: %w", err)
@@ -139,7 +143,9 @@ material); registry errors are never cached and always deny in Enforce.`,
 	f.Int64Var(&imgOpts.Limits.MaxInFlightBytes, "image-inflight-bytes", imgOpts.Limits.MaxInFlightBytes, "bytes of registry reads all verifications together may hold at once (keep well under the memory limit); past it a verification fails as busy and the admission is denied")
 	f.DurationVar(&imgOpts.Cache.TTL, "image-cache-ttl", imgOpts.Cache.TTL, "how long a verified result is served from the cache")
 	f.DurationVar(&imgOpts.Cache.NegativeTTL, "image-cache-negative-ttl", imgOpts.Cache.NegativeTTL, "how long a failed verification is served from the cache (registry errors are never cached)")
-	f.DurationVar(&imgOpts.Resync, "image-policy-resync", imgOpts.Resync, "recompile image policies this often, so rotated keys in Secrets and KMS take effect")
+	f.DurationVar(&policyResync, "policy-resync", webhook.DefaultPolicyResync, "recompile run and image policies this often besides on every change, so rotated keys in Secrets and KMS and edited Rego ConfigMaps take effect (0: only on changes)")
+	f.DurationVar(&policyResync, "image-policy-resync", webhook.DefaultPolicyResync, "the old name of --policy-resync")
+	_ = f.MarkDeprecated("image-policy-resync", "use --policy-resync (it always applied to run policies too)")
 	f.IntVar(&gcPercent, "gc-percent", webhook.DefaultGCPercent, "garbage collector target (as GOGC; the GOGC environment variable wins unless this flag is given): higher trades memory for admission tail latency; bound memory with GOMEMLIMIT")
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (0: decisions and errors, 1: also skipped checks and defaults)")
 	return cmd

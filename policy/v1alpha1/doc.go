@@ -1,6 +1,6 @@
 // Package v1alpha1 holds the tollgate.dev/v1alpha1 API: the cluster-scoped
-// policy resources that configure the run guard (ClusterRunPolicy) and, later,
-// the image gate.
+// policy resources that configure the run guard (ClusterRunPolicy) and the
+// image gate (ClusterImagePolicy).
 //
 // It owns the Go types, their defaults and their validation markers; the CRD
 // YAML in charts/tollgate/files/crds is generated from them by `make generate`.

@@ -177,6 +177,9 @@ func (e *Env) RunWebhook(t testing.TB, cfg webhook.Config, log logr.Logger) (add
 	if cfg.Images.Budget == 0 {
 		cfg.Images = webhook.DefaultImageOptions()
 	}
+	if cfg.PolicyResync == 0 {
+		cfg.PolicyResync = webhook.DefaultPolicyResync
+	}
 	if cfg.StampKeySecret == "" {
 		// As the chart: the stamp's MAC keys in Tollgate's namespace.
 		cfg.StampKeySecret = StampKeySecret
