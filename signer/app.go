@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,20 +22,9 @@ import (
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
 
-// Config is everything `tollgate signer` needs.
-type Config struct {
-	RestConfig     *rest.Config
-	Options        Options
-	LeaderElection bool
-	// ProbeAddr serves /healthz and /readyz; MetricsAddr /metrics ("0" disables).
-	ProbeAddr   string
-	MetricsAddr string
-	Workers     int
-}
-
 // Run starts the signing controller and blocks until ctx is done.
 func Run(ctx context.Context, cfg Config, log logr.Logger) error {
-	if err := cfg.Options.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	scheme := runtime.NewScheme()
@@ -63,17 +51,8 @@ func Run(ctx context.Context, cfg Config, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	r := &Reconciler{
-		Client:   mgr.GetClient(),
-		Reader:   mgr.GetAPIReader(),
-		Recorder: mgr.GetEventRecorderFor("tollgate-signer"),
-		Opts:     cfg.Options,
-		metrics:  newMetrics(crmetrics.Registry),
-	}
+	r := newReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorderFor("tollgate-signer"), cfg.Options, newMetrics(crmetrics.Registry))
 	workers := cfg.Workers
-	if workers <= 0 {
-		workers = 4
-	}
 	if err := ctrl.NewControllerManagedBy(mgr).Named("taskruns").For(&pipelinev1.TaskRun{}).
 		WithOptions(controllerOptions(workers)).Complete(reconcile.Func(r.ReconcileTaskRun)); err != nil {
 		return err

@@ -11,6 +11,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/tollgate-dev/tollgate/signer/config"
+
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 
 	"github.com/tollgate-dev/tollgate/signer/provenance"
@@ -39,7 +41,7 @@ func BenchmarkProvenanceAndSign(b *testing.B) {
 	opts := provenance.Options{BuilderID: "https://tollgate.dev/builder"}
 	b.ReportAllocs()
 	for b.Loop() {
-		st, err := provenance.TaskRunStatement(provenance.FormatV2Alpha4, &tr, opts)
+		st, err := provenance.TaskRunStatement(config.FormatSLSAv2alpha4, &tr, opts)
 		if err != nil {
 			b.Fatal(err)
 		}

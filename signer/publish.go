@@ -46,9 +46,13 @@ func (r *Reconciler) publishOnce(ctx context.Context) (err error) {
 			err = fmt.Errorf("recovered panic: %v", p)
 		}
 	}()
-	_, s, err := r.current(ctx)
+	snap, err := r.trust.current(ctx)
+	if err != nil {
+		return err
+	}
+	s := snap.X509
 	if s == nil {
-		return err // no key yet (Ready says why)
+		return snap.X509Err // no key yet (Ready says why)
 	}
 	pub, err := s.PublicKeyPEM()
 	if err != nil {

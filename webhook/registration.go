@@ -6,8 +6,9 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// The webhook configurations `tollgate dev` and the test harness register
-// (the Helm chart renders the same rules). The client configuration names
+// The webhook configurations the test harness registers, exactly as the
+// Helm chart renders them with its default values (TestChart compares
+// them). The client configuration names
 // the service tollgate-system/tollgate-webhook with a path without a
 // leading slash: envtest (and `tollgate dev`) rewrite it into the URL of a
 // local webhook.
@@ -75,21 +76,31 @@ func workloadRules() []admissionregistrationv1.RuleWithOperations {
 	}
 }
 
-// MutatingRuns is the run guard's mutating webhook: it stamps the spec digest.
-func MutatingRuns() *admissionregistrationv1.MutatingWebhookConfiguration {
+// ConfigurationName is the name of both webhook configurations (the
+// chart's, for release "tollgate").
+const ConfigurationName = "tollgate"
+
+// Mutating is the mutating configuration: the run guard stamps the spec
+// digest (and writes default limits); the image gate pins verified tags to
+// digests (an injected sidecar is pinned too).
+func Mutating() *admissionregistrationv1.MutatingWebhookConfiguration {
 	return &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-runs"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{hook{name: "runs.mutate.tollgate.dev", path: "mutate-runs",
-			rules: []admissionregistrationv1.RuleWithOperations{rule(create, "tekton.dev", "pipelineruns", "taskruns")}, namespaces: excludeNS}.mutating()},
+		ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{
+			hook{name: "runs.mutate.tollgate.dev", path: "mutate-runs", namespaces: excludeNS,
+				rules: []admissionregistrationv1.RuleWithOperations{rule(create, "tekton.dev", "pipelineruns", "taskruns")}}.mutating(),
+			hook{name: "workloads.mutate.tollgate.dev", path: "mutate-workloads", namespaces: gatedNS, rules: workloadRules()}.mutating(),
+		},
 	}
 }
 
-// ValidatingRuns is the run guard's validating webhook for runs (CREATE,
-// UPDATE, status), for Tasks and Pipelines (whose annotations Tekton copies
-// into runs) and for Pods Tekton creates.
-func ValidatingRuns() *admissionregistrationv1.ValidatingWebhookConfiguration {
+// Validating is the validating configuration: the run guard's for runs
+// (CREATE, UPDATE, status), for Tasks and Pipelines (whose annotations
+// Tekton copies into runs) and for Pods Tekton creates; the image gate's
+// for workloads.
+func Validating() *admissionregistrationv1.ValidatingWebhookConfiguration {
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-runs"},
+		ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{
 			hook{name: "runs.validate.tollgate.dev", path: "validate-runs", namespaces: excludeNS,
 				rules: []admissionregistrationv1.RuleWithOperations{rule(createUpdate, "tekton.dev", "pipelineruns", "taskruns", "pipelineruns/status", "taskruns/status")}}.validating(),
@@ -98,25 +109,7 @@ func ValidatingRuns() *admissionregistrationv1.ValidatingWebhookConfiguration {
 			hook{name: "pods.validate.tollgate.dev", path: "validate-runs", namespaces: excludeNS,
 				rules:   []admissionregistrationv1.RuleWithOperations{rule(create, "", "pods")},
 				objects: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tekton.dev/taskRun", Operator: metav1.LabelSelectorOpExists}}}}.validating(),
+			hook{name: "workloads.validate.tollgate.dev", path: "validate-workloads", namespaces: gatedNS, rules: workloadRules()}.validating(),
 		},
-	}
-}
-
-// MutatingWorkloads is the image gate's mutating webhook: it pins verified
-// tags to digests (an injected sidecar is pinned too).
-func MutatingWorkloads() *admissionregistrationv1.MutatingWebhookConfiguration {
-	return &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-workloads"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{hook{name: "workloads.mutate.tollgate.dev", path: "mutate-workloads",
-			rules: workloadRules(), namespaces: gatedNS}.mutating()},
-	}
-}
-
-// ValidatingWorkloads is the image gate's validating webhook.
-func ValidatingWorkloads() *admissionregistrationv1.ValidatingWebhookConfiguration {
-	return &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-workloads"},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{hook{name: "workloads.validate.tollgate.dev", path: "validate-workloads",
-			rules: workloadRules(), namespaces: gatedNS}.validating()},
 	}
 }

@@ -64,8 +64,8 @@ Exit status: 0 every run allowed, 1 a run denied, 2 a usage or input error.`,
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	f.StringVarP(&o.namespace, "namespace", "n", "default", "namespace of runs whose metadata names none")
 	f.StringVar(&o.user, "as", "tollgate-check", "user the runs are created as (matters for reserved annotations)")
-	f.StringSliceVar(&o.tekton, "tekton-controller-users", []string{"system:serviceaccount:tekton-pipelines:tekton-pipelines-controller"}, "as for the webhook")
-	f.StringSliceVar(&o.trusted, "trusted-users", []string{"system:serviceaccount:tollgate-system:tollgate-signer"}, "as for the webhook")
+	f.StringSliceVar(&o.tekton, "tekton-controller-users", []string{runs.DefaultTektonController}, "as for the webhook")
+	f.StringSliceVar(&o.trusted, "trusted-users", []string{runs.DefaultSigner}, "as for the webhook")
 	return cmd
 }
 

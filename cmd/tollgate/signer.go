@@ -18,10 +18,9 @@ import (
 func newSignerCmd() *cobra.Command {
 	var (
 		kubeconfig string
-		cfg        signer.Config
 		verbosity  int
 	)
-	cfg.ProbeAddr, cfg.MetricsAddr, cfg.Workers, cfg.LeaderElection = ":8081", ":8080", 4, true
+	cfg := signer.DefaultConfig()
 	cmd := &cobra.Command{
 		Use:   "signer",
 		Short: "Run the signing controller: signed SLSA provenance for every finished run",
@@ -54,7 +53,7 @@ transparency log upload (their configuration keys are refused).`,
 				return usageError("%w", err)
 			}
 			cfg.Options.Registry = store
-			if err := cfg.Options.Validate(); err != nil {
+			if err := cfg.Validate(); err != nil {
 				return usageError("%w", err)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -68,14 +67,15 @@ transparency log upload (their configuration keys are refused).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
-	f.StringVar(&cfg.Options.Namespace, "namespace", "tollgate-system", "namespace of chains-config and signing-secrets (and the leader election lease)")
-	f.BoolVar(&cfg.Options.RequireStamp, "require-stamp", true, "refuse to sign runs without tollgate.dev/spec-digest (set false only where the run guard is not installed)")
-	f.StringVar(&cfg.Options.PublicKeySecret, "public-key-secret", "tollgate-signing-pub", "Secret in --namespace the signer keeps holding its public key (cosign.pub), for image policies to trust (\"\": not published)")
-	f.StringVar(&cfg.Options.StampKeySecret, "stamp-key-secret", "tollgate-stamp-key", "Secret in --namespace with the run guard's stamp keys: sign a run only if its tollgate.dev/spec-mac verifies (\"\" turns the check off)")
-	f.BoolVar(&cfg.Options.RequireOwnership, "require-ownership", true, "sign an image a run claims only if a ClusterRunPolicy selecting the run's namespace lists its repository in spec.artifacts.repositories (false: sign any claim, as Tekton Chains does)")
+	f.StringVar(&cfg.Options.Namespace, "namespace", cfg.Options.Namespace, "namespace of chains-config and signing-secrets (and the leader election lease)")
+	f.BoolVar(&cfg.Options.RequireStamp, "require-stamp", cfg.Options.RequireStamp, "refuse to sign runs without tollgate.dev/spec-digest (set false only where the run guard is not installed)")
+	f.StringVar(&cfg.Options.PublicKeySecret, "public-key-secret", cfg.Options.PublicKeySecret, "Secret in --namespace the signer keeps holding its public key (cosign.pub), for image policies to trust (\"\": not published)")
+	f.StringVar(&cfg.Options.StampKeySecret, "stamp-key-secret", cfg.Options.StampKeySecret, "Secret in --namespace with the run guard's stamp keys: sign a run only if its tollgate.dev/spec-mac verifies (\"\" turns the check off)")
+	f.BoolVar(&cfg.Options.RequireOwnership, "require-ownership", cfg.Options.RequireOwnership, "sign an image a run claims only if a ClusterRunPolicy selecting the run's namespace lists its repository in spec.artifacts.repositories (false: sign any claim, as Tekton Chains does)")
 	f.StringSliceVar(&cfg.Options.SignManagedBy, "sign-managed-by", nil, "also sign runs whose spec.managedBy names one of these controllers (runs managed by other controllers are skipped)")
 	f.BoolVar(&cfg.LeaderElection, "leader-elect", cfg.LeaderElection, "elect a leader among replicas")
 	f.IntVar(&cfg.Workers, "workers", cfg.Workers, "runs signed concurrently per kind")
+	f.DurationVar(&cfg.Options.RetryDelay, "retry-delay", cfg.Options.RetryDelay, "wait before retrying a run whose signing failed for a reason that may pass (a registry error); it grows with each attempt")
 	f.StringVar(&cfg.ProbeAddr, "probe-address", cfg.ProbeAddr, "address of /healthz and /readyz (0 disables)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-address", cfg.MetricsAddr, "address of /metrics (0 disables)")
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity")

@@ -19,6 +19,7 @@ import (
 	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/images"
 	"github.com/tollgate-dev/tollgate/policy/runs"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
 
@@ -82,7 +83,7 @@ usage or input error.`,
 	f := cmd.Flags()
 	f.StringVar(&o.key, "key", "", "PEM public key file (e.g. cosign.pub) trusted to sign the images")
 	f.StringVar(&o.policyFile, "policy", "", "ClusterImagePolicy YAML file")
-	f.StringVar(&o.predicateType, "type", images.SLSAProvenanceV1, "with --key: the predicate type the attestation must have")
+	f.StringVar(&o.predicateType, "type", slsa.PredicateV1, "with --key: the predicate type the attestation must have")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "time allowed for each image")
 	f.StringToStringVar(&o.labels, "namespace-labels", nil, "decide for a namespace with these labels (k=v,...): only the policies selecting it apply")

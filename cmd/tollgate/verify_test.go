@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
 	"github.com/tollgate-dev/tollgate/webhook/imagegate"
@@ -33,7 +34,7 @@ func TestVerify(t *testing.T) {
 	os.WriteFile(pub, key.PublicPEM, 0o600)
 	img := reg.PushRandom(t, "app/web", "v1")
 	key.Sign(t, img, signing.Options{})
-	key.Attest(t, img, images.SLSAProvenanceV1, signing.SLSAv1("https://tollgate.dev/builders/cli"), signing.Options{})
+	key.Attest(t, img, slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/builders/cli"), signing.Options{})
 	unsigned := reg.PushRandom(t, "app/unsigned", "v1")
 	tag := img.Context().Tag("v1").String()
 
@@ -125,7 +126,7 @@ spec:
 		{"--namespace-labels selecting the policy", []string{"verify", "--policy", modes, "--namespace-labels", "team=a", unsigned.String()}, 0, "allowed, NOT VERIFIED"},
 		{"--namespace-labels selecting no policy", []string{"verify", "--policy", modes, "--namespace-labels", "team=b", tag}, 1, "[noPolicy]"},
 		{"an image the policy does not cover", []string{"verify", "--policy", policy, reg.Host + "/other/app:v1"}, 1, "matches no image glob"},
-		{"another predicate type", []string{"verify", "--key", pub, "--type", images.SLSAProvenanceV02, tag}, 1, "no attestation of type https://slsa.dev/provenance/v0.2 verifies"},
+		{"another predicate type", []string{"verify", "--key", pub, "--type", slsa.PredicateV02, tag}, 1, "no attestation of type https://slsa.dev/provenance/v0.2 verifies"},
 		{"a registry that is not there", []string{"verify", "--key", pub, "127.0.0.1:1/app:v1"}, 1, "127.0.0.1:1"},
 		{"a Rego rule over the provenance refuses it", []string{"verify", "--policy", regoPolicy, tag}, 1, `deny 1. [acme.builders.deny] image ` + reg.Host + `/app/web@` + img.DigestStr() + `, attestation slsa: built by https://tollgate.dev/builders/cli (policy "builders")`},
 		{"nothing trusted", []string{"verify", tag}, 2, ""},

@@ -133,9 +133,9 @@ material); registry errors are never cached and always deny in Enforce.`,
 	f.StringSliceVar(&certHosts, "cert-hosts", nil, "with --cert-secret: DNS names and IPs of the certificate (e.g. tollgate-webhook.tollgate-system.svc)")
 	f.StringVar(&stampKeys, "stamp-key-secret", "tollgate-system/tollgate-stamp-key", "Secret (NAMESPACE/NAME) with the keys of the stamp's MAC, which the signer verifies; created with a random key when missing (\"\" stamps without a MAC)")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
-	f.StringSliceVar(&tekton, "tekton-controller-users", []string{"system:serviceaccount:tekton-pipelines:tekton-pipelines-controller"},
+	f.StringSliceVar(&tekton, "tekton-controller-users", []string{runs.DefaultTektonController},
 		"users allowed to update run status (the Tekton controller's service account)")
-	f.StringSliceVar(&trusted, "trusted-users", []string{"system:serviceaccount:tollgate-system:tollgate-signer"},
+	f.StringSliceVar(&trusted, "trusted-users", []string{runs.DefaultSigner},
 		"users allowed to write tollgate.dev/* and chains.tekton.dev/* annotations (Tollgate's signer)")
 	f.DurationVar(&imgOpts.Budget, "image-verify-budget", imgOpts.Budget, "time one admission may spend resolving and verifying images; keep it under the webhook timeout")
 	f.IntVar(&imgOpts.Cache.MaxEntries, "image-cache-entries", imgOpts.Cache.MaxEntries, "verified results kept")

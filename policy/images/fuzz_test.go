@@ -18,6 +18,7 @@ import (
 	ctypes "github.com/sigstore/cosign/v2/pkg/types"
 
 	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/testing/signing"
 )
@@ -50,15 +51,15 @@ func FuzzVerify(f *testing.F) {
 	keyed := compile(f, v1alpha1.ClusterImagePolicySpec{
 		Images:       []v1alpha1.ImagePattern{{Glob: "**"}},
 		Authorities:  []v1alpha1.Authority{{Name: "release-key", Key: &v1alpha1.KeyAuthority{Data: string(fx.key.PublicPEM)}}},
-		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: images.SLSAProvenanceV1}},
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: slsa.PredicateV1}},
 	})
 	img := fx.reg.PushRandom(f, "fuzz/app", "v1")
 	cert := fulcio.Issue(f, issuer, subject)
-	st := signing.Statement(img, img.DigestStr(), images.SLSAProvenanceV1, signing.SLSAv1("https://tollgate.dev/signer"))
+	st := signing.Statement(img, img.DigestStr(), slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/signer"))
 	envelope := cert.Envelope(f, ctypes.IntotoPayloadType, st)
 	sigPayload := signing.SimpleSigningPayload(img, img.DigestStr())
 	certAnn := func(extra map[string]string) []byte {
-		m := map[string]string{"dev.sigstore.cosign/certificate": string(cert.PEM), "dev.sigstore.cosign/chain": string(cert.ChainPEM), "predicateType": images.SLSAProvenanceV1}
+		m := map[string]string{"dev.sigstore.cosign/certificate": string(cert.PEM), "dev.sigstore.cosign/chain": string(cert.ChainPEM), "predicateType": slsa.PredicateV1}
 		for k, v := range extra {
 			m[k] = v
 		}

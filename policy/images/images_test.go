@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
@@ -166,14 +167,14 @@ func failed(t *testing.T, res *images.Result, err error, want ...string) {
 
 func TestVerifyKey(t *testing.T) {
 	f := newFixture(t)
-	p := keyPolicy(t, f.key.PublicPEM, images.SLSAProvenanceV1)
+	p := keyPolicy(t, f.key.PublicPEM, slsa.PredicateV1)
 	other := signing.NewKey(t)
 	good := signing.SLSAv1("https://tollgate.dev/signer")
 
 	t.Run("signature and provenance by the key verify, returning the statement", func(t *testing.T) {
 		img := f.reg.PushRandom(t, "app/good", "v1")
 		f.key.Sign(t, img, signing.Options{})
-		f.key.Attest(t, img, images.SLSAProvenanceV1, good, signing.Options{})
+		f.key.Attest(t, img, slsa.PredicateV1, good, signing.Options{})
 		res, err := f.verify(t, img, p)
 		if err != nil || !res.Verified() {
 			t.Fatalf("want verified: %v %+v", err, res)
@@ -199,7 +200,7 @@ func TestVerifyKey(t *testing.T) {
 	t.Run("signature by another key", func(t *testing.T) {
 		img := f.reg.PushRandom(t, "app/other-key", "v1")
 		other.Sign(t, img, signing.Options{})
-		other.Attest(t, img, images.SLSAProvenanceV1, good, signing.Options{})
+		other.Attest(t, img, slsa.PredicateV1, good, signing.Options{})
 		res, err := f.verify(t, img, p)
 		failed(t, res, err, "signature: no signature verifies with the authorities release-key among 1 attached", "invalid signature")
 	})
@@ -214,21 +215,21 @@ func TestVerifyKey(t *testing.T) {
 		img := f.reg.PushRandom(t, "app/att-other-digest", "v1")
 		elsewhere := f.reg.PushRandom(t, "app/elsewhere2", "v1")
 		f.key.Sign(t, img, signing.Options{})
-		f.key.Attest(t, img, images.SLSAProvenanceV1, good, signing.Options{Digest: elsewhere.DigestStr()})
+		f.key.Attest(t, img, slsa.PredicateV1, good, signing.Options{Digest: elsewhere.DigestStr()})
 		res, err := f.verify(t, img, p)
 		failed(t, res, err, "no matching subject digest found")
 	})
 	t.Run("wrong DSSE payload type", func(t *testing.T) {
 		img := f.reg.PushRandom(t, "app/payload-type", "v1")
 		f.key.Sign(t, img, signing.Options{})
-		f.key.Attest(t, img, images.SLSAProvenanceV1, good, signing.Options{PayloadType: "application/json"})
+		f.key.Attest(t, img, slsa.PredicateV1, good, signing.Options{PayloadType: "application/json"})
 		res, err := f.verify(t, img, p)
 		failed(t, res, err, "invalid payloadType application/json")
 	})
 	t.Run("unparsable predicate", func(t *testing.T) {
 		img := f.reg.PushRandom(t, "app/bad-predicate", "v1")
 		f.key.Sign(t, img, signing.Options{})
-		f.key.Attest(t, img, images.SLSAProvenanceV1, map[string]any{"buildDefinition": "not an object"}, signing.Options{})
+		f.key.Attest(t, img, slsa.PredicateV1, map[string]any{"buildDefinition": "not an object"}, signing.Options{})
 		res, err := f.verify(t, img, p)
 		failed(t, res, err, "signed by release-key but the https://slsa.dev/provenance/v1 predicate does not parse")
 	})
@@ -243,7 +244,7 @@ func TestVerifyKey(t *testing.T) {
 		img := f.reg.PushRandom(t, "app/lying-type", "v1")
 		f.key.Sign(t, img, signing.Options{})
 		st := signing.Statement(img, img.DigestStr(), "https://example.com/other", good)
-		f.key.Attest(t, img, images.SLSAProvenanceV1, nil, signing.Options{Statement: st})
+		f.key.Attest(t, img, slsa.PredicateV1, nil, signing.Options{Statement: st})
 		res, err := f.verify(t, img, p)
 		failed(t, res, err, `the predicate type is "https://example.com/other"`)
 	})
@@ -251,7 +252,7 @@ func TestVerifyKey(t *testing.T) {
 
 func TestVerifyIndex(t *testing.T) {
 	f := newFixture(t)
-	p := keyPolicy(t, f.key.PublicPEM, images.SLSAProvenanceV1)
+	p := keyPolicy(t, f.key.PublicPEM, slsa.PredicateV1)
 	good := signing.SLSAv1("https://tollgate.dev/signer")
 
 	// The digest checked is the one the workload pulls: signing an index
@@ -259,7 +260,7 @@ func TestVerifyIndex(t *testing.T) {
 	// and the reverse.
 	index, platform := f.reg.PushRandomIndex(t, "multi/index-signed", "v1")
 	f.key.Sign(t, index, signing.Options{})
-	f.key.Attest(t, index, images.SLSAProvenanceV1, good, signing.Options{})
+	f.key.Attest(t, index, slsa.PredicateV1, good, signing.Options{})
 	if res, err := f.verify(t, index, p); err != nil || !res.Verified() {
 		t.Fatalf("signed index: %v %+v", err, res)
 	}
@@ -268,7 +269,7 @@ func TestVerifyIndex(t *testing.T) {
 
 	index2, platform2 := f.reg.PushRandomIndex(t, "multi/platform-signed", "v1")
 	f.key.Sign(t, platform2, signing.Options{})
-	f.key.Attest(t, platform2, images.SLSAProvenanceV1, good, signing.Options{})
+	f.key.Attest(t, platform2, slsa.PredicateV1, good, signing.Options{})
 	if res, err := f.verify(t, platform2, p); err != nil || !res.Verified() {
 		t.Fatalf("signed platform manifest: %v %+v", err, res)
 	}
@@ -293,7 +294,7 @@ func TestVerifyKeyless(t *testing.T) {
 				Identities: []v1alpha1.Identity{id},
 				TrustRoot:  v1alpha1.TrustRoot{FulcioRoots: string(fulcio.RootPEM), RekorPublicKey: string(fulcio.RekorPEM)},
 			}}},
-			Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: images.SLSAProvenanceV1}},
+			Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: slsa.PredicateV1}},
 		})
 	}
 	const issuer = "https://token.actions.githubusercontent.com"
@@ -343,12 +344,12 @@ func TestVerifyKeyless(t *testing.T) {
 // TestVerifyHostileRegistry plays registries that lie, flood and bomb.
 func TestVerifyHostileRegistry(t *testing.T) {
 	f := newFixture(t)
-	p := keyPolicy(t, f.key.PublicPEM, images.SLSAProvenanceV1)
+	p := keyPolicy(t, f.key.PublicPEM, slsa.PredicateV1)
 	good := signing.SLSAv1("https://tollgate.dev/signer")
 	signedImage := func(t *testing.T, repo string) name.Digest {
 		img := f.reg.PushRandom(t, repo, "v1")
 		f.key.Sign(t, img, signing.Options{})
-		f.key.Attest(t, img, images.SLSAProvenanceV1, good, signing.Options{})
+		f.key.Attest(t, img, slsa.PredicateV1, good, signing.Options{})
 		return img
 	}
 	sigTag := func(img name.Digest, suffix string) string {
@@ -492,7 +493,7 @@ func keylessPolicy(t testing.TB, fulcio *signing.Fulcio) *images.Policy {
 			Identities: []v1alpha1.Identity{{Issuer: issuer, Subject: subject}},
 			TrustRoot:  v1alpha1.TrustRoot{FulcioRoots: string(fulcio.RootPEM), RekorPublicKey: string(fulcio.RekorPEM)},
 		}}},
-		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: images.SLSAProvenanceV1}},
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: slsa.PredicateV1}},
 	})
 }
 
@@ -509,7 +510,7 @@ func TestVerifyCraftedAttestations(t *testing.T) {
 			img := f.reg.PushRandom(t, fmt.Sprintf("crafted/%d", i), "v1")
 			cert := fulcio.Issue(t, issuer, subject)
 			cert.Sign(t, img, signing.Options{Cert: cert})
-			signing.AttachCrafted(t, img, cert, images.SLSAProvenanceV1, c)
+			signing.AttachCrafted(t, img, cert, slsa.PredicateV1, c)
 			res, err := f.verify(t, img, p)
 			failed(t, res, err, "provenance: ", c.Want)
 			if len(res.Signatures) != 1 {
@@ -533,12 +534,12 @@ func TestRegistryInFlightBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := images.NewVerifier(r)
-	p := keyPolicy(t, key.PublicPEM, images.SLSAProvenanceV1)
+	p := keyPolicy(t, key.PublicPEM, slsa.PredicateV1)
 	big := bytes.Repeat([]byte("x"), 3<<20)
 	var imgs []name.Digest
 	for i := range 12 {
 		img := reg.PushRandom(t, fmt.Sprintf("burst/%d", i), "v1")
-		signing.AttachAttestation(t, img, big, map[string]string{"predicateType": images.SLSAProvenanceV1})
+		signing.AttachAttestation(t, img, big, map[string]string{"predicateType": slsa.PredicateV1})
 		imgs = append(imgs, img)
 	}
 	// Slow blobs down so the verifications overlap.

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/tollgate-dev/tollgate/policy/rego"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
 
@@ -151,8 +152,8 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterImagePolicy, deps Deps) (*P
 		if err != nil {
 			return nil, fmt.Errorf("spec.attestations[%d] (%s).%w", i, r.Name, err)
 		}
-		if prod != nil && r.PredicateType != SLSAProvenanceV1 && r.PredicateType != SLSAProvenanceV02 {
-			return nil, fmt.Errorf("spec.attestations[%d] (%s).producer: needs predicateType %s or %s", i, r.Name, SLSAProvenanceV1, SLSAProvenanceV02)
+		if prod != nil && r.PredicateType != slsa.PredicateV1 && r.PredicateType != slsa.PredicateV02 {
+			return nil, fmt.Errorf("spec.attestations[%d] (%s).producer: needs predicateType %s or %s", i, r.Name, slsa.PredicateV1, slsa.PredicateV02)
 		}
 		req.producer = prod
 		if r.Rego != "" {

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/tollgate-dev/tollgate/policy"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
 
@@ -100,7 +101,7 @@ func (p *producer) check(predicateType string, predicate json.RawMessage, h v1.H
 func provenanceRecord(predicateType string, predicate json.RawMessage) (*policy.ProvenanceRecord, error) {
 	var raw json.RawMessage
 	switch predicateType {
-	case SLSAProvenanceV1:
+	case slsa.PredicateV1:
 		var p struct {
 			BuildDefinition struct {
 				InternalParameters map[string]json.RawMessage `json:"internalParameters"`
@@ -110,7 +111,7 @@ func provenanceRecord(predicateType string, predicate json.RawMessage) (*policy.
 			return nil, fmt.Errorf("reading the predicate: %w", err)
 		}
 		raw = p.BuildDefinition.InternalParameters[policy.ProvenanceKey]
-	case SLSAProvenanceV02:
+	case slsa.PredicateV02:
 		var p struct {
 			Invocation struct {
 				Environment map[string]json.RawMessage `json:"environment"`
@@ -121,7 +122,7 @@ func provenanceRecord(predicateType string, predicate json.RawMessage) (*policy.
 		}
 		raw = p.Invocation.Environment[policy.ProvenanceKey]
 	default:
-		return nil, fmt.Errorf("a producer requirement needs SLSA provenance (%s or %s), not %s", SLSAProvenanceV1, SLSAProvenanceV02, predicateType)
+		return nil, fmt.Errorf("a producer requirement needs SLSA provenance (%s or %s), not %s", slsa.PredicateV1, slsa.PredicateV02, predicateType)
 	}
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, fmt.Errorf("the provenance has no %s record of the run and the tasks that produced it (it was not made by Tollgate's signer for a run Tollgate admitted)", policy.ProvenanceKey)

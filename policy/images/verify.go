@@ -20,13 +20,8 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	ctypes "github.com/sigstore/cosign/v2/pkg/types"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"google.golang.org/protobuf/encoding/protojson"
-)
-
-// Predicate types Tollgate parses (and so can refuse as unparsable).
-const (
-	SLSAProvenanceV02 = "https://slsa.dev/provenance/v0.2"
-	SLSAProvenanceV1  = "https://slsa.dev/provenance/v1"
 )
 
 // RequirementSignature names the signature requirement in failures.
@@ -348,7 +343,7 @@ func parsePredicate(predicateType string, b json.RawMessage) error {
 	}
 	un := protojson.UnmarshalOptions{DiscardUnknown: true}
 	switch predicateType {
-	case SLSAProvenanceV02:
+	case slsa.PredicateV02:
 		var p slsa02.Provenance
 		if err := un.Unmarshal(b, &p); err != nil {
 			return err
@@ -356,7 +351,7 @@ func parsePredicate(predicateType string, b json.RawMessage) error {
 		if p.GetBuilder().GetId() == "" {
 			return errors.New("builder.id is empty")
 		}
-	case SLSAProvenanceV1:
+	case slsa.PredicateV1:
 		var p slsa1.Provenance
 		if err := un.Unmarshal(b, &p); err != nil {
 			return err

@@ -41,6 +41,19 @@ type Identities struct {
 	Trusted []string
 }
 
+// The identities of a standard installation: Tekton's controller in
+// tekton-pipelines, Tollgate's signer in tollgate-system.
+const (
+	DefaultTektonController = "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller"
+	DefaultSigner           = "system:serviceaccount:tollgate-system:tollgate-signer"
+)
+
+// DefaultIdentities are the identities of a standard installation (the
+// chart's, and the flags' defaults).
+func DefaultIdentities() Identities {
+	return Identities{TektonControllers: []string{DefaultTektonController}, Trusted: []string{DefaultSigner}}
+}
+
 func (ids Identities) trusted(user string) bool {
 	return slices.Contains(ids.Trusted, user) || slices.Contains(ids.TektonControllers, user)
 }

@@ -84,13 +84,26 @@ func assemble(u *Unit) (*assembled, error) {
 			C:     *c,
 		})
 	}
-	a.Pod.Volumes = append(a.Pod.Volumes, spec.Volumes...)
+	a.Pod.Volumes = appendVolumes(a.Pod.Volumes, spec.Volumes)
 	if t := u.PodTemplate; t != nil {
 		a.Pod.SecurityContext = t.SecurityContext
 		a.Pod.HostNetwork = t.HostNetwork
 		a.Pod.HostUsers = t.HostUsers
-		a.Pod.Volumes = append(a.Pod.Volumes, t.Volumes...)
+		a.Pod.Volumes = appendVolumes(a.Pod.Volumes, t.Volumes)
 		a.Pod.RuntimeClassName = t.RuntimeClassName
 	}
 	return a, nil
+}
+
+// appendVolumes appends vs as the Pod will have them: the API server
+// defaults a volume with no source to an emptyDir (SetDefaults_Volume)
+// before Pod Security Admission sees it, so PSA admits it, and so do we.
+func appendVolumes(to, vs []corev1.Volume) []corev1.Volume {
+	for _, v := range vs {
+		if v.VolumeSource == (corev1.VolumeSource{}) {
+			v.EmptyDir = &corev1.EmptyDirVolumeSource{}
+		}
+		to = append(to, v)
+	}
+	return to
 }

@@ -6,21 +6,16 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tollgate-dev/tollgate/signer/config"
+
 	intoto "github.com/in-toto/attestation/go/v1"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// Formats, as chains-config names them.
-const (
-	FormatInToto   = "in-toto"
-	FormatSLSAv1   = "slsa/v1"
-	FormatV2Alpha3 = "slsa/v2alpha3"
-	FormatV2Alpha4 = "slsa/v2alpha4"
-)
-
-// Formats lists the formats accepted.
-var Formats = []string{FormatInToto, FormatSLSAv1, FormatV2Alpha3, FormatV2Alpha4}
+// Formats lists the formats accepted (chains-config's names, in package
+// config).
+var Formats = []string{config.FormatInToto, config.FormatSLSAv1, config.FormatSLSAv2alpha3, config.FormatSLSAv2alpha4}
 
 func unknownFormat(f string) error {
 	return fmt.Errorf("unknown provenance format %q (want one of %s)", f, strings.Join(Formats, ", "))
@@ -29,11 +24,11 @@ func unknownFormat(f string) error {
 // TaskRunStatement returns the statement of a finished TaskRun in a format.
 func TaskRunStatement(format string, tr *pipelinev1.TaskRun, opts Options) (*intoto.Statement, error) {
 	switch format {
-	case FormatInToto, FormatSLSAv1:
+	case config.FormatInToto, config.FormatSLSAv1:
 		return TaskRunSLSAv02(tr, opts)
-	case FormatV2Alpha3:
+	case config.FormatSLSAv2alpha3:
 		return TaskRunV2Alpha3(tr, opts)
-	case FormatV2Alpha4:
+	case config.FormatSLSAv2alpha4:
 		return TaskRunV2Alpha4(tr, opts)
 	}
 	return nil, unknownFormat(format)
@@ -43,11 +38,11 @@ func TaskRunStatement(format string, tr *pipelinev1.TaskRun, opts Options) (*int
 // format; deep adds what its child TaskRuns built (enable-deep-inspection).
 func PipelineRunStatement(format string, p *PipelineRun, opts Options, deep bool) (*intoto.Statement, error) {
 	switch format {
-	case FormatInToto, FormatSLSAv1:
+	case config.FormatInToto, config.FormatSLSAv1:
 		return PipelineRunSLSAv02(p, opts, deep)
-	case FormatV2Alpha3:
+	case config.FormatSLSAv2alpha3:
 		return PipelineRunV2Alpha3(p, opts, deep)
-	case FormatV2Alpha4:
+	case config.FormatSLSAv2alpha4:
 		return PipelineRunV2Alpha4(p, opts, deep)
 	}
 	return nil, unknownFormat(format)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/tollgate-dev/tollgate/signer/config"
+
 	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
 	intoto "github.com/in-toto/attestation/go/v1"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -57,9 +59,9 @@ func pipelineRunV1(p *PipelineRun, opts Options, deep bool, v variant) (*intoto.
 	pr := p.Run
 	buildType := opts.BuildType
 	if buildType == "" {
-		buildType = BuildTypeSLSA
+		buildType = config.BuildTypeSLSA
 	}
-	if buildType != BuildTypeSLSA && buildType != BuildTypeSLSATekton {
+	if buildType != config.BuildTypeSLSA && buildType != config.BuildTypeSLSATekton {
 		return nil, fmt.Errorf("unsupported build type %q", buildType)
 	}
 	executed := p.executed()
@@ -113,7 +115,11 @@ func pipelineRunV1(p *PipelineRun, opts Options, deep bool, v variant) (*intoto.
 		return nil, err
 	}
 
-	external := map[string]any{"runSpec": pr.Spec}
+	spec, err := runSpec(pr.Spec)
+	if err != nil {
+		return nil, err
+	}
+	external := map[string]any{"runSpec": spec}
 	if prov := pr.Status.Provenance; prov != nil && prov.RefSource != nil && pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Resolver != "" && pr.Spec.PipelineRef.Resolver != "Cluster" {
 		external["buildConfigSource"] = map[string]string{"ref": firstDigest(prov.RefSource.Digest), "repository": prov.RefSource.URI, "path": prov.RefSource.EntryPoint}
 	}
@@ -160,7 +166,7 @@ func pipelineRunV1(p *PipelineRun, opts Options, deep bool, v variant) (*intoto.
 // type), or embeds the whole TaskRun (Tekton build type).
 func taskDescriptor(tr *pipelinev1.TaskRun, buildType string) (*intoto.ResourceDescriptor, error) {
 	p := tr.Status.Provenance
-	if buildType == BuildTypeSLSATekton {
+	if buildType == config.BuildTypeSLSATekton {
 		content, err := json.Marshal(tr)
 		if err != nil {
 			return nil, fmt.Errorf("encoding TaskRun %s: %w", tr.Name, err)

@@ -10,13 +10,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/signer/hints"
 )
 
 // SLSA v0.2 (Chains' slsa/v1 format, alias in-toto).
 const (
 	StatementV01          = "https://in-toto.io/Statement/v0.1"
-	PredicateSLSAv02      = "https://slsa.dev/provenance/v0.2"
 	reproducibleLabel     = "chains.tekton.dev/reproducible"
 	taskRunV1Beta1GVK     = "tekton.dev/v1beta1/TaskRun"
 	pipelineRunV1Beta1GVK = "tekton.dev/v1beta1/PipelineRun"
@@ -125,7 +125,7 @@ func statementV02(subjects []*intoto.ResourceDescriptor, pred v02Predicate) (*in
 	if err != nil {
 		return nil, fmt.Errorf("encoding the predicate: %w", err)
 	}
-	return &intoto.Statement{Type: StatementV01, Subject: subjects, PredicateType: PredicateSLSAv02, Predicate: s}, nil
+	return &intoto.Statement{Type: StatementV01, Subject: subjects, PredicateType: slsa.PredicateV02, Predicate: s}, nil
 }
 
 func materialsV02(as []hints.Artifact) []v02Material {

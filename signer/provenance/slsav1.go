@@ -1,26 +1,23 @@
 package provenance
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
 
+	"github.com/tollgate-dev/tollgate/signer/config"
+
 	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
 	intoto "github.com/in-toto/attestation/go/v1"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	slsapredicate "github.com/tollgate-dev/tollgate/policy/slsa"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tollgate-dev/tollgate/signer/hints"
-)
-
-// Build types and the SLSA v1.0 predicate type.
-const (
-	BuildTypeSLSA       = "https://tekton.dev/chains/v2/slsa"
-	BuildTypeSLSATekton = "https://tekton.dev/chains/v2/slsa-tekton"
-	PredicateSLSAv1     = "https://slsa.dev/provenance/v1"
 )
 
 // Names Chains gives resolved dependencies and byproducts.
@@ -67,14 +64,18 @@ func TaskRunV2Alpha3(tr *pipelinev1.TaskRun, opts Options) (*intoto.Statement, e
 func taskRunV1(tr *pipelinev1.TaskRun, opts Options, v variant) (*intoto.Statement, error) {
 	buildType := opts.BuildType
 	if buildType == "" {
-		buildType = BuildTypeSLSA
+		buildType = config.BuildTypeSLSA
 	}
 	subjects := v.taskRunSubjects(tr)
 	deps, err := taskRunDependencies(tr, v)
 	if err != nil {
 		return nil, err
 	}
-	external := map[string]any{"runSpec": tr.Spec}
+	spec, err := runSpec(tr.Spec)
+	if err != nil {
+		return nil, err
+	}
+	external := map[string]any{"runSpec": spec}
 	if src := remoteSource(tr); src != nil {
 		external["buildConfigSource"] = src
 	}
@@ -135,7 +136,7 @@ func statementV1(subjects []*intoto.ResourceDescriptor, bd *slsa.BuildDefinition
 	return &intoto.Statement{
 		Type:          intoto.StatementTypeUri,
 		Subject:       subjects,
-		PredicateType: PredicateSLSAv1,
+		PredicateType: slsapredicate.PredicateV1,
 		Predicate:     predStruct,
 	}, nil
 }
@@ -252,8 +253,8 @@ func internalParameters(p *pipelinev1.Provenance, labels, annotations map[string
 		out["tekton-pipelines-feature-flags"] = ff
 	}
 	switch buildType {
-	case BuildTypeSLSA:
-	case BuildTypeSLSATekton:
+	case config.BuildTypeSLSA:
+	case config.BuildTypeSLSATekton:
 		out["labels"] = labels
 		out["annotations"] = annotations
 	default:
@@ -313,6 +314,42 @@ func buildMetadata(uid string, start, end *metav1.Time) *slsa.BuildMetadata {
 		m.FinishedOn = timestamppb.New(end.UTC())
 	}
 	return m
+}
+
+// runSpec encodes a run's spec as Chains does. Chains' Go types (an older
+// apimachinery) encode a workspace's volumeClaimTemplate with
+// "metadata": {"creationTimestamp": null} and "status": {}, which this
+// apimachinery omits; a digest over runSpec must see the same bytes.
+func runSpec(spec any) (map[string]any, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the run's spec: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var out map[string]any
+	if err := dec.Decode(&out); err != nil {
+		return nil, fmt.Errorf("decoding the run's spec: %w", err)
+	}
+	ws, _ := out["workspaces"].([]any)
+	for _, w := range ws {
+		vct, _ := w.(map[string]any)["volumeClaimTemplate"].(map[string]any)
+		if vct == nil {
+			continue
+		}
+		meta, _ := vct["metadata"].(map[string]any)
+		if meta == nil {
+			meta = map[string]any{}
+			vct["metadata"] = meta
+		}
+		if _, ok := meta["creationTimestamp"]; !ok {
+			meta["creationTimestamp"] = nil
+		}
+		if _, ok := vct["status"]; !ok {
+			vct["status"] = map[string]any{}
+		}
+	}
+	return out, nil
 }
 
 // toStruct encodes a value as a protobuf Struct through JSON.

@@ -33,6 +33,8 @@ import (
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tollgate-dev/tollgate/policy/runs"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/webhook"
 )
@@ -119,7 +121,7 @@ func run() int {
 		say("demo: %v", err)
 		return 1
 	}
-	tekton := impersonating(cfg, "system:serviceaccount:tekton-pipelines:tekton-pipelines-controller")
+	tekton := impersonating(cfg, runs.DefaultTektonController)
 
 	say("\n== 1. A team's namespace, service account and Tasks (testing/samples/cluster)")
 	if err := applyDir(ctx, admin, filepath.Join(root, "testing", "samples", "cluster")); err != nil {
@@ -191,7 +193,7 @@ func run() int {
 	policy := &v1alpha1.ClusterImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "built-here"}, Spec: v1alpha1.ClusterImagePolicySpec{
 		Images:      []v1alpha1.ImagePattern{{Glob: st.Registry + "/**"}},
 		Authorities: []v1alpha1.Authority{{Name: "tollgate-signer", Key: &v1alpha1.KeyAuthority{SecretRef: &v1alpha1.SecretKeyRef{Namespace: "tollgate-system", Name: "tollgate-signing-pub", Key: "cosign.pub"}}}},
-		Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: "https://slsa.dev/provenance/v1", Rego: builderRule,
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: slsa.PredicateV1, Rego: builderRule,
 			Producer: &v1alpha1.ProducerRequirement{Namespaces: []string{"team-a"}}}},
 	}}
 	for _, o := range []client.Object{gate, policy} {

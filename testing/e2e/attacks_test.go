@@ -30,7 +30,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/internal/controlplane"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/signer"
@@ -72,7 +73,7 @@ func TestAttackImageGate(t *testing.T) {
 	signed := func(t *testing.T, repo string) name.Digest {
 		img := reg.PushRandom(t, repo, "v1")
 		key.Sign(t, img, signing.Options{})
-		key.Attest(t, img, images.SLSAProvenanceV1, signing.SLSAv1("https://tollgate.dev/builders/test"), signing.Options{})
+		key.Attest(t, img, slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/builders/test"), signing.Options{})
 		return img
 	}
 
@@ -81,7 +82,7 @@ func TestAttackImageGate(t *testing.T) {
 			img := reg.PushRandom(t, "crafted/"+strings.ToLower(strings.ReplaceAll(c.Name, " ", "-")), "v1")
 			cert := fulcio.Issue(t, issuer, subject)
 			cert.Sign(t, img, signing.Options{Cert: cert})
-			signing.AttachCrafted(t, img, cert, images.SLSAProvenanceV1, c)
+			signing.AttachCrafted(t, img, cert, slsa.PredicateV1, c)
 			denied(t, admin.Create(ctx, podOf("keyless", "crafted-"+string(rune('a'+i)), img.String())), "[slsa]", c.Want)
 			// Still serving: a good image is admitted right after.
 			good := signed(t, "alive/"+string(rune('a'+i)))
@@ -153,7 +154,7 @@ func TestAttackClaimedImage(t *testing.T) {
 		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{imagegate.LabelGate: imagegate.GateEnforce}},
 		Images:            []v1alpha1.ImagePattern{{Glob: reg.Host + "/team-a/**"}},
 		Authorities:       []v1alpha1.Authority{{Name: "builder", Key: &v1alpha1.KeyAuthority{Data: string(pub)}}},
-		Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: images.SLSAProvenanceV1, Producer: &v1alpha1.ProducerRequirement{
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: slsa.PredicateV1, Producer: &v1alpha1.ProducerRequirement{
 			Namespaces:   []string{ns},
 			TrustedTasks: []string{"oci://" + reg.Host + "/tasks/build:*@sha256:*"},
 		}}},
@@ -546,7 +547,7 @@ func TestAttackPodNetworkCaller(t *testing.T) {
 	l.Close()
 	env.RunWebhook(t, webhook.Config{Server: webhook.Options{Addr: env.WebhookAddr, ClientCAFile: env.ClientCAFile, ProbeAddr: probeAddr}},
 		zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true)))
-	if err := envtest.WaitReady(probeAddr, nil, 60*time.Second); err != nil {
+	if err := controlplane.WaitReady(t.Context(), probeAddr, nil, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	ctx := t.Context()

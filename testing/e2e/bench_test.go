@@ -9,13 +9,14 @@ import (
 
 	"crypto/tls"
 	"crypto/x509"
-	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/testing/envtest"
 )
 
 // BenchmarkCreateThroughAPIServer measures what the run guard adds to a

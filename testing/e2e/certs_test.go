@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/internal/controlplane"
 	"github.com/tollgate-dev/tollgate/webhook"
 )
 
@@ -36,7 +36,7 @@ func TestSelfManagedCertificate(t *testing.T) {
 	ctx := t.Context()
 	certs := webhook.DefaultCertOptions()
 	certs.Namespace, certs.Name = signerNS, "tollgate-webhook-tls"
-	certs.Configurations = []string{"tollgate-runs", "tollgate-workloads"}
+	certs.Configurations = []string{webhook.ConfigurationName}
 	certs.Hosts = []string{"127.0.0.1"}
 	certs.Interval, certs.Grace = 200*time.Millisecond, 2*time.Second
 
@@ -45,12 +45,12 @@ func TestSelfManagedCertificate(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: certs.Name}, secret); err != nil {
 		t.Fatalf("the webhook made no Secret: %v", err)
 	}
-	if err := envtest.WaitReady(env.WebhookAddr, secret.Data["ca.crt"], 60*time.Second); err != nil {
+	if err := controlplane.WaitReady(t.Context(), env.WebhookAddr, secret.Data["ca.crt"], 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	bundle := func() []byte {
 		v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Name: "tollgate-runs"}, v); err != nil {
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: webhook.ConfigurationName}, v); err != nil {
 			t.Fatal(err)
 		}
 		return v.Webhooks[0].ClientConfig.CABundle

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,13 +15,16 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/webhook"
 )
 
 const kubeVersion = "1.35.4"
@@ -121,6 +126,34 @@ func TestChart(t *testing.T) {
 		apply(t, render(t, filepath.Join(envtest.Root(), "charts", "tollgate", "ci", "full-values.yaml")))
 	})
 
+	t.Run("the chart renders the webhooks the Go registration makes", func(t *testing.T) {
+		var rendered []any
+		for _, o := range render(t) {
+			var into any
+			switch o.GetKind() {
+			case "MutatingWebhookConfiguration":
+				into = &admissionregistrationv1.MutatingWebhookConfiguration{}
+			case "ValidatingWebhookConfiguration":
+				into = &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			default:
+				continue
+			}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, into); err != nil {
+				t.Fatal(err)
+			}
+			rendered = append(rendered, into)
+		}
+		if len(rendered) != 2 {
+			t.Fatalf("the chart renders %d webhook configurations, want 2", len(rendered))
+		}
+		// Everything but where the webhook is reached (a Service in the
+		// release's namespace, with the chart's CA) must be the same: names,
+		// rules, scopes, selectors, timeouts, failure policy, side effects,
+		// reinvocation.
+		sameWebhooks(t, rendered[0].(*admissionregistrationv1.MutatingWebhookConfiguration), webhook.Mutating())
+		sameWebhooks(t, rendered[1].(*admissionregistrationv1.ValidatingWebhookConfiguration), webhook.Validating())
+	})
+
 	t.Run("the chart's webhook configurations, pointed at the webhook, deny an unsafe run", func(t *testing.T) {
 		// Take the harness's own registrations away: only the chart's remain.
 		for _, o := range []client.Object{
@@ -207,3 +240,38 @@ func TestChart(t *testing.T) {
 }
 
 func metav1ObjectMeta(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name} }
+
+// sameWebhooks compares a rendered webhook configuration with the Go
+// registration's: the same name and webhooks, each reaching the same path.
+func sameWebhooks[C *admissionregistrationv1.MutatingWebhookConfiguration | *admissionregistrationv1.ValidatingWebhookConfiguration](t *testing.T, chart, registered C) {
+	t.Helper()
+	type hooks struct {
+		name string
+		list []map[string]any
+	}
+	flatten := func(c any) hooks {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := hooks{name: u["metadata"].(map[string]any)["name"].(string)}
+		list, _ := u["webhooks"].([]any)
+		for _, w := range list {
+			m := w.(map[string]any)
+			svc, _ := m["clientConfig"].(map[string]any)["service"].(map[string]any)
+			m["path"] = strings.TrimPrefix(fmt.Sprint(svc["path"]), "/")
+			delete(m, "clientConfig")
+			h.list = append(h.list, m)
+		}
+		return h
+	}
+	c, r := flatten(chart), flatten(registered)
+	if c.name != r.name {
+		t.Errorf("the chart's configuration is %q, the registration's %q", c.name, r.name)
+	}
+	if !equality.Semantic.DeepEqual(c.list, r.list) {
+		cj, _ := json.MarshalIndent(c.list, "", "  ")
+		rj, _ := json.MarshalIndent(r.list, "", "  ")
+		t.Errorf("%s: the chart's webhooks differ from webhook/registration.go:\nchart:\n%s\nregistration:\n%s", c.name, cj, rj)
+	}
+}

@@ -22,7 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
@@ -44,7 +44,7 @@ func imagePolicy(name, host string, mutate func(*v1alpha1.ClusterImagePolicySpec
 			Authorities: []v1alpha1.Authority{{Name: "release", Key: &v1alpha1.KeyAuthority{
 				SecretRef: &v1alpha1.SecretKeyRef{Namespace: signerNS, Name: "release-key"},
 			}}},
-			Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: images.SLSAProvenanceV1}},
+			Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: slsa.PredicateV1}},
 		},
 	}
 	if mutate != nil {
@@ -101,7 +101,7 @@ func TestImageGate(t *testing.T) {
 	signed := func(t *testing.T, repo string) name.Digest {
 		img := reg.PushRandom(t, repo, "v1")
 		key.Sign(t, img, signing.Options{})
-		key.Attest(t, img, images.SLSAProvenanceV1, good, signing.Options{})
+		key.Attest(t, img, slsa.PredicateV1, good, signing.Options{})
 		return img
 	}
 	tagOf := func(img name.Digest) string { return img.Context().Tag("v1").String() }
@@ -362,7 +362,7 @@ func TestImageGate(t *testing.T) {
 		applyImagePolicy(t, admin, imagePolicy("cli", reg.Host, func(s *v1alpha1.ClusterImagePolicySpec) {
 			s.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "cli"}}
 			s.Authorities[0].Key.SecretRef.Name = "cli-key"
-			s.Attestations[0].PredicateType = images.SLSAProvenanceV02
+			s.Attestations[0].PredicateType = slsa.PredicateV02
 		}), metav1.ConditionTrue)
 		img := reg.PushRandom(t, "cli/app", "v1")
 		pred := filepath.Join(dir, "predicate.json")
@@ -410,10 +410,10 @@ func TestImageGateCredentials(t *testing.T) {
 
 	privImg := private.PushRandom(t, "team/app", "v1")
 	key.Sign(t, privImg, signing.Options{Auth: auth})
-	key.Attest(t, privImg, images.SLSAProvenanceV1, good, signing.Options{Auth: auth})
+	key.Attest(t, privImg, slsa.PredicateV1, good, signing.Options{Auth: auth})
 	pubImg := public.PushRandom(t, "team/app", "v1")
 	key.Sign(t, pubImg, signing.Options{})
-	key.Attest(t, pubImg, images.SLSAProvenanceV1, good, signing.Options{})
+	key.Attest(t, pubImg, slsa.PredicateV1, good, signing.Options{})
 	secretHeader := "Basic " + base64.StdEncoding.EncodeToString([]byte("puller:s3cret"))
 
 	withSecret := func(p *corev1.Pod) *corev1.Pod {
@@ -444,7 +444,7 @@ func TestImageGateCredentials(t *testing.T) {
 	t.Run("the secret for one registry is never sent to another, even through a redirect", func(t *testing.T) {
 		fresh := private.PushRandom(t, "team/fresh", "v1") // not in the cache: its layers are read
 		key.Sign(t, fresh, signing.Options{Auth: auth})
-		key.Attest(t, fresh, images.SLSAProvenanceV1, good, signing.Options{Auth: auth})
+		key.Attest(t, fresh, slsa.PredicateV1, good, signing.Options{Auth: auth})
 		// The private registry redirects its blob reads to the public one.
 		private.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 			if strings.Contains(r.URL.Path, "/team/fresh/blobs/") {

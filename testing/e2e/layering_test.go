@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,7 +11,8 @@ import (
 
 // TestLayering holds the import lines of STYLE.md: policy/ is pure and
 // imports neither the webhook, the signer nor a controller-runtime manager;
-// the webhook does not import the signer; the signer not the webhook.
+// the webhook does not import the signer; the signer not the webhook; the
+// binary imports neither package testing nor the test harness.
 func TestLayering(t *testing.T) {
 	const mod = "github.com/tollgate-dev/tollgate/"
 	rules := []struct {
@@ -20,6 +22,9 @@ func TestLayering(t *testing.T) {
 		{"./policy/...", []string{mod + "webhook", mod + "signer", "sigs.k8s.io/controller-runtime/pkg/manager", "sigs.k8s.io/controller-runtime/pkg/cache"}},
 		{"./webhook/...", []string{mod + "signer"}},
 		{"./signer/...", []string{mod + "webhook"}},
+		// The shipped binary carries no test harness: internal/controlplane
+		// is shared with testing/envtest instead.
+		{"./cmd/...", []string{mod + "testing"}},
 	}
 	for _, r := range rules {
 		cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", r.pkgs)
@@ -37,6 +42,20 @@ func TestLayering(t *testing.T) {
 					t.Errorf("%s imports %s", r.pkgs, dep)
 				}
 			}
+		}
+	}
+	// Nor do the binary's own packages import package testing (some
+	// dependencies do; that is theirs).
+	cmd := exec.Command("go", "list", "-deps", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./cmd/...")
+	cmd.Dir = envtest.Root()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && strings.HasPrefix(f[0], mod) && slices.Contains(f[1:], "testing") {
+			t.Errorf("%s, in the tollgate binary, imports package testing", f[0])
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
@@ -210,7 +210,7 @@ deny contains sprintf("run number %d is odd", [n]) if {
 		built := func(repo, builder string) string {
 			img := reg.PushRandom(t, repo, "v1")
 			key.Sign(t, img, signing.Options{})
-			key.Attest(t, img, images.SLSAProvenanceV1, signing.SLSAv1(builder), signing.Options{})
+			key.Attest(t, img, slsa.PredicateV1, signing.SLSAv1(builder), signing.Options{})
 			return img.Context().Tag("v1").String()
 		}
 		if err := env.Client.Create(ctx, podOf("shop", "trusted", built("shop/trusted", "https://tollgate.dev/builders/trusted"))); err != nil {

@@ -58,7 +58,7 @@ func serveDefaulter(t *testing.T, env *envtest.Env) {
 
 	url := "https://" + ln.Addr().(*net.TCPAddr).String() + "/default"
 	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "zz-tekton-defaulting"}, // called after tollgate-runs
+		ObjectMeta: metav1.ObjectMeta{Name: "zz-tekton-defaulting"}, // called after tollgate
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
 			Name:         "defaulting.tekton.test",
 			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: env.CAData},

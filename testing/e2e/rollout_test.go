@@ -14,7 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/internal/controlplane"
 	"github.com/tollgate-dev/tollgate/webhook"
 )
 
@@ -123,7 +123,7 @@ func TestRollingRestart(t *testing.T) {
 	}
 	start := func() *pod {
 		addr, stop := env.RunWebhook(t, webhook.Config{Server: webhook.Options{Addr: "127.0.0.1:0", ShutdownDelay: time.Second}}, logr.Discard())
-		if err := envtest.WaitReady(addr, env.CAData, 60*time.Second); err != nil {
+		if err := controlplane.WaitReady(t.Context(), addr, env.CAData, 60*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		svc.set(addr, true)

@@ -113,7 +113,7 @@ func BenchmarkSignerLatency(b *testing.B) {
 		runs = append(runs, tr)
 	}
 	store, _ := oci.New("", nil)
-	startSignerB(b, env, signer.Options{Namespace: signerNS, Registry: store, RequireStamp: true})
+	startSignerB(b, env, signer.Options{Namespace: signerNS, Registry: store, RequireStamp: true, RetryDelay: time.Second})
 	time.Sleep(2 * time.Second) // the signer's caches sync and it adds its finalizers
 	completed := make([]time.Time, b.N)
 	signedAt := make([]time.Time, b.N)

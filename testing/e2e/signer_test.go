@@ -517,6 +517,32 @@ func TestSigner(t *testing.T) {
 		if out, err := cosignCLI(t, dir, nil, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err == nil {
 			t.Fatalf("the x509 key verified a KMS-signed image:\n%s", out)
 		}
+
+		// A chains-config that does not parse keeps this one (KMS) in force,
+		// and says so on the ConfigMap.
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(cm), cm); err != nil {
+			t.Fatal(err)
+		}
+		cm.Data["artifacts.taskrun.format"] = "no-such-format"
+		if err := env.Client.Update(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		img = reg.PushRandom(t, "team-a/kms-signed", "1.1")
+		tr = taskRun(ns, "kms-signed-after-a-bad-config", "tekton-builder", safeStep("build"))
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr, str("IMAGE_URL", img.Repository.Name()), str("IMAGE_DIGEST", img.DigestStr()))
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
+			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
+		}
+		if out, err := cosignCLI(t, dir, penv, "verify", "--key", ref, "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err != nil {
+			t.Fatalf("the last good configuration (KMS) was not in force: cosign verify --key %s: %v\n%s", ref, err, out)
+		}
+		if evs := strings.Join(eventReasons(t, env.Client, cm), "\n"); !strings.Contains(evs, "InvalidConfig: ConfigMap "+signerNS+"/chains-config") || !strings.Contains(evs, "no-such-format") {
+			t.Errorf("no InvalidConfig event naming the bad key: %s", evs)
+		}
 	})
 
 	t.Run("a run whose spec does not match its stamp ends failed, SpecChanged", func(t *testing.T) {

@@ -2,18 +2,17 @@ package envtest
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tollgate-dev/tollgate/internal/controlplane"
 	"github.com/tollgate-dev/tollgate/webhook"
 )
 
@@ -48,33 +47,9 @@ func (e *Env) impersonating(t testing.TB, h rest.WarningHandlerWithContext, user
 	return c
 }
 
-// GrantTekton gives the Tekton controller's service account what it needs
-// here: read runs and write their status (as the real controller's RBAC does).
-func (e *Env) GrantTekton(ctx context.Context) error {
-	cr := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: "test-tekton-controller"},
-		Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{"tekton.dev"},
-			Resources: []string{"pipelineruns", "taskruns", "pipelineruns/status", "taskruns/status"},
-			Verbs:     []string{"get", "list", "watch", "create", "update", "patch"},
-		}, {
-			APIGroups: []string{""},
-			Resources: []string{"pods"},
-			Verbs:     []string{"get", "list", "watch", "create", "delete"},
-		}},
-	}
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "test-tekton-controller"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "tekton-pipelines", Name: "tekton-pipelines-controller"}},
-	}
-	for _, o := range []client.Object{cr, crb} {
-		if err := e.Client.Create(ctx, o); err != nil {
-			return fmt.Errorf("creating %T %s: %w", o, o.GetName(), err)
-		}
-	}
-	return nil
-}
+// GrantTekton gives the Tekton controller's service account what the real
+// controller's RBAC gives it (controlplane.GrantTekton).
+func (e *Env) GrantTekton(ctx context.Context) error { return controlplane.GrantTekton(ctx, e.Client) }
 
 // CompleteTaskRun writes a finished status on a TaskRun as the Tekton
 // controller would (impersonating its service account), with results.

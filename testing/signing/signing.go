@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/signer/config"
+
 	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -154,7 +156,7 @@ func hexOf(digest string) string {
 // SLSAv1 is a minimal valid SLSA v1.0 provenance predicate.
 func SLSAv1(builder string) map[string]any {
 	return map[string]any{
-		"buildDefinition": map[string]any{"buildType": "https://tekton.dev/chains/v2/slsa", "externalParameters": map[string]any{"runSpec": map[string]any{}}},
+		"buildDefinition": map[string]any{"buildType": config.BuildTypeSLSA, "externalParameters": map[string]any{"runSpec": map[string]any{}}},
 		"runDetails":      map[string]any{"builder": map[string]any{"id": builder}},
 	}
 }

@@ -22,6 +22,7 @@ import (
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/webhook"
 )
 
@@ -184,7 +185,7 @@ func BenchmarkCacheMemory(b *testing.B) {
 			d := fmt.Sprintf("sha256:%064x", j)
 			_, _, err := c.Do(b.Context(), images.Key{Digest: d, Fingerprint: "f"}, func(context.Context) (*images.Result, error) {
 				return &images.Result{Digest: d, Policy: "release", Signatures: []images.VerifiedSignature{{Authority: "release"}},
-					Attestations: []images.VerifiedAttestation{{Requirement: "slsa", Authority: "release", PredicateType: images.SLSAProvenanceV1, Statement: bytes.Clone(stmt)}}}, nil
+					Attestations: []images.VerifiedAttestation{{Requirement: "slsa", Authority: "release", PredicateType: slsa.PredicateV1, Statement: bytes.Clone(stmt)}}}, nil
 			})
 			if err != nil {
 				b.Fatal(err)

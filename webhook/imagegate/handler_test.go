@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
@@ -73,7 +74,7 @@ func newGate(t testing.TB) *gate {
 		Spec: v1alpha1.ClusterImagePolicySpec{
 			Images:       []v1alpha1.ImagePattern{{Glob: g.reg.Host + "/**"}},
 			Authorities:  []v1alpha1.Authority{{Name: "release", Key: &v1alpha1.KeyAuthority{Data: string(g.key.PublicPEM)}}},
-			Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: images.SLSAProvenanceV1}},
+			Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: slsa.PredicateV1}},
 		},
 	}, images.Deps{})
 	if err != nil {
@@ -111,7 +112,7 @@ func newGate(t testing.TB) *gate {
 func (g *gate) signed(t testing.TB, repo string) name.Digest {
 	img := g.reg.PushRandom(t, repo, "v1")
 	g.key.Sign(t, img, signing.Options{})
-	g.key.Attest(t, img, images.SLSAProvenanceV1, signing.SLSAv1("https://tollgate.dev/builders/test"), signing.Options{})
+	g.key.Attest(t, img, slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/builders/test"), signing.Options{})
 	g.sigReads.Store(0) // signing read them; count only the gate's reads
 	return img
 }

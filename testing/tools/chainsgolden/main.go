@@ -43,6 +43,11 @@ type golden struct {
 	Statement      json.RawMessage `json:"statement"`
 }
 
+// ownFixtures are Tollgate's runs (in the output's runs/tollgate): shapes
+// Chains' fixtures lack, such as a workspace's volumeClaimTemplate, whose
+// metadata Chains' Go types encode with "creationTimestamp": null.
+const ownFixtures = "tollgate"
+
 type fixture struct {
 	dir      string
 	run      string
@@ -73,12 +78,16 @@ func main() {
 			{"pipeline-v1", "taskrun-multiple-subjects.json", nil},
 			{"pipeline-v1", "pipelinerun1.json", []string{"taskrun1.json", "taskrun2.json"}},
 			{"pipeline-v1", "pipelinerun_structured_results.json", []string{"taskrun1.json", "taskrun2.json"}},
+			{"tollgate", "pipelinerun-vct.json", []string{"taskrun1.json", "taskrun2.json"}},
+			{"tollgate", "taskrun-vct.json", nil},
 		}},
 		{"slsa/v2alpha3", v2alpha3.NewFormatter, []fixture{
 			{"slsa-v2alpha3", "taskrun1.json", nil},
 			{"slsa-v2alpha3", "taskrun2.json", nil},
 			{"slsa-v2alpha3", "taskrun-multiple-subjects.json", nil},
 			{"slsa-v2alpha3", "pipelinerun1.json", []string{"taskrun1.json", "taskrun2.json"}},
+			{"tollgate", "pipelinerun-vct.json", []string{"taskrun1.json", "taskrun2.json"}},
+			{"tollgate", "taskrun-vct.json", nil},
 		}},
 		{"slsa/v2alpha4", v2alpha4.NewFormatter, []fixture{
 			{"slsa-v2alpha4", "taskrun1.json", nil},
@@ -90,6 +99,8 @@ func main() {
 			{"slsa-v2alpha4", "pipelinerun2.json", []string{"taskrun3.json", "taskrun4.json"}},
 			{"slsa-v2alpha4", "pipelinerun_structured_results.json", []string{"taskrun1.json", "taskrun2.json"}},
 			{"slsa-v2alpha4", "pipelinerun-remote-resolver.json", nil},
+			{"tollgate", "pipelinerun-vct.json", []string{"taskrun1.json", "taskrun2.json"}},
+			{"tollgate", "taskrun-vct.json", nil},
 		}},
 	}
 	ctx := context.Background()
@@ -110,7 +121,11 @@ func main() {
 				if deep && !isPR {
 					continue // deep inspection only changes PipelineRun provenance
 				}
-				obj, err := load(filepath.Join(testdata, fx.dir), fx)
+				dir := filepath.Join(testdata, fx.dir)
+				if fx.dir == ownFixtures {
+					dir = filepath.Join(*out, "runs", ownFixtures)
+				}
+				obj, err := load(dir, fx)
 				if err != nil {
 					fail(err)
 				}
@@ -146,6 +161,9 @@ func main() {
 				// Keep a copy of the inputs next to the goldens, so Tollgate's
 				// tests do not depend on the Chains module being downloaded.
 				for _, in := range append([]string{fx.run}, fx.children...) {
+					if fx.dir == ownFixtures {
+						break // already there
+					}
 					src := filepath.Join(testdata, fx.dir, in)
 					dst := filepath.Join(*out, "runs", fx.dir, in)
 					b, err := os.ReadFile(src)

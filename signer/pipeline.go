@@ -1,0 +1,315 @@
+package signer
+
+import (
+	"context"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	imagepolicy "github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/policy/images/pullsecrets"
+	"github.com/tollgate-dev/tollgate/policy/runs"
+	"github.com/tollgate-dev/tollgate/policy/specdigest"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/signer/config"
+	"github.com/tollgate-dev/tollgate/signer/hints"
+	"github.com/tollgate-dev/tollgate/signer/provenance"
+	"github.com/tollgate-dev/tollgate/signer/sign"
+	"github.com/tollgate-dev/tollgate/signer/storage/oci"
+	"github.com/tollgate-dev/tollgate/signer/storage/tekton"
+)
+
+// sign builds, signs and stores everything the configuration asks for, and
+// returns the annotations to add, or why it could not: the run must be the
+// one admitted (checkStamp), every artifact it claims must be its
+// namespace's (claims), then the provenance is stored and the images
+// signed.
+func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, imageSigner *sign.Signer) (map[string]string, *failure) {
+	if f := r.checkStamp(ctx, rn); f != nil {
+		return nil, f
+	}
+	images, owns, f := r.claims(ctx, rn)
+	if f != nil {
+		return nil, f
+	}
+	p := &publication{r: r, rn: rn, out: map[string]string{}}
+	if art := rn.artifact(cfg); art.Enabled() {
+		if f := p.provenance(ctx, cfg, art, s, images, owns); f != nil {
+			return nil, f
+		}
+	}
+	if cfg.OCI.Enabled() {
+		if f := p.signatures(ctx, images, imageSigner); f != nil {
+			return nil, f
+		}
+	}
+	if p.stored == 0 {
+		return nil, permanent(ReasonNoArtifacts, "nothing was signed and stored: the run has no type-hinted output (IMAGE_URL/IMAGE_DIGEST, IMAGES) for the configured storage (%s storage %v, artifacts.oci.storage %v) and tekton storage is not configured", strings.ToLower(rn.kind), rn.artifact(cfg).Storage, cfg.OCI.Storage)
+	}
+	return p.out, nil
+}
+
+// checkStamp refuses a run whose spec is not the one stamped at admission,
+// whose stamp's MAC does not verify, or that carries no stamp where the run
+// guard is installed.
+func (r *Reconciler) checkStamp(ctx context.Context, rn *run) *failure {
+	stamp, stamped := rn.obj.GetAnnotations()[specdigest.Annotation]
+	switch {
+	case stamped:
+		got, err := specdigest.OfObject(rn.raw)
+		if err != nil {
+			return permanent(ReasonSpecChanged, "computing the spec digest: %v", err)
+		}
+		if got != stamp {
+			return permanent(ReasonSpecChanged, "the spec no longer matches the digest stamped at admission (stamped %s, now %s): refusing to sign", stamp, got)
+		}
+		return r.verifyMAC(ctx, rn, stamp)
+	case r.Opts.RequireStamp:
+		return permanent(ReasonNoStamp, "the run carries no %s annotation though the run guard is installed: it was not admitted by Tollgate; refusing to sign", specdigest.Annotation)
+	}
+	return nil
+}
+
+// owner checks one claimed artifact against the repositories the run's
+// namespace owns.
+type owner func(ref string, digest map[string]string) *failure
+
+// claims returns the images the run's results name, and the ownership
+// check; a malformed hint or an image the namespace does not own fails the
+// whole run: signing the rest and saying "signed" would leave it unsigned
+// without anyone noticing.
+func (r *Reconciler) claims(ctx context.Context, rn *run) ([]hints.Artifact, owner, *failure) {
+	images, rejected := hints.Images(rn.results)
+	if len(rejected) > 0 {
+		msgs := make([]string, len(rejected))
+		for i, rj := range rejected {
+			msgs[i] = rj.String()
+		}
+		return nil, nil, permanent(ReasonMalformedHint, "%s", strings.Join(msgs, "; "))
+	}
+	owns, f := r.ownership(ctx, rn)
+	if f != nil {
+		return nil, nil, f
+	}
+	for _, img := range images {
+		if f := owns(img.Name+"@sha256:"+img.Digest["sha256"], img.Digest); f != nil {
+			return nil, nil, f
+		}
+	}
+	return images, owns, nil
+}
+
+// publication is what one sign stores: the annotations to write on the run
+// and how many things were stored, through the run's registry credentials
+// (read only when something is pushed).
+type publication struct {
+	r        *Reconciler
+	rn       *run
+	out      map[string]string
+	stored   int
+	registry *oci.Store
+}
+
+func (p *publication) store(ctx context.Context) (*oci.Store, *failure) {
+	if p.registry == nil {
+		reg, f := p.r.registryFor(ctx, p.rn)
+		if f != nil {
+			return nil, f
+		}
+		p.registry = reg
+	}
+	return p.registry, nil
+}
+
+// provenance builds the run's statement, signs it and stores it in each
+// configured backend.
+func (p *publication) provenance(ctx context.Context, cfg config.Config, art config.Artifact, s *sign.Signer, images []hints.Artifact, owns owner) *failure {
+	st, err := p.rn.statement(cfg)
+	if err != nil {
+		return permanent(ReasonProvenanceFailed, "building %s provenance: %v", art.Format, err)
+	}
+	// Every subject, not only those pushed: a statement stored on the
+	// run can be copied to a registry by whoever reads the run.
+	for _, sub := range st.GetSubject() {
+		if f := owns(sub.GetName(), sub.GetDigest()); f != nil {
+			return f
+		}
+	}
+	payload, err := provenance.Marshal(st)
+	if err != nil {
+		return permanent(ReasonProvenanceFailed, "encoding provenance: %v", err)
+	}
+	env, err := s.Envelope(ctx, payload)
+	if err != nil {
+		return transient(ReasonProvenanceFailed, "signing provenance: %v", err)
+	}
+	for _, backend := range art.Storage {
+		switch backend {
+		case config.StorageTekton:
+			a, err := tekton.Annotations(tekton.Key(p.rn.kind, string(p.rn.obj.GetUID())), payload, env, nil, nil, p.rn.obj.GetAnnotations())
+			if err != nil {
+				return permanent(ReasonStorageFailed, "%v", err)
+			}
+			for k, v := range a {
+				p.out[k] = v
+			}
+			p.stored++
+		case config.StorageOCI:
+			for _, img := range images {
+				d, err := name.NewDigest(img.Name + "@sha256:" + img.Digest["sha256"])
+				if err != nil {
+					return permanent(ReasonStorageFailed, "%v", err)
+				}
+				reg, f := p.store(ctx)
+				if f != nil {
+					return f
+				}
+				if err := reg.StoreAttestation(ctx, d, env, nil, nil); err != nil {
+					return transient(ReasonStorageFailed, "%v", err)
+				}
+				p.stored++
+			}
+		}
+	}
+	return nil
+}
+
+// signatures signs each image (cosign's simple signing) and stores the
+// signature next to it; the configuration allows oci storage only.
+func (p *publication) signatures(ctx context.Context, images []hints.Artifact, s *sign.Signer) *failure {
+	for _, img := range images {
+		d, err := name.NewDigest(img.Name + "@sha256:" + img.Digest["sha256"])
+		if err != nil {
+			return permanent(ReasonStorageFailed, "%v", err)
+		}
+		ss, err := oci.SimpleSigningPayload(d)
+		if err != nil {
+			return permanent(ReasonStorageFailed, "%v", err)
+		}
+		sig, err := s.Sign(ctx, ss)
+		if err != nil {
+			return transient(ReasonStorageFailed, "signing %s: %v", d, err)
+		}
+		reg, f := p.store(ctx)
+		if f != nil {
+			return f
+		}
+		if err := reg.StoreSignature(ctx, d, ss, sig, nil, nil); err != nil {
+			return transient(ReasonStorageFailed, "%v", err)
+		}
+		p.stored++
+	}
+	return nil
+}
+
+// verifyMAC checks the stamp's MAC with the run guard's keys.
+func (r *Reconciler) verifyMAC(ctx context.Context, rn *run, digest string) *failure {
+	if r.Opts.StampKeySecret == "" {
+		return nil
+	}
+	sec := &corev1.Secret{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Opts.Namespace, Name: r.Opts.StampKeySecret}, sec); err != nil {
+		return transient(ReasonBadStamp, "reading the stamp keys %s/%s: %v", r.Opts.Namespace, r.Opts.StampKeySecret, err)
+	}
+	keys, err := specdigest.ParseKeys(sec.Data)
+	if err != nil {
+		return transient(ReasonBadStamp, "the stamp keys %s/%s: %v", r.Opts.Namespace, r.Opts.StampKeySecret, err)
+	}
+	ann := rn.obj.GetAnnotations()
+	mac, ok := ann[specdigest.MACAnnotation]
+	if !ok {
+		return permanent(ReasonBadStamp, "the run carries no %s: the run guard did not admit it (a namespace it does not guard?); refusing to sign", specdigest.MACAnnotation)
+	}
+	if err := keys.Verify(rn.obj.GetNamespace(), rn.kind, digest, mac); err != nil {
+		return permanent(ReasonBadStamp, "%s: %v; refusing to sign", specdigest.MACAnnotation, err)
+	}
+	return nil
+}
+
+// ownership returns the check of a claimed artifact against the
+// repositories the run's namespace owns. Artifacts that are not image
+// references (packages, files) are not the image gate's and pass.
+func (r *Reconciler) ownership(ctx context.Context, rn *run) (owner, *failure) {
+	if !r.Opts.RequireOwnership {
+		return func(string, map[string]string) *failure { return nil }, nil
+	}
+	ns := &corev1.Namespace{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: rn.obj.GetNamespace()}, ns); err != nil {
+		return nil, transient(ReasonArtifactNotOwned, "reading namespace %s to decide which repositories it owns: %v", rn.obj.GetNamespace(), err)
+	}
+	var policies v1alpha1.ClusterRunPolicyList
+	if err := r.Client.List(ctx, &policies); err != nil {
+		return nil, transient(ReasonArtifactNotOwned, "listing ClusterRunPolicies to decide which repositories namespace %s owns: %v", ns.Name, err)
+	}
+	o := runs.OwnershipFor(policies.Items, ns.Labels)
+	return func(ref string, digest map[string]string) *failure {
+		if _, err := imagepolicy.ParseImage(ref); err != nil {
+			return nil
+		}
+		if err := o.Owns(ref); err != nil {
+			return permanent(ReasonArtifactNotOwned, "%s claims %s (%s): %v; refusing to sign", claimedBy(rn.results, digest), ref, rn.kind+" "+rn.obj.GetNamespace()+"/"+rn.obj.GetName(), err)
+		}
+		return nil
+	}, nil
+}
+
+// claimedBy names the results that hold one of the digest's values.
+func claimedBy(results []hints.Result, digest map[string]string) string {
+	var names []string
+	for _, res := range results {
+		for _, hex := range digest {
+			if hex != "" && strings.Contains(res.Value.StringVal, hex) {
+				names = append(names, res.Name)
+				break
+			}
+		}
+	}
+	if len(names) == 0 {
+		return "the run's provenance"
+	}
+	return "result " + strings.Join(names, ", ")
+}
+
+// registryFor returns the registry store with the run's image pull
+// credentials: the pull secrets of its service account and of its
+// podTemplate, as the kubelet would use them to pull its images.
+func (r *Reconciler) registryFor(ctx context.Context, rn *run) (*oci.Store, *failure) {
+	ns := rn.obj.GetNamespace()
+	names := append([]string(nil), rn.pullSecrets...)
+	if rn.serviceAccount != "" {
+		sa := &corev1.ServiceAccount{}
+		err := r.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: rn.serviceAccount}, sa)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, transient(ReasonStorageFailed, "reading service account %s/%s for its pull secrets: %v", ns, rn.serviceAccount, err)
+		default:
+			for _, ref := range sa.ImagePullSecrets {
+				names = append(names, ref.Name)
+			}
+		}
+	}
+	var secrets []corev1.Secret
+	for _, n := range names {
+		sec := &corev1.Secret{}
+		err := r.Reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: n}, sec)
+		if apierrors.IsNotFound(err) {
+			continue // the kubelet skips a missing pull secret too
+		}
+		if err != nil {
+			return nil, transient(ReasonStorageFailed, "reading pull secret %s/%s: %v", ns, n, err)
+		}
+		secrets = append(secrets, *sec)
+	}
+	if len(secrets) == 0 {
+		return r.Opts.Registry, nil
+	}
+	kc, err := pullsecrets.New(secrets)
+	if err != nil {
+		return nil, permanent(ReasonStorageFailed, "%v", err)
+	}
+	return r.Opts.Registry.With(kc), nil
+}
