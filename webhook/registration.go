@@ -14,12 +14,12 @@ import (
 // local webhook.
 var (
 	excludeNS = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "tollgate-system"},
+		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"tollgate-system", "kube-system"},
 	}}}
 	// gatedNS selects the namespaces the image gate reviews.
 	gatedNS = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 		{Key: "tollgate.dev/gate", Operator: metav1.LabelSelectorOpIn, Values: []string{"enforce", "warn"}},
-		{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "tollgate-system"}},
+		{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"tollgate-system", "kube-system"}},
 	}}
 	create       = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
 	createUpdate = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}

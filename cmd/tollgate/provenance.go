@@ -18,6 +18,8 @@ import (
 	"github.com/tollgate-dev/tollgate/signer/provenance"
 )
 
+// newProvenanceCmd is the command's help, flags and the few lines that
+// read the run and print its statement; most of its length is the help.
 func newProvenanceCmd() *cobra.Command {
 	var (
 		format     string

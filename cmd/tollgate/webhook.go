@@ -20,22 +20,28 @@ import (
 	"github.com/tollgate-dev/tollgate/webhook"
 )
 
+// webhookFlags are the flags of `tollgate webhook`.
+type webhookFlags struct {
+	opts         webhook.Options
+	imgOpts      webhook.ImageOptions
+	certOpts     webhook.CertOptions
+	kubeconfig   string
+	tekton       []string
+	trusted      []string
+	verbosity    int
+	gcPercent    int
+	certSecret   string
+	certConfs    []string
+	certHosts    []string
+	stampKeys    string
+	policyResync time.Duration
+}
+
+// newWebhookCmd is the command's help and flags (long, and only that);
+// runWebhook does the work.
 func newWebhookCmd() *cobra.Command {
-	opts := webhook.Default()
-	imgOpts := webhook.DefaultImageOptions()
-	var (
-		kubeconfig   string
-		tekton       []string
-		trusted      []string
-		verbosity    int
-		gcPercent    int
-		certSecret   string
-		certConfs    []string
-		certHosts    []string
-		stampKeys    string
-		policyResync time.Duration
-	)
-	certOpts := webhook.DefaultCertOptions()
+	w := &webhookFlags{opts: webhook.Default(), imgOpts: webhook.DefaultImageOptions(), certOpts: webhook.DefaultCertOptions()}
+	opts, imgOpts := &w.opts, &w.imgOpts
 	cmd := &cobra.Command{
 		Use:   "webhook",
 		Short: "Serve the run guard's and the image gate's admission webhooks over TLS",
@@ -69,56 +75,7 @@ The image gate reviews namespaces labelled tollgate.dev/gate=enforce or warn.
 Verified results are cached by (image digest, policy generation and trust
 material); registry errors are never cached and always deny in Enforce.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			rules := clientcmd.NewDefaultClientConfigLoadingRules()
-			rules.ExplicitPath = kubeconfig
-			cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-			if err != nil {
-				return usageError("loading the Kubernetes client configuration: %w", err)
-			}
-			cfg.QPS, cfg.Burst = 50, 100
-			var certs *webhook.CertOptions
-			if certSecret != "" {
-				ns, name, ok := strings.Cut(certSecret, "/")
-				if !ok {
-					return usageError("--cert-secret %q: want NAMESPACE/NAME", certSecret)
-				}
-				certOpts.Namespace, certOpts.Name, certOpts.Configurations, certOpts.Hosts = ns, name, certConfs, certHosts
-				if err := certOpts.Validate(); err != nil {
-					return usageError("%w", err)
-				}
-				if opts.CertFile != "" || opts.KeyFile != "" {
-					return usageError("give --cert-secret or --tls-cert-file/--tls-key-file, not both")
-				}
-				certs = &certOpts
-				opts.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, errors.New("not yet") } // replaced once the certificate is obtained
-			}
-			if err := opts.Validate(); err != nil {
-				return usageError("%w", err)
-			}
-			if err := imgOpts.Validate(); err != nil {
-				return usageError("%w", err)
-			}
-			if cmd.Flags().Changed("gc-percent") || os.Getenv("GOGC") == "" {
-				debug.SetGCPercent(gcPercent)
-			}
-			log := zap.New(zap.UseDevMode(false), zap.Level(zapcore.Level(-verbosity))).WithName("webhook")
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			err = webhook.Run(ctx, webhook.Config{
-				Server:         opts,
-				RestConfig:     cfg,
-				Identities:     runs.Identities{TektonControllers: tekton, Trusted: trusted},
-				Images:         imgOpts,
-				Certs:          certs,
-				StampKeySecret: stampKeys,
-				PolicyResync:   policyResync,
-			}, log, nil)
-			if err != nil {
-				return fmt.Errorf("webhook: %w", err)
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runWebhook(cmd, w) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Addr, "listen", opts.Addr, "address to serve HTTPS on")
@@ -128,14 +85,14 @@ material); registry errors are never cached and always deny in Enforce.`,
 	f.StringVar(&opts.ProbeAddr, "probe-address", "", "serve /healthz, /readyz and /metrics on this address over plain HTTP instead of the admission port (the chart uses :8081)")
 	f.StringVar(&opts.TLSMinVersion, "tls-min-version", opts.TLSMinVersion, "lowest TLS version served: 1.2 (with ECDHE-AEAD cipher suites only) or 1.3")
 	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", opts.ShutdownDelay, "on SIGTERM, keep serving this long with /readyz false before draining")
-	f.StringVar(&certSecret, "cert-secret", "", "manage the serving certificate in this Secret (NAMESPACE/NAME): a CA and a certificate, renewed a month before they expire, the CA bundle patched into --webhook-configurations")
-	f.StringSliceVar(&certConfs, "webhook-configurations", nil, "with --cert-secret: the Mutating- and ValidatingWebhookConfigurations (by name) that get the CA bundle")
-	f.StringSliceVar(&certHosts, "cert-hosts", nil, "with --cert-secret: DNS names and IPs of the certificate (e.g. tollgate-webhook.tollgate-system.svc)")
-	f.StringVar(&stampKeys, "stamp-key-secret", "tollgate-system/tollgate-stamp-key", "Secret (NAMESPACE/NAME) with the keys of the stamp's MAC, which the signer verifies; created with a random key when missing (\"\" stamps without a MAC)")
-	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
-	f.StringSliceVar(&tekton, "tekton-controller-users", []string{runs.DefaultTektonController},
+	f.StringVar(&w.certSecret, "cert-secret", "", "manage the serving certificate in this Secret (NAMESPACE/NAME): a CA and a certificate, renewed a month before they expire, the CA bundle patched into --webhook-configurations")
+	f.StringSliceVar(&w.certConfs, "webhook-configurations", nil, "with --cert-secret: the Mutating- and ValidatingWebhookConfigurations (by name) that get the CA bundle")
+	f.StringSliceVar(&w.certHosts, "cert-hosts", nil, "with --cert-secret: DNS names and IPs of the certificate (e.g. tollgate-webhook.tollgate-system.svc)")
+	f.StringVar(&w.stampKeys, "stamp-key-secret", "tollgate-system/tollgate-stamp-key", "Secret (NAMESPACE/NAME) with the keys of the stamp's MAC, which the signer verifies; created with a random key when missing (\"\" stamps without a MAC)")
+	f.StringVar(&w.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	f.StringSliceVar(&w.tekton, "tekton-controller-users", []string{runs.DefaultTektonController},
 		"users allowed to update run status (the Tekton controller's service account)")
-	f.StringSliceVar(&trusted, "trusted-users", []string{runs.DefaultSigner},
+	f.StringSliceVar(&w.trusted, "trusted-users", []string{runs.DefaultSigner},
 		"users allowed to write tollgate.dev/* and chains.tekton.dev/* annotations (Tollgate's signer)")
 	f.DurationVar(&imgOpts.Budget, "image-verify-budget", imgOpts.Budget, "time one admission may spend resolving and verifying images; keep it under the webhook timeout")
 	f.IntVar(&imgOpts.Cache.MaxEntries, "image-cache-entries", imgOpts.Cache.MaxEntries, "verified results kept")
@@ -143,10 +100,64 @@ material); registry errors are never cached and always deny in Enforce.`,
 	f.Int64Var(&imgOpts.Limits.MaxInFlightBytes, "image-inflight-bytes", imgOpts.Limits.MaxInFlightBytes, "bytes of registry reads all verifications together may hold at once (keep well under the memory limit); past it a verification fails as busy and the admission is denied")
 	f.DurationVar(&imgOpts.Cache.TTL, "image-cache-ttl", imgOpts.Cache.TTL, "how long a verified result is served from the cache")
 	f.DurationVar(&imgOpts.Cache.NegativeTTL, "image-cache-negative-ttl", imgOpts.Cache.NegativeTTL, "how long a failed verification is served from the cache (registry errors are never cached)")
-	f.DurationVar(&policyResync, "policy-resync", webhook.DefaultPolicyResync, "recompile run and image policies this often besides on every change, so rotated keys in Secrets and KMS and edited Rego ConfigMaps take effect (0: only on changes)")
-	f.DurationVar(&policyResync, "image-policy-resync", webhook.DefaultPolicyResync, "the old name of --policy-resync")
+	f.DurationVar(&w.policyResync, "policy-resync", webhook.DefaultPolicyResync, "recompile run and image policies this often besides on every change, so rotated keys in Secrets and KMS and edited Rego ConfigMaps take effect (0: only on changes)")
+	f.DurationVar(&w.policyResync, "image-policy-resync", webhook.DefaultPolicyResync, "the old name of --policy-resync")
 	_ = f.MarkDeprecated("image-policy-resync", "use --policy-resync (it always applied to run policies too)")
-	f.IntVar(&gcPercent, "gc-percent", webhook.DefaultGCPercent, "garbage collector target (as GOGC; the GOGC environment variable wins unless this flag is given): higher trades memory for admission tail latency; bound memory with GOMEMLIMIT")
-	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity (0: decisions and errors, 1: also skipped checks and defaults)")
+	f.IntVar(&w.gcPercent, "gc-percent", webhook.DefaultGCPercent, "garbage collector target (as GOGC; the GOGC environment variable wins unless this flag is given): higher trades memory for admission tail latency; bound memory with GOMEMLIMIT")
+	f.IntVarP(&w.verbosity, "v", "v", 0, "log verbosity (0: decisions and errors, 1: also skipped checks and defaults)")
 	return cmd
+}
+
+// runWebhook checks the flags, then serves until SIGINT or SIGTERM.
+func runWebhook(cmd *cobra.Command, w *webhookFlags) error {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = w.kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return usageError("loading the Kubernetes client configuration: %w", err)
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	opts := w.opts
+	var certs *webhook.CertOptions
+	if w.certSecret != "" {
+		ns, name, ok := strings.Cut(w.certSecret, "/")
+		if !ok {
+			return usageError("--cert-secret %q: want NAMESPACE/NAME", w.certSecret)
+		}
+		c := w.certOpts
+		c.Namespace, c.Name, c.Configurations, c.Hosts = ns, name, w.certConfs, w.certHosts
+		if err := c.Validate(); err != nil {
+			return usageError("%w", err)
+		}
+		if opts.CertFile != "" || opts.KeyFile != "" {
+			return usageError("give --cert-secret or --tls-cert-file/--tls-key-file, not both")
+		}
+		certs = &c
+		opts.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, errors.New("not yet") } // replaced once the certificate is obtained
+	}
+	if err := opts.Validate(); err != nil {
+		return usageError("%w", err)
+	}
+	if err := w.imgOpts.Validate(); err != nil {
+		return usageError("%w", err)
+	}
+	if cmd.Flags().Changed("gc-percent") || os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(w.gcPercent)
+	}
+	log := zap.New(zap.UseDevMode(false), zap.Level(zapcore.Level(-w.verbosity))).WithName("webhook")
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err = webhook.Run(ctx, webhook.Config{
+		Server:         opts,
+		RestConfig:     cfg,
+		Identities:     runs.Identities{TektonControllers: w.tekton, Trusted: w.trusted},
+		Images:         w.imgOpts,
+		Certs:          certs,
+		StampKeySecret: w.stampKeys,
+		PolicyResync:   w.policyResync,
+	}, log, nil)
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	return nil
 }

@@ -89,22 +89,10 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterImagePolicy, deps Deps) (*P
 	if deps.KMS == nil {
 		deps.KMS = KMSPublicKey
 	}
-	out := &Policy{Name: p.Name, UID: string(p.UID), Generation: p.Generation, Mode: p.Spec.Mode, Unmatched: p.Spec.UnmatchedImages}
-	if out.Mode == "" {
-		out.Mode = v1alpha1.ImageEnforce
-	}
-	if out.Unmatched == "" {
-		out.Unmatched = v1alpha1.UnmatchedDeny
-	}
-	switch out.Mode {
-	case v1alpha1.ImageEnforce, v1alpha1.ImageWarn:
-	default:
-		return nil, fmt.Errorf("spec.mode: %q is not Enforce or Warn", out.Mode)
-	}
-	switch out.Unmatched {
-	case v1alpha1.UnmatchedDeny, v1alpha1.UnmatchedWarn, v1alpha1.UnmatchedAllow:
-	default:
-		return nil, fmt.Errorf("spec.unmatchedImages: %q is not Deny, Warn or Allow", out.Unmatched)
+	out := &Policy{Name: p.Name, UID: string(p.UID), Generation: p.Generation}
+	var err error
+	if out.Mode, out.Unmatched, err = modes(&p.Spec); err != nil {
+		return nil, err
 	}
 	sel := labels.Everything()
 	if p.Spec.NamespaceSelector != nil {
@@ -143,25 +131,10 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterImagePolicy, deps Deps) (*P
 	if len(p.Spec.Attestations) == 0 {
 		return nil, errors.New("spec.attestations: at least one attestation (e.g. https://slsa.dev/provenance/v1) is required")
 	}
-	for i, r := range p.Spec.Attestations {
-		if r.PredicateType == "" {
-			return nil, fmt.Errorf("spec.attestations[%d] (%s): predicateType is empty", i, r.Name)
-		}
-		req := requirement{name: r.Name, predicateType: r.PredicateType}
-		prod, err := compileProducer(r.Producer)
+	for i := range p.Spec.Attestations {
+		req, err := compileRequirement(ctx, p.Name, &p.Spec.Attestations[i])
 		if err != nil {
-			return nil, fmt.Errorf("spec.attestations[%d] (%s).%w", i, r.Name, err)
-		}
-		if prod != nil && r.PredicateType != slsa.PredicateV1 && r.PredicateType != slsa.PredicateV02 {
-			return nil, fmt.Errorf("spec.attestations[%d] (%s).producer: needs predicateType %s or %s", i, r.Name, slsa.PredicateV1, slsa.PredicateV02)
-		}
-		req.producer = prod
-		if r.Rego != "" {
-			prog, err := rego.Compile(ctx, []rego.Module{{Name: p.Name + "/attestations/" + r.Name + ".rego", Source: r.Rego}}, rego.DefaultOptions())
-			if err != nil {
-				return nil, fmt.Errorf("spec.attestations[%d] (%s).rego: %w", i, r.Name, err)
-			}
-			req.rego = prog
+			return nil, fmt.Errorf("spec.attestations[%d] (%s)%w", i, p.Spec.Attestations[i].Name, err)
 		}
 		out.requirements = append(out.requirements, req)
 	}
@@ -181,6 +154,54 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterImagePolicy, deps Deps) (*P
 	// the fingerprint (the generation is).
 	out.fingerprint = hex.EncodeToString(h.Sum(nil))
 	return out, nil
+}
+
+// modes returns the policy's mode and unmatchedImages, defaulted
+// (Enforce, Deny) and checked.
+func modes(spec *v1alpha1.ClusterImagePolicySpec) (v1alpha1.ImageMode, v1alpha1.UnmatchedAction, error) {
+	mode, unmatched := spec.Mode, spec.UnmatchedImages
+	if mode == "" {
+		mode = v1alpha1.ImageEnforce
+	}
+	if unmatched == "" {
+		unmatched = v1alpha1.UnmatchedDeny
+	}
+	switch mode {
+	case v1alpha1.ImageEnforce, v1alpha1.ImageWarn:
+	default:
+		return "", "", fmt.Errorf("spec.mode: %q is not Enforce or Warn", mode)
+	}
+	switch unmatched {
+	case v1alpha1.UnmatchedDeny, v1alpha1.UnmatchedWarn, v1alpha1.UnmatchedAllow:
+	default:
+		return "", "", fmt.Errorf("spec.unmatchedImages: %q is not Deny, Warn or Allow", unmatched)
+	}
+	return mode, unmatched, nil
+}
+
+// compileRequirement compiles one required attestation: its predicate
+// type, producer and Rego. Errors start with the field (".producer: ...").
+func compileRequirement(ctx context.Context, policy string, r *v1alpha1.AttestationRequirement) (requirement, error) {
+	req := requirement{name: r.Name, predicateType: r.PredicateType}
+	if r.PredicateType == "" {
+		return req, errors.New(": predicateType is empty")
+	}
+	prod, err := compileProducer(r.Producer)
+	if err != nil {
+		return req, fmt.Errorf(".%w", err)
+	}
+	if prod != nil && r.PredicateType != slsa.PredicateV1 && r.PredicateType != slsa.PredicateV02 {
+		return req, fmt.Errorf(".producer: needs predicateType %s or %s", slsa.PredicateV1, slsa.PredicateV02)
+	}
+	req.producer = prod
+	if r.Rego != "" {
+		prog, err := rego.Compile(ctx, []rego.Module{{Name: policy + "/attestations/" + r.Name + ".rego", Source: r.Rego}}, rego.DefaultOptions())
+		if err != nil {
+			return req, fmt.Errorf(".rego: %w", err)
+		}
+		req.rego = prog
+	}
+	return req, nil
 }
 
 func compileAuthority(ctx context.Context, a *v1alpha1.Authority, deps Deps) (*authority, []byte, error) {

@@ -10,11 +10,12 @@ import (
 )
 
 // Test runs the test_ rules of the modules the way `opa test` does, with
-// the built-in library loaded and the same capabilities as admission. An
+// the built-in library loaded (not its tests: those run in this package's
+// Go tests) and the same capabilities as admission. An
 // error means a module does not parse or compile.
 func Test(ctx context.Context, modules []Module, filter string) ([]*tester.Result, error) {
 	all := map[string]*ast.Module{}
-	for _, m := range append(append(Library(), LibraryTestsIf(modules)...), modules...) {
+	for _, m := range append(Library(), modules...) {
 		if _, dup := all[m.Name]; dup {
 			continue
 		}
@@ -45,10 +46,6 @@ func Test(ctx context.Context, modules []Module, filter string) ([]*tester.Resul
 	})
 	return out, nil
 }
-
-// LibraryTestsIf returns nothing: user test runs load the library, not its
-// tests. (The library's own tests run in this package's Go tests.)
-func LibraryTestsIf([]Module) []Module { return nil }
 
 // Describe renders one result as `opa test` does.
 func Describe(r *tester.Result) string {

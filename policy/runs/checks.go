@@ -315,77 +315,95 @@ func checkPinnedRefs(p *Policy, in *Input) []finding {
 				fmt.Sprintf("use one of the allowed resolvers %v, or add %q to ClusterRunPolicy %q spec.pinnedRefs.allowedResolvers", p.Spec.PinnedRefs.AllowedResolvers, r.Resolver, p.Name))
 			continue
 		}
-		params := map[string]string{}
-		bad := false
-		for j, prm := range r.Params {
-			pp := r.Path.Child("params").Index(j)
-			if prm.Value.Type != pipelinev1.ParamTypeString {
-				add(pp.Child("value"), fmt.Sprintf("resolver param %q is an %s; resolver params must be strings", prm.Name, prm.Value.Type), "pass a string value")
-				bad = true
-				continue
-			}
-			v := prm.Value.StringVal
-			switch {
-			case len(v) > int(p.Spec.PinnedRefs.MaxParamLength):
-				add(pp.Child("value"), fmt.Sprintf("resolver param %q is %d characters long, over the limit of %d", prm.Name, len(v), p.Spec.PinnedRefs.MaxParamLength), "shorten the value")
-				bad = true
-			case strings.Contains(v, "$("):
-				add(pp.Child("value"), fmt.Sprintf("resolver param %q is a substitution (%s): what it resolves to is decided at run time, so the reference is not pinned", prm.Name, truncate(v, 64)), "write the literal value in the run")
-				bad = true
-			case !paramCharset.MatchString(v):
-				add(pp.Child("value"), fmt.Sprintf("resolver param %q contains characters outside the allowed set (letters, digits and URL punctuation)", prm.Name), "remove whitespace, quotes, backslashes and control characters")
-				bad = true
-			case hasDotDot(v):
-				add(pp.Child("value"), fmt.Sprintf("resolver param %q has a \"..\" path segment (%s): it can climb out of the repository path it names", prm.Name, truncate(v, 64)), "name the path without \"..\" segments")
-				bad = true
-			default:
-				params[prm.Name] = v
-			}
-		}
-		if bad {
+		params, ok := refParams(p, r, add)
+		if !ok {
 			continue
 		}
-		switch r.Resolver {
-		case "hub":
-			v, ok := params["version"]
-			switch {
-			case !ok || v == "":
-				add(r.Path.Child("params"), fmt.Sprintf("hub %s reference %s has no version", r.Kind, refName(params)), "add a param version with an exact catalog version, e.g. \"0.9\"")
-			case strings.EqualFold(v, "latest") || !hubVersion.MatchString(v):
-				add(r.Path.Child("params"), fmt.Sprintf("hub %s reference %s has version %q, which is not an exact version", r.Kind, refName(params), truncate(v, 64)), "use an exact catalog version such as \"0.9\" or \"0.9.1\"")
-			}
-		case "git":
-			if hosts := p.Spec.PinnedRefs.AllowedGitHosts; len(hosts) > 0 {
-				host, err := gitHost(params)
-				if err != nil || !contains(hosts, host) {
-					got := host
-					if err != nil {
-						got = err.Error()
-					}
-					add(r.Path.Child("params"), fmt.Sprintf("git %s reference %s fetches from %s, not one of the allowed git hosts %v", r.Kind, refName(params), got, hosts),
-						fmt.Sprintf("use a repository on an allowed host, or add it to ClusterRunPolicy %q spec.pinnedRefs.allowedGitHosts", p.Name))
-				}
-			}
-			v, ok := params["revision"]
-			if !ok || !gitCommit.MatchString(v) {
-				got := "no revision"
-				if ok {
-					got = fmt.Sprintf("revision %q", truncate(v, 64))
-				}
-				add(r.Path.Child("params"), fmt.Sprintf("git %s reference %s has %s, which is not a full commit SHA (a branch or tag can move)", r.Kind, refName(params), got), "set param revision to the full 40-character commit SHA")
-			}
-		case "bundles":
-			v, ok := params["bundle"]
-			if !ok || !bundleDigest.MatchString(v) {
-				add(r.Path.Child("params"), fmt.Sprintf("bundle %s reference %s is not pinned by digest", r.Kind, truncate(v, 128)), "reference the bundle as IMAGE@sha256:<digest>")
-			}
-		case "http":
-			add(r.Path.Child("resolver"), fmt.Sprintf("http %s reference %s cannot be pinned: the content behind a URL can change", r.Kind, truncate(params["url"], 128)), "publish the Task as a bundle or in git and reference it by digest or commit")
-		case "cluster":
-			// Local to the cluster; RBAC on the namespace protects it.
-		}
+		pinned(p, r, params, add)
 	}
 	return fs
+}
+
+// addFinding reports a finding about one reference.
+type addFinding func(path *field.Path, msg, fix string)
+
+// refParams returns the reference's resolver params, each a literal string
+// of allowed length and characters without ".." segments; false (with
+// findings) when one is not.
+func refParams(p *Policy, r *Ref, add addFinding) (map[string]string, bool) {
+	params := map[string]string{}
+	bad := false
+	for j, prm := range r.Params {
+		pp := r.Path.Child("params").Index(j)
+		if prm.Value.Type != pipelinev1.ParamTypeString {
+			add(pp.Child("value"), fmt.Sprintf("resolver param %q is an %s; resolver params must be strings", prm.Name, prm.Value.Type), "pass a string value")
+			bad = true
+			continue
+		}
+		v := prm.Value.StringVal
+		switch {
+		case len(v) > int(p.Spec.PinnedRefs.MaxParamLength):
+			add(pp.Child("value"), fmt.Sprintf("resolver param %q is %d characters long, over the limit of %d", prm.Name, len(v), p.Spec.PinnedRefs.MaxParamLength), "shorten the value")
+			bad = true
+		case strings.Contains(v, "$("):
+			add(pp.Child("value"), fmt.Sprintf("resolver param %q is a substitution (%s): what it resolves to is decided at run time, so the reference is not pinned", prm.Name, truncate(v, 64)), "write the literal value in the run")
+			bad = true
+		case !paramCharset.MatchString(v):
+			add(pp.Child("value"), fmt.Sprintf("resolver param %q contains characters outside the allowed set (letters, digits and URL punctuation)", prm.Name), "remove whitespace, quotes, backslashes and control characters")
+			bad = true
+		case hasDotDot(v):
+			add(pp.Child("value"), fmt.Sprintf("resolver param %q has a \"..\" path segment (%s): it can climb out of the repository path it names", prm.Name, truncate(v, 64)), "name the path without \"..\" segments")
+			bad = true
+		default:
+			params[prm.Name] = v
+		}
+	}
+	return params, !bad
+}
+
+// pinned reports a reference its resolver cannot pin to immutable content:
+// a hub version that is not exact, a git revision that is not a commit (or
+// a host not allowed), a bundle not by digest, any http URL.
+func pinned(p *Policy, r *Ref, params map[string]string, add addFinding) {
+	switch r.Resolver {
+	case "hub":
+		v, ok := params["version"]
+		switch {
+		case !ok || v == "":
+			add(r.Path.Child("params"), fmt.Sprintf("hub %s reference %s has no version", r.Kind, refName(params)), "add a param version with an exact catalog version, e.g. \"0.9\"")
+		case strings.EqualFold(v, "latest") || !hubVersion.MatchString(v):
+			add(r.Path.Child("params"), fmt.Sprintf("hub %s reference %s has version %q, which is not an exact version", r.Kind, refName(params), truncate(v, 64)), "use an exact catalog version such as \"0.9\" or \"0.9.1\"")
+		}
+	case "git":
+		if hosts := p.Spec.PinnedRefs.AllowedGitHosts; len(hosts) > 0 {
+			host, err := gitHost(params)
+			if err != nil || !contains(hosts, host) {
+				got := host
+				if err != nil {
+					got = err.Error()
+				}
+				add(r.Path.Child("params"), fmt.Sprintf("git %s reference %s fetches from %s, not one of the allowed git hosts %v", r.Kind, refName(params), got, hosts),
+					fmt.Sprintf("use a repository on an allowed host, or add it to ClusterRunPolicy %q spec.pinnedRefs.allowedGitHosts", p.Name))
+			}
+		}
+		v, ok := params["revision"]
+		if !ok || !gitCommit.MatchString(v) {
+			got := "no revision"
+			if ok {
+				got = fmt.Sprintf("revision %q", truncate(v, 64))
+			}
+			add(r.Path.Child("params"), fmt.Sprintf("git %s reference %s has %s, which is not a full commit SHA (a branch or tag can move)", r.Kind, refName(params), got), "set param revision to the full 40-character commit SHA")
+		}
+	case "bundles":
+		v, ok := params["bundle"]
+		if !ok || !bundleDigest.MatchString(v) {
+			add(r.Path.Child("params"), fmt.Sprintf("bundle %s reference %s is not pinned by digest", r.Kind, truncate(v, 128)), "reference the bundle as IMAGE@sha256:<digest>")
+		}
+	case "http":
+		add(r.Path.Child("resolver"), fmt.Sprintf("http %s reference %s cannot be pinned: the content behind a URL can change", r.Kind, truncate(params["url"], 128)), "publish the Task as a bundle or in git and reference it by digest or commit")
+	case "cluster":
+		// Local to the cluster; RBAC on the namespace protects it.
+	}
 }
 
 // hasDotDot reports a ".." path segment, also percent-encoded.

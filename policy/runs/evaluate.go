@@ -13,29 +13,23 @@ import (
 // specIntegrity is decided per request (see Request), not here.
 func Evaluate(policies []*Policy, in *Input) policy.Decision {
 	d := policy.Decision{Subject: in.Subject()}
-
-	// Assemble each unit once; every policy reads the same containers.
-	built := make([]*assembled, len(in.Units))
-	var assembleErrs []finding
-	for i := range in.Units {
-		u := &in.Units[i]
-		if u.Spec == nil {
-			continue
-		}
-		a, err := assemble(u)
-		if err != nil {
-			assembleErrs = append(assembleErrs, finding{check: v1alpha1.CheckPodSecurity, unit: u, object: u.SpecObject, path: u.SpecPath,
-				message: "the task's Pod cannot be assembled: " + err.Error(), fix: "fix the stepTemplate, stepSpecs or sidecarSpecs"})
-			continue
-		}
-		built[i] = a
-	}
-
+	built, assembleErrs := assembleUnits(in)
 	for _, p := range policies {
 		ex := newExempter(p, in)
 		report := func(check v1alpha1.CheckName, fs []finding) { route(&d, p, ex, check, fs) }
 		skip := func(check v1alpha1.CheckName, task, reason string) {
 			d.Skipped = appendNote(d.Skipped, policy.Note{Policy: p.Name, Rule: string(check), Task: task, Reason: reason})
+		}
+		psaOn := p.mode(v1alpha1.CheckPodSecurity) != v1alpha1.Off
+		resOn := p.mode(v1alpha1.CheckResources) != v1alpha1.Off
+		// skipPod notes a container the Pod checks cannot see here.
+		skipPod := func(task, reason string) {
+			if psaOn {
+				skip(v1alpha1.CheckPodSecurity, task, reason)
+			}
+			if resOn {
+				skip(v1alpha1.CheckResources, task, reason)
+			}
 		}
 
 		if p.mode(v1alpha1.CheckServiceAccount) != v1alpha1.Off {
@@ -45,34 +39,20 @@ func Evaluate(policies []*Policy, in *Input) policy.Decision {
 				skip(v1alpha1.CheckServiceAccount, "", s)
 			}
 		}
-		psaOn := p.mode(v1alpha1.CheckPodSecurity) != v1alpha1.Off
-		resOn := p.mode(v1alpha1.CheckResources) != v1alpha1.Off
 		if psaOn {
 			report(v1alpha1.CheckPodSecurity, assembleErrs)
 		}
 		for i := range in.Units {
-			u := &in.Units[i]
-			a := built[i]
+			u, a := &in.Units[i], built[i]
 			if a == nil {
 				if u.Unresolved != "" {
-					if psaOn {
-						skip(v1alpha1.CheckPodSecurity, u.Task, u.Unresolved)
-					}
-					if resOn {
-						skip(v1alpha1.CheckResources, u.Task, u.Unresolved)
-					}
+					skipPod(u.Task, u.Unresolved)
 				}
 				continue
 			}
 			for _, c := range a.Containers {
 				if c.FromRef {
-					note := fmt.Sprintf("%s refers to a StepAction; its container is checked when Tekton creates the Pod", c.Label)
-					if psaOn {
-						skip(v1alpha1.CheckPodSecurity, u.Task, note)
-					}
-					if resOn {
-						skip(v1alpha1.CheckResources, u.Task, note)
-					}
+					skipPod(u.Task, fmt.Sprintf("%s refers to a StepAction; its container is checked when Tekton creates the Pod", c.Label))
 				}
 			}
 			if psaOn {
@@ -83,18 +63,34 @@ func Evaluate(policies []*Policy, in *Input) policy.Decision {
 			}
 		}
 		for _, s := range in.Unresolved {
-			if psaOn {
-				skip(v1alpha1.CheckPodSecurity, "", s)
-			}
-			if resOn {
-				skip(v1alpha1.CheckResources, "", s)
-			}
+			skipPod("", s)
 		}
 		if p.mode(v1alpha1.CheckPinnedRefs) != v1alpha1.Off {
 			report(v1alpha1.CheckPinnedRefs, checkPinnedRefs(p, in))
 		}
 	}
 	return d
+}
+
+// assembleUnits assembles each unit's Pod once (every policy reads the
+// same containers); a unit that cannot be assembled is a finding.
+func assembleUnits(in *Input) ([]*assembled, []finding) {
+	built := make([]*assembled, len(in.Units))
+	var errs []finding
+	for i := range in.Units {
+		u := &in.Units[i]
+		if u.Spec == nil {
+			continue
+		}
+		a, err := assemble(u)
+		if err != nil {
+			errs = append(errs, finding{check: v1alpha1.CheckPodSecurity, unit: u, object: u.SpecObject, path: u.SpecPath,
+				message: "the task's Pod cannot be assembled: " + err.Error(), fix: "fix the stepTemplate, stepSpecs or sidecarSpecs"})
+			continue
+		}
+		built[i] = a
+	}
+	return built, errs
 }
 
 // route files the findings of one check of one policy: exempted (with the

@@ -247,55 +247,24 @@ func gatherPipelineRun(ctx context.Context, cluster Cluster, pr *pipelinev1.Pipe
 		}
 	}
 
-	var ps *pipelinev1.PipelineSpec
-	var psPath *field.Path
-	var psObject string
-	switch {
-	case pr.Spec.PipelineSpec != nil:
-		ps, psPath = pr.Spec.PipelineSpec, spec.Child("pipelineSpec")
-	case pr.Spec.PipelineRef != nil:
-		ref := pr.Spec.PipelineRef
-		in.Refs = append(in.Refs, Ref{Kind: "Pipeline", Path: spec.Child("pipelineRef"), Name: ref.Name, Resolver: string(ref.Resolver), Params: ref.Params})
-		if ref.Resolver == "" && ref.Name != "" {
-			in.PipelineName = ref.Name
-			if cluster == nil {
-				in.Unresolved = append(in.Unresolved, fmt.Sprintf("Pipeline %q is in the cluster; its tasks are checked with --cluster-state or at admission", ref.Name))
-				break
-			}
-			p, err := cluster.Pipeline(ctx, pr.Namespace, ref.Name)
-			if errors.Is(err, ErrNotFound) {
-				in.Unresolved = append(in.Unresolved, fmt.Sprintf("Pipeline %s/%s does not exist (yet); its Pods are checked when Tekton creates them", pr.Namespace, ref.Name))
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("reading Pipeline %s/%s: %w", pr.Namespace, ref.Name, err)
-			}
-			ps, psPath, psObject = &p.Spec, field.NewPath("spec"), "Pipeline "+pr.Namespace+"/"+ref.Name
-		} else {
-			in.Unresolved = append(in.Unresolved, fmt.Sprintf("pipeline is resolved remotely (%s); its Pods are checked when Tekton creates them", ref.Resolver))
-		}
-	default:
-		return nil, fmt.Errorf("%w: spec has neither pipelineRef nor pipelineSpec", ErrInvalidRun)
+	ps, psPath, psObject, err := pipelineOf(ctx, cluster, pr, in)
+	if err != nil {
+		return nil, err
 	}
 	if ps == nil {
 		return in, nil
 	}
 
-	tasks := make([]struct {
+	type pipelineTask struct {
 		t    pipelinev1.PipelineTask
 		path *field.Path
-	}, 0, len(ps.Tasks)+len(ps.Finally))
+	}
+	tasks := make([]pipelineTask, 0, len(ps.Tasks)+len(ps.Finally))
 	for i := range ps.Tasks {
-		tasks = append(tasks, struct {
-			t    pipelinev1.PipelineTask
-			path *field.Path
-		}{ps.Tasks[i], psPath.Child("tasks").Index(i)})
+		tasks = append(tasks, pipelineTask{ps.Tasks[i], psPath.Child("tasks").Index(i)})
 	}
 	for i := range ps.Finally {
-		tasks = append(tasks, struct {
-			t    pipelinev1.PipelineTask
-			path *field.Path
-		}{ps.Finally[i], psPath.Child("finally").Index(i)})
+		tasks = append(tasks, pipelineTask{ps.Finally[i], psPath.Child("finally").Index(i)})
 	}
 	for _, pt := range tasks {
 		trs := pr.GetTaskRunSpec(pt.t.Name)
@@ -320,6 +289,42 @@ func gatherPipelineRun(ctx context.Context, cluster Cluster, pr *pipelinev1.Pipe
 		in.Units = append(in.Units, u)
 	}
 	return in, nil
+}
+
+// pipelineOf returns the run's Pipeline spec (embedded, or read from the
+// cluster), the path of its tasks and the object it is in ("" when
+// embedded); nil when it cannot be read here (remote, or not there yet),
+// which is noted in in.Unresolved. The reference is recorded in in.Refs.
+func pipelineOf(ctx context.Context, cluster Cluster, pr *pipelinev1.PipelineRun, in *Input) (ps *pipelinev1.PipelineSpec, psPath *field.Path, psObject string, err error) {
+	spec := field.NewPath("spec")
+	switch {
+	case pr.Spec.PipelineSpec != nil:
+		ps, psPath = pr.Spec.PipelineSpec, spec.Child("pipelineSpec")
+	case pr.Spec.PipelineRef != nil:
+		ref := pr.Spec.PipelineRef
+		in.Refs = append(in.Refs, Ref{Kind: "Pipeline", Path: spec.Child("pipelineRef"), Name: ref.Name, Resolver: string(ref.Resolver), Params: ref.Params})
+		if ref.Resolver == "" && ref.Name != "" {
+			in.PipelineName = ref.Name
+			if cluster == nil {
+				in.Unresolved = append(in.Unresolved, fmt.Sprintf("Pipeline %q is in the cluster; its tasks are checked with --cluster-state or at admission", ref.Name))
+				break
+			}
+			p, err := cluster.Pipeline(ctx, pr.Namespace, ref.Name)
+			if errors.Is(err, ErrNotFound) {
+				in.Unresolved = append(in.Unresolved, fmt.Sprintf("Pipeline %s/%s does not exist (yet); its Pods are checked when Tekton creates them", pr.Namespace, ref.Name))
+				break
+			}
+			if err != nil {
+				return nil, nil, "", fmt.Errorf("reading Pipeline %s/%s: %w", pr.Namespace, ref.Name, err)
+			}
+			ps, psPath, psObject = &p.Spec, field.NewPath("spec"), "Pipeline "+pr.Namespace+"/"+ref.Name
+		} else {
+			in.Unresolved = append(in.Unresolved, fmt.Sprintf("pipeline is resolved remotely (%s); its Pods are checked when Tekton creates them", ref.Resolver))
+		}
+	default:
+		return nil, nil, "", fmt.Errorf("%w: spec has neither pipelineRef nor pipelineSpec", ErrInvalidRun)
+	}
+	return ps, psPath, psObject, nil
 }
 
 func taskSpecOf(e *pipelinev1.EmbeddedTask) *pipelinev1.TaskSpec {

@@ -150,24 +150,7 @@ func integrityFindings(f *Facts) []finding {
 	// Tekton controller is not trusted here: it copies annotations from
 	// Tasks, Pipelines and embedded metadata that users write.
 	if !slices.Contains(ids.Trusted, req.User) {
-		var changed []string
-		for k, v := range newAnn {
-			if !reserved(k) || userSettable[k] || stampAnnotation(k) {
-				continue
-			}
-			if old, ok := oldAnn[k]; !ok || old != v {
-				changed = append(changed, k)
-			}
-		}
-		for k := range oldAnn {
-			if reserved(k) && !userSettable[k] && !stampAnnotation(k) {
-				if _, ok := newAnn[k]; !ok {
-					changed = append(changed, k+" (removed)")
-				}
-			}
-		}
-		sort.Strings(changed)
-		for _, k := range changed {
+		for _, k := range reservedChanges(oldAnn, newAnn) {
 			fs = append(fs, mk("metadata.annotations", fmt.Sprintf("annotation %s is reserved for Tollgate's signer; %q may not set, change or remove it", k, req.User),
 				"remove the annotation from the run; the signer writes it when it signs"))
 		}
@@ -211,4 +194,27 @@ func integrityFindings(f *Facts) []finding {
 		}
 	}
 	return fs
+}
+
+// reservedChanges lists the reserved annotations (other than the stamp and
+// what users may set) that differ between old and new, sorted.
+func reservedChanges(oldAnn, newAnn map[string]string) []string {
+	var changed []string
+	for k, v := range newAnn {
+		if !reserved(k) || userSettable[k] || stampAnnotation(k) {
+			continue
+		}
+		if old, ok := oldAnn[k]; !ok || old != v {
+			changed = append(changed, k)
+		}
+	}
+	for k := range oldAnn {
+		if reserved(k) && !userSettable[k] && !stampAnnotation(k) {
+			if _, ok := newAnn[k]; !ok {
+				changed = append(changed, k+" (removed)")
+			}
+		}
+	}
+	sort.Strings(changed)
+	return changed
 }

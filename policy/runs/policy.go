@@ -91,6 +91,47 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterRunPolicy, cms rego.ConfigM
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, validateModes(&spec)...)
+	level, err := psaapi.ParseLevel(spec.PodSecurity.Level)
+	if err != nil || level == psaapi.LevelPrivileged {
+		errs = append(errs, fmt.Errorf("spec.podSecurity.level: %q is not one of baseline, restricted", spec.PodSecurity.Level))
+	}
+	version, err := psaapi.ParseVersion(spec.PodSecurity.Version)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("spec.podSecurity.version: %q is not \"latest\" or a version like v1.35", spec.PodSecurity.Version))
+	}
+	out.psa = psaapi.LevelVersion{Level: level, Version: version}
+
+	var resErrs []error
+	out.defaults, out.maxima, resErrs = compileLimits(&spec.Resources)
+	errs = append(errs, resErrs...)
+	for i, r := range spec.PinnedRefs.AllowedResolvers {
+		if !slices.Contains(KnownResolvers, r) {
+			errs = append(errs, fmt.Errorf("spec.pinnedRefs.allowedResolvers[%d]: unknown resolver %q (known: %v)", i, r, KnownResolvers))
+		}
+	}
+	if n := spec.PinnedRefs.MaxParamLength; n < 16 || n > 8192 {
+		errs = append(errs, fmt.Errorf("spec.pinnedRefs.maxParamLength: %d is not within 16..8192", n))
+	}
+	errs = append(errs, validateExemptions(spec.Exemptions)...)
+	if len(spec.Rego) > 0 {
+		mods, err := rego.Sources(ctx, p.Name, spec.Rego, cms)
+		if err == nil {
+			out.Rego, err = rego.Compile(ctx, mods, rego.DefaultOptions())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("spec.rego: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// validateModes refuses a mode that is not Enforce, Warn or Off.
+func validateModes(spec *v1alpha1.ClusterRunPolicySpec) []error {
+	var errs []error
 	for _, m := range []struct {
 		path string
 		mode v1alpha1.Mode
@@ -107,38 +148,33 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterRunPolicy, cms rego.ConfigM
 			errs = append(errs, fmt.Errorf("%s: %q is not one of Enforce, Warn, Off", m.path, m.mode))
 		}
 	}
-	level, err := psaapi.ParseLevel(spec.PodSecurity.Level)
-	if err != nil || level == psaapi.LevelPrivileged {
-		errs = append(errs, fmt.Errorf("spec.podSecurity.level: %q is not one of baseline, restricted", spec.PodSecurity.Level))
-	}
-	version, err := psaapi.ParseVersion(spec.PodSecurity.Version)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("spec.podSecurity.version: %q is not \"latest\" or a version like v1.35", spec.PodSecurity.Version))
-	}
-	out.psa = psaapi.LevelVersion{Level: level, Version: version}
+	return errs
+}
 
-	out.defaults, err = resourceMap("spec.resources.defaultLimits", spec.Resources.DefaultLimits)
+// compileLimits reads the default and maximum limits; a default over its
+// maximum is refused.
+func compileLimits(r *v1alpha1.ResourcesCheck) (defaults, maxima map[corev1.ResourceName]resource.Quantity, errs []error) {
+	defaults, err := resourceMap("spec.resources.defaultLimits", r.DefaultLimits)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	out.maxima, err = resourceMap("spec.resources.maxLimits", spec.Resources.MaxLimits)
+	maxima, err = resourceMap("spec.resources.maxLimits", r.MaxLimits)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for name, d := range out.defaults {
-		if m, ok := out.maxima[name]; ok && d.Cmp(m) > 0 {
+	for name, d := range defaults {
+		if m, ok := maxima[name]; ok && d.Cmp(m) > 0 {
 			errs = append(errs, fmt.Errorf("spec.resources.defaultLimits.%s: %s exceeds spec.resources.maxLimits.%s %s", name, d.String(), name, m.String()))
 		}
 	}
-	for i, r := range spec.PinnedRefs.AllowedResolvers {
-		if !slices.Contains(KnownResolvers, r) {
-			errs = append(errs, fmt.Errorf("spec.pinnedRefs.allowedResolvers[%d]: unknown resolver %q (known: %v)", i, r, KnownResolvers))
-		}
-	}
-	if n := spec.PinnedRefs.MaxParamLength; n < 16 || n > 8192 {
-		errs = append(errs, fmt.Errorf("spec.pinnedRefs.maxParamLength: %d is not within 16..8192", n))
-	}
-	for i, e := range spec.Exemptions {
+	return defaults, maxima, errs
+}
+
+// validateExemptions requires each exemption's reason and scope, and
+// known check names.
+func validateExemptions(exemptions []v1alpha1.Exemption) []error {
+	var errs []error
+	for i, e := range exemptions {
 		if e.Reason == "" {
 			errs = append(errs, fmt.Errorf("spec.exemptions[%d].reason: required", i))
 		}
@@ -151,19 +187,7 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterRunPolicy, cms rego.ConfigM
 			}
 		}
 	}
-	if len(spec.Rego) > 0 {
-		mods, err := rego.Sources(ctx, p.Name, spec.Rego, cms)
-		if err == nil {
-			out.Rego, err = rego.Compile(ctx, mods, rego.DefaultOptions())
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("spec.rego: %w", err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return errs
 }
 
 func resourceMap(path string, l corev1.ResourceList) (map[corev1.ResourceName]resource.Quantity, error) {

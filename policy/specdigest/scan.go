@@ -162,6 +162,11 @@ type member struct {
 	start, end int    // canonical "key":value in c.out
 }
 
+// object canonicalizes the object at pos: members read, the duplicate and
+// top-level rules applied, then written sorted by key (RFC 8785). It is one
+// function because it is the scanner's hot loop over every member of every
+// admitted run: splitting it would add calls per member and move its state
+// (the member stack, the output offsets) into a struct.
 func (c *canonicalizer) object(depth int, top bool) error {
 	c.pos++ // {
 	base := len(c.out)
@@ -269,7 +274,9 @@ func (c *canonicalizer) str() (string, error) {
 
 // strBytes reads a JSON string at pos and returns its value, with invalid
 // UTF-8 and unpaired surrogates replaced by U+FFFD, as encoding/json does.
-// Without escapes the result aliases the input.
+// Without escapes the result aliases the input. It is long because it is
+// the byte loop every string of every admitted run goes through: the
+// escape, surrogate and UTF-8 cases are written out, not called.
 func (c *canonicalizer) strBytes() ([]byte, error) {
 	c.pos++ // opening quote
 	start := c.pos

@@ -65,11 +65,72 @@ func pipelineRunV1(p *PipelineRun, opts Options, deep bool, v variant) (*intoto.
 		return nil, fmt.Errorf("unsupported build type %q", buildType)
 	}
 	executed := p.executed()
-
-	// Subjects. v2alpha4: the PipelineRun's build artifacts and images,
-	// then (deep) each task's. v2alpha3: (deep) each task's type hints,
-	// then the PipelineRun's.
 	prResults := hints.PipelineRunResults(pr)
+	subjects := pipelineRunSubjects(prResults, executed, deep, v)
+	deps, err := pipelineRunDependencies(p, executed, buildType, deep, v)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := runSpec(pr.Spec)
+	if err != nil {
+		return nil, err
+	}
+	external := map[string]any{"runSpec": spec}
+	if prov := pr.Status.Provenance; prov != nil && prov.RefSource != nil && pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Resolver != "" && pr.Spec.PipelineRef.Resolver != "Cluster" {
+		external["buildConfigSource"] = map[string]string{"ref": firstDigest(prov.RefSource.Digest), "repository": prov.RefSource.URI, "path": prov.RefSource.EntryPoint}
+	}
+	internal, err := internalParameters(pr.Status.Provenance, pr.Labels, pr.Annotations, buildType)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := pipelineRunRecord(p, subjects)
+	if err != nil {
+		return nil, err
+	}
+	addTollgate(internal, rec)
+
+	byproducts, err := pipelineRunByproducts(prResults, executed, deep, v)
+	if err != nil {
+		return nil, err
+	}
+	return statementV1(subjectDescriptors(subjects), &slsa.BuildDefinition{BuildType: buildType, ResolvedDependencies: deps}, external, internal,
+		&slsa.RunDetails{
+			Builder:    &slsa.Builder{Id: opts.BuilderID},
+			Metadata:   buildMetadata(string(pr.UID), pr.Status.StartTime, pr.Status.CompletionTime),
+			Byproducts: byproducts,
+		})
+}
+
+// pipelineRunByproducts are the PipelineRun's results, then (deep,
+// v2alpha4) each task's.
+func pipelineRunByproducts(prResults []hints.Result, executed []*pipelinev1.TaskRun, deep bool, v variant) ([]*intoto.ResourceDescriptor, error) {
+	var byproducts []*intoto.ResourceDescriptor
+	for _, r := range prResults {
+		if v.alpha4 && (isBuildArtifact(r) || isImageHint(r.Name)) {
+			continue
+		}
+		content, err := json.Marshal(r.Value)
+		if err != nil {
+			return nil, fmt.Errorf("encoding result %s: %w", r.Name, err)
+		}
+		byproducts = append(byproducts, &intoto.ResourceDescriptor{Name: "pipelineRunResults/" + r.Name, Content: content, MediaType: "application/json"})
+	}
+	if deep && v.alpha4 {
+		for _, tr := range executed {
+			bp, err := v.taskRunByproducts(tr)
+			if err != nil {
+				return nil, err
+			}
+			byproducts = append(byproducts, bp...)
+		}
+	}
+	return byproducts, nil
+}
+
+// pipelineRunSubjects: v2alpha4, the PipelineRun's build artifacts and
+// images, then (deep) each task's; v2alpha3, (deep) each task's type
+// hints, then the PipelineRun's.
+func pipelineRunSubjects(prResults []hints.Result, executed []*pipelinev1.TaskRun, deep bool, v variant) []hints.Artifact {
 	var subjects []hints.Artifact
 	if v.alpha4 {
 		subjects = buildSubjects(prResults)
@@ -84,8 +145,14 @@ func pipelineRunV1(p *PipelineRun, opts Options, deep bool, v variant) (*intoto.
 	if !v.alpha4 {
 		subjects = hints.Append(subjects, hintSubjects(prResults)...)
 	}
+	return subjects
+}
 
-	// Resolved dependencies.
+// pipelineRunDependencies: the Pipeline's source, each task's source and
+// images, (deep, v2alpha4) each step's inputs, and the Pipeline's inputs;
+// each once.
+func pipelineRunDependencies(p *PipelineRun, executed []*pipelinev1.TaskRun, buildType string, deep bool, v variant) ([]*intoto.ResourceDescriptor, error) {
+	pr := p.Run
 	var deps []*intoto.ResourceDescriptor
 	if prov := pr.Status.Provenance; prov != nil && prov.RefSource != nil {
 		deps = append(deps, &intoto.ResourceDescriptor{Name: depPipeline, Uri: prov.RefSource.URI, Digest: prov.RefSource.Digest})
@@ -110,56 +177,7 @@ func pipelineRunV1(p *PipelineRun, opts Options, deep bool, v variant) (*intoto.
 		}
 	}
 	deps = append(deps, depDescriptors(pipelineSourceMaterials(p, executed, deep), depInputResult)...)
-	deps, err := dedupe(deps)
-	if err != nil {
-		return nil, err
-	}
-
-	spec, err := runSpec(pr.Spec)
-	if err != nil {
-		return nil, err
-	}
-	external := map[string]any{"runSpec": spec}
-	if prov := pr.Status.Provenance; prov != nil && prov.RefSource != nil && pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Resolver != "" && pr.Spec.PipelineRef.Resolver != "Cluster" {
-		external["buildConfigSource"] = map[string]string{"ref": firstDigest(prov.RefSource.Digest), "repository": prov.RefSource.URI, "path": prov.RefSource.EntryPoint}
-	}
-	internal, err := internalParameters(pr.Status.Provenance, pr.Labels, pr.Annotations, buildType)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := pipelineRunRecord(p, subjects)
-	if err != nil {
-		return nil, err
-	}
-	addTollgate(internal, rec)
-
-	// Byproducts: the PipelineRun's results, then (deep) each task's.
-	var byproducts []*intoto.ResourceDescriptor
-	for _, r := range prResults {
-		if v.alpha4 && (isBuildArtifact(r) || isImageHint(r.Name)) {
-			continue
-		}
-		content, err := json.Marshal(r.Value)
-		if err != nil {
-			return nil, fmt.Errorf("encoding result %s: %w", r.Name, err)
-		}
-		byproducts = append(byproducts, &intoto.ResourceDescriptor{Name: "pipelineRunResults/" + r.Name, Content: content, MediaType: "application/json"})
-	}
-	if deep && v.alpha4 {
-		for _, tr := range executed {
-			bp, err := v.taskRunByproducts(tr)
-			if err != nil {
-				return nil, err
-			}
-			byproducts = append(byproducts, bp...)
-		}
-	}
-	return statementV1(subjectDescriptors(subjects), &slsa.BuildDefinition{BuildType: buildType, ResolvedDependencies: deps}, external, internal,
-		&slsa.RunDetails{
-			Builder:    &slsa.Builder{Id: opts.BuilderID},
-			Metadata:   buildMetadata(string(pr.UID), pr.Status.StartTime, pr.Status.CompletionTime),
-			Byproducts: byproducts,
-		})
+	return dedupe(deps)
 }
 
 // taskDescriptor names a child TaskRun's remote Task source (SLSA build

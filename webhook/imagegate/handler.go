@@ -136,30 +136,15 @@ func (h *Handler) review(ctx context.Context, req *admission.Request, mutate boo
 	if err != nil {
 		return end(reply.Error(fmt.Errorf("reading namespace %q: %w", req.Namespace, err)))
 	}
-	warn := false
-	switch v, gated := nsLabels[LabelGate]; {
-	case !gated:
+	gated, warn, err := gate(req.Namespace, nsLabels)
+	if err != nil {
+		return end(reply.Error(err))
+	}
+	if !gated {
 		return end(admission.Allowed("namespace not gated"))
-	case v == GateEnforce:
-	case v == GateWarn:
-		warn = true
-	default:
-		return end(reply.Error(reply.BadRequest("namespace %s has %s=%q; the gate knows only %q and %q, and does not guess", req.Namespace, LabelGate, v, GateEnforce, GateWarn)))
 	}
 
-	all, ptrs := w.images()
-	pointers := map[string]string{}
-	var imgs []images.ContainerImage
-	for i, ci := range all {
-		// An image the object already ran was checked when it was admitted;
-		// re-checking it on every update would block scaling and finalizers
-		// whenever a registry is slow or a policy tightens.
-		if before[ci.Image] {
-			continue
-		}
-		imgs = append(imgs, ci)
-		pointers[ci.Field] = ptrs[i]
-	}
+	imgs, pointers := newImages(w, before)
 	subject := fmt.Sprintf("%s %s/%s", kd.Kind, req.Namespace, w.name())
 	if len(imgs) == 0 {
 		return &images.Outcome{Decision: policy.Decision{Subject: subject}}, pointers, nil
@@ -189,4 +174,37 @@ func (h *Handler) review(ctx context.Context, req *admission.Request, mutate boo
 	}
 	logf.FromContext(ctx).V(1).Info("checked images", "images", len(imgs), "verified", len(out.Results), "cache_hits", out.Hits, "denials", len(out.Denials), "duration", time.Since(start).String())
 	return out, pointers, nil
+}
+
+// gate reads a namespace's tollgate.dev/gate label: not gated, enforce or
+// warn; any other value is refused, not guessed.
+func gate(namespace string, labels map[string]string) (gated, warn bool, err error) {
+	switch v, ok := labels[LabelGate]; {
+	case !ok:
+		return false, false, nil
+	case v == GateEnforce:
+		return true, false, nil
+	case v == GateWarn:
+		return true, true, nil
+	default:
+		return false, false, reply.BadRequest("namespace %s has %s=%q; the gate knows only %q and %q, and does not guess", namespace, LabelGate, v, GateEnforce, GateWarn)
+	}
+}
+
+// newImages are the workload's images not in before, and the JSON pointer
+// of each image field. An image the object already ran was checked when it
+// was admitted; re-checking it on every update would block scaling and
+// finalizers whenever a registry is slow or a policy tightens.
+func newImages(w *workload, before map[string]bool) ([]images.ContainerImage, map[string]string) {
+	all, ptrs := w.images()
+	pointers := map[string]string{}
+	var imgs []images.ContainerImage
+	for i, ci := range all {
+		if before[ci.Image] {
+			continue
+		}
+		imgs = append(imgs, ci)
+		pointers[ci.Field] = ptrs[i]
+	}
+	return imgs, pointers
 }

@@ -80,15 +80,6 @@ var kinds = []kind{
 	{"CronJob", schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}, "spec.jobTemplate.spec.template.spec", "/spec/jobTemplate/spec/template/spec"},
 }
 
-// Kinds returns the resources the gate reviews (for webhook configurations).
-func Kinds() []schema.GroupVersionResource {
-	out := make([]schema.GroupVersionResource, 0, len(kinds))
-	for _, k := range kinds {
-		out = append(out, k.Resource)
-	}
-	return out
-}
-
 func kindFor(group, version, k, resource string) (*kind, error) {
 	for i := range kinds {
 		kd := &kinds[i]
