@@ -159,9 +159,9 @@ func (p *publication) provenance(ctx context.Context, cfg config.Config, art con
 			p.stored++
 		case config.StorageOCI:
 			for _, img := range images {
-				d, err := name.NewDigest(img.Name + "@sha256:" + img.Digest["sha256"])
-				if err != nil {
-					return permanent(ReasonStorageFailed, "%v", err)
+				d, f := imageDigest(img)
+				if f != nil {
+					return f
 				}
 				reg, f := p.store(ctx)
 				if f != nil {
@@ -177,13 +177,22 @@ func (p *publication) provenance(ctx context.Context, cfg config.Config, art con
 	return nil
 }
 
+// imageDigest is the image a hint names, by digest.
+func imageDigest(img hints.Artifact) (name.Digest, *failure) {
+	d, err := name.NewDigest(img.Name + "@sha256:" + img.Digest["sha256"])
+	if err != nil {
+		return name.Digest{}, permanent(ReasonStorageFailed, "%v", err)
+	}
+	return d, nil
+}
+
 // signatures signs each image (cosign's simple signing) and stores the
 // signature next to it; the configuration allows oci storage only.
 func (p *publication) signatures(ctx context.Context, images []hints.Artifact, s *sign.Signer) *failure {
 	for _, img := range images {
-		d, err := name.NewDigest(img.Name + "@sha256:" + img.Digest["sha256"])
-		if err != nil {
-			return permanent(ReasonStorageFailed, "%v", err)
+		d, f := imageDigest(img)
+		if f != nil {
+			return f
 		}
 		ss, err := oci.SimpleSigningPayload(d)
 		if err != nil {

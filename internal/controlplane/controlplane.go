@@ -240,3 +240,20 @@ func GrantTekton(ctx context.Context, c client.Client) error {
 	}
 	return nil
 }
+
+// Eventually calls f every interval until it returns true (true), ctx is
+// done or timeout passes (f's last answer).
+func Eventually(ctx context.Context, timeout, interval time.Duration, f func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if f() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(interval):
+		}
+	}
+	return f()
+}

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/internal/controlplane"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -355,18 +357,7 @@ func decodeFile(file string, into any) error {
 }
 
 func waitFor(ctx context.Context, d time.Duration, f func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if f() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	return f()
+	return controlplane.Eventually(ctx, d, 200*time.Millisecond, f)
 }
 
 func errString(err error) string {

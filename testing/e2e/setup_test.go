@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/internal/controlplane"
+
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -255,18 +257,7 @@ func denied(t *testing.T, err error, want ...string) {
 }
 
 func waitFor(ctx context.Context, d time.Duration, f func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if f() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return f()
+	return controlplane.Eventually(ctx, d, 50*time.Millisecond, f)
 }
 
 // recordedWarnings collects the warnings the API server returns.

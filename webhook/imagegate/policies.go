@@ -41,13 +41,7 @@ func NewPolicyStore(ctx context.Context, c cache.Cache, live client.Reader, writ
 			return nil, err
 		}
 		return sec.Data, nil
-	}, ConfigMaps: func(ctx context.Context, namespace, name string) (map[string]string, error) {
-		var cm corev1.ConfigMap
-		if err := live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &cm); err != nil {
-			return nil, err
-		}
-		return cm.Data, nil
-	}}
+	}, ConfigMaps: policystore.LiveConfigMaps(live)}
 	st, err := policystore.New(ctx, c, writer, policystore.Config[*v1alpha1.ClusterImagePolicy, *images.Policy]{
 		Watch: &v1alpha1.ClusterImagePolicy{},
 		List: func(ctx context.Context, r client.Reader) ([]*v1alpha1.ClusterImagePolicy, error) {

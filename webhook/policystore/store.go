@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -214,5 +215,17 @@ func (s *Store[O, C]) setStatus(ctx context.Context, o O, cond metav1.Condition)
 	if err := s.writer.Status().Update(ctx, upd); err != nil {
 		// Another replica may have written it; the next event retries.
 		s.log.V(1).Info("updating policy status", "policy", o.GetName(), "error", err.Error())
+	}
+}
+
+// LiveConfigMaps reads the data of ConfigMaps from live (uncached): what a
+// policy's Rego modules reference, re-read on every compile.
+func LiveConfigMaps(live client.Reader) func(ctx context.Context, namespace, name string) (map[string]string, error) {
+	return func(ctx context.Context, namespace, name string) (map[string]string, error) {
+		var cm corev1.ConfigMap
+		if err := live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &cm); err != nil {
+			return nil, err
+		}
+		return cm.Data, nil
 	}
 }

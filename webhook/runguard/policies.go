@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -33,13 +32,7 @@ type PolicyStore struct {
 // every resync. The snapshot starts as the built-in default alone.
 func NewPolicyStore(ctx context.Context, c cache.Cache, live client.Reader, writer client.Client, resync time.Duration, log logr.Logger) (*PolicyStore, error) {
 	s := &PolicyStore{}
-	cms := func(ctx context.Context, namespace, name string) (map[string]string, error) {
-		var cm corev1.ConfigMap
-		if err := live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &cm); err != nil {
-			return nil, err
-		}
-		return cm.Data, nil
-	}
+	cms := policystore.LiveConfigMaps(live)
 	s.snapshot.Store(runs.NewSet(runs.BuiltinDefault()))
 	st, err := policystore.New(ctx, c, writer, policystore.Config[*v1alpha1.ClusterRunPolicy, *runs.Policy]{
 		Watch: &v1alpha1.ClusterRunPolicy{},
