@@ -65,6 +65,9 @@ func main() {
 	os.Exit(run())
 }
 
+// run is the walk-through, step by step in the order `make demo` prints
+// it: it is one long function on purpose, so that it reads top to bottom
+// as the scenario the README tells.
 func run() int {
 	root, _ := os.Getwd()
 	tollgate := flag.String("tollgate", filepath.Join(root, "bin", "tollgate"), "the tollgate binary to run (make demo builds bin/tollgate)")

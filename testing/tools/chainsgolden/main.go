@@ -54,6 +54,8 @@ type fixture struct {
 	children []string
 }
 
+// main is the table of Chains' formatters and fixtures, then one loop that
+// writes a golden file for each; it reads best whole.
 func main() {
 	out := flag.String("out", "", "directory to write golden files to")
 	flag.Parse()
