@@ -17,7 +17,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TEST_TIMEOUT ?= 20m
 FUZZTIME ?= 30s
 
-TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign bin/helm
+TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign bin/cosign3 bin/helm
 
 .PHONY: help
 help: ## list the targets
@@ -28,10 +28,10 @@ build: ## build bin/tollgate
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/tollgate ./cmd/tollgate
 
 .PHONY: tools
-tools: ## build kube-apiserver, etcd, controller-gen, cosign and helm into the cache (once; ~15 min cold)
-	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign helm
+tools: ## build kube-apiserver, etcd, controller-gen, cosign (v2 and v3) and helm into the cache (once; ~25 min cold)
+	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign cosign3 helm
 
-bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/helm:
+bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm:
 	./testing/tools/build.sh $(notdir $@)
 
 .PHONY: demo

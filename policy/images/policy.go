@@ -74,6 +74,9 @@ type Policy struct {
 type authority struct {
 	name string
 	opts cosign.CheckOpts
+	// bundle verifies sigstore bundles; nil: this authority verifies
+	// none (keyless, until it is given a trusted root).
+	bundle *bundleVerifier
 }
 
 type requirement struct {
@@ -217,7 +220,11 @@ func compileAuthority(ctx context.Context, a *v1alpha1.Authority, deps Deps) (*a
 		}
 		// Tollgate's signer and `cosign sign --tlog-upload=false` do not
 		// write to Rekor: a key authority verifies the signature alone.
-		return &authority{name: a.Name, opts: cosign.CheckOpts{SigVerifier: v, IgnoreTlog: true, IgnoreSCT: true, Offline: true}}, material, nil
+		bv, err := keyBundleVerifier(v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("key: %w", err)
+		}
+		return &authority{name: a.Name, opts: cosign.CheckOpts{SigVerifier: v, IgnoreTlog: true, IgnoreSCT: true, Offline: true}, bundle: bv}, material, nil
 	case a.Keyless != nil && a.Key == nil:
 		return keyless(ctx, a.Name, a.Keyless, deps)
 	default:

@@ -110,11 +110,17 @@ func (v *Verifier) Verify(ctx context.Context, repo name.Repository, digest stri
 	defer s.close()
 	res := &Result{Digest: digest, Policy: p.Name}
 
+	// Everywhere cosign puts them: the legacy tags (.sig, .att) and
+	// sigstore bundles attached as referrers.
 	sigs, err := v.fetch(ctx, s, digest, "sig", ctypes.SimpleSigningMediaType)
 	if err != nil {
 		return nil, err
 	}
-	v.verifySignatures(ctx, res, sigs, h, p)
+	bundles, err := v.fetchBundles(ctx, s, digest)
+	if err != nil {
+		return nil, err
+	}
+	v.verifySignatures(ctx, res, sigs, bundles, h, p)
 
 	var atts []attachment
 	fetched := false
@@ -125,9 +131,37 @@ func (v *Verifier) Verify(ctx context.Context, repo name.Repository, digest stri
 			}
 			fetched = true
 		}
-		v.verifyAttestations(ctx, res, atts, h, p, req)
+		v.verifyAttestations(ctx, res, atts, bundles, h, p, req)
 	}
 	return res, ctx.Err()
+}
+
+// verifyBundles returns the first statement of predicate type pt that a
+// bundle signed by authority a verifies for the image, adding why the
+// others did not to reasons.
+func verifyBundles(a *authority, bundles []bundleAttachment, h v1.Hash, pt string, reasons *[]string) (statement, predicate json.RawMessage, ok bool) {
+	if a.bundle == nil {
+		return nil, nil, false
+	}
+	for _, b := range bundles {
+		if b.err != nil || (b.predicateType != "" && b.predicateType != pt) {
+			continue
+		}
+		raw, err := a.bundle.verifyBundle(b.bundle, h)
+		if err != nil {
+			*reasons = append(*reasons, fmt.Sprintf("%s: bundle %s: %s", a.name, b.desc.Digest, oneLine(err)))
+			continue
+		}
+		st, pred, err := statementOf(raw, h, pt)
+		if err != nil {
+			if b.predicateType != "" || !errors.Is(err, errOtherPredicate) { // unhinted: another kind of statement
+				*reasons = append(*reasons, fmt.Sprintf("bundle %s signed by %s but %s", b.desc.Digest, a.name, oneLine(err)))
+			}
+			continue
+		}
+		return st, pred, true
+	}
+	return nil, nil, false
 }
 
 // fetch reads the layers of an attachment manifest. Layers of another
@@ -219,9 +253,10 @@ func jsonType(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-func (v *Verifier) verifySignatures(ctx context.Context, res *Result, sigs []attachment, h v1.Hash, p *Policy) {
+func (v *Verifier) verifySignatures(ctx context.Context, res *Result, sigs []attachment, bundles []bundleAttachment, h v1.Hash, p *Policy) {
 	var reasons []string
 	for _, a := range p.authorities {
+		verified := false
 		for _, sig := range sigs {
 			if sig.err != nil {
 				continue
@@ -233,18 +268,24 @@ func (v *Verifier) verifySignatures(ctx context.Context, res *Result, sigs []att
 				continue
 			}
 			res.Signatures = append(res.Signatures, VerifiedSignature{Authority: a.name, Identity: certIdentity(sig.sig)})
+			verified = true
 			break
+		}
+		if !verified {
+			if _, _, ok := verifyBundles(a, bundles, h, PredicateCosignSign, &reasons); ok {
+				res.Signatures = append(res.Signatures, VerifiedSignature{Authority: a.name})
+			}
 		}
 	}
 	if len(res.Signatures) > 0 {
 		return
 	}
-	res.Failures = append(res.Failures, Failure{Requirement: RequirementSignature, Message: notFound("signature", sigs, reasons, p)})
+	res.Failures = append(res.Failures, Failure{Requirement: RequirementSignature, Message: notFound("signature", found(sigs, bundles, PredicateCosignSign), reasons, p)})
 }
 
-func (v *Verifier) verifyAttestations(ctx context.Context, res *Result, atts []attachment, h v1.Hash, p *Policy, req requirement) {
+func (v *Verifier) verifyAttestations(ctx context.Context, res *Result, atts []attachment, bundles []bundleAttachment, h v1.Hash, p *Policy, req requirement) {
 	var reasons []string
-	found := false
+	ok := false
 	for _, att := range atts {
 		if att.err != nil {
 			continue
@@ -272,13 +313,59 @@ func (v *Verifier) verifyAttestations(ctx context.Context, res *Result, atts []a
 				}
 			}
 			res.Attestations = append(res.Attestations, VerifiedAttestation{Requirement: req.name, Authority: a.name, PredicateType: req.predicateType, Statement: st})
-			found = true
+			ok = true
 			break
 		}
 	}
-	if !found {
-		res.Failures = append(res.Failures, Failure{Requirement: req.name, Message: notFound(fmt.Sprintf("attestation of type %s", req.predicateType), atts, reasons, p)})
+	for _, a := range p.authorities {
+		if ok {
+			break
+		}
+		st, predicate, verified := verifyBundles(a, bundles, h, req.predicateType, &reasons)
+		if !verified {
+			continue
+		}
+		if req.producer != nil {
+			if err := req.producer.check(req.predicateType, predicate, h); err != nil {
+				reasons = append(reasons, fmt.Sprintf("signed by %s but %s", a.name, oneLine(err)))
+				continue
+			}
+		}
+		res.Attestations = append(res.Attestations, VerifiedAttestation{Requirement: req.name, Authority: a.name, PredicateType: req.predicateType, Statement: st})
+		ok = true
 	}
+	if !ok {
+		res.Failures = append(res.Failures, Failure{Requirement: req.name, Message: notFound(fmt.Sprintf("attestation of type %s", req.predicateType), found(atts, bundles, req.predicateType), reasons, p)})
+	}
+}
+
+// attached is what was found for a requirement: how many attachments, and
+// why those that could not be read could not.
+type attached struct {
+	count      int
+	unreadable []string
+}
+
+// found counts the legacy attachments and the bundles that may be of
+// predicate type pt.
+func found(legacy []attachment, bundles []bundleAttachment, pt string) attached {
+	var f attached
+	for _, a := range legacy {
+		f.count++
+		if a.err != nil {
+			f.unreadable = append(f.unreadable, oneLine(a.err))
+		}
+	}
+	for _, b := range bundles {
+		if b.predicateType != "" && b.predicateType != pt {
+			continue
+		}
+		f.count++
+		if b.err != nil {
+			f.unreadable = append(f.unreadable, oneLine(b.err))
+		}
+	}
+	return f
 }
 
 // statement decodes a verified envelope's statement and checks what
@@ -303,6 +390,16 @@ func statement(sig oci.Signature, h v1.Hash, predicateType string) (json.RawMess
 	if err != nil {
 		return nil, nil, fmt.Errorf("the envelope's payload is not base64: %w", err)
 	}
+	return statementOf(raw, h, predicateType)
+}
+
+// errOtherPredicate: a verified statement of another predicate type.
+var errOtherPredicate = errors.New("the predicate type is")
+
+// statementOf checks a verified in-toto statement: its type, a subject
+// with the image's digest, the predicate type, and that the predicate
+// parses. It returns the statement and its predicate.
+func statementOf(raw []byte, h v1.Hash, predicateType string) (json.RawMessage, json.RawMessage, error) {
 	var st struct {
 		Type    string `json:"_type"`
 		Subject []struct {
@@ -329,7 +426,7 @@ func statement(sig oci.Signature, h v1.Hash, predicateType string) (json.RawMess
 		return nil, nil, fmt.Errorf("no subject of the statement has the digest %s", h)
 	}
 	if st.PredicateType != predicateType {
-		return nil, nil, fmt.Errorf("the predicate type is %q", st.PredicateType)
+		return nil, nil, fmt.Errorf("%w %q", errOtherPredicate, st.PredicateType)
 	}
 	if err := parsePredicate(st.PredicateType, st.Predicate); err != nil {
 		return nil, nil, fmt.Errorf("the %s predicate does not parse: %w", st.PredicateType, err)
@@ -375,21 +472,15 @@ func certIdentity(sig oci.Signature) string {
 }
 
 // notFound explains a missing requirement from what the layers held.
-func notFound(what string, found []attachment, reasons []string, p *Policy) string {
+func notFound(what string, found attached, reasons []string, p *Policy) string {
 	names := make([]string, 0, len(p.authorities))
 	for _, a := range p.authorities {
 		names = append(names, a.name)
 	}
-	var unreadable []string
-	for _, a := range found {
-		if a.err != nil {
-			unreadable = append(unreadable, oneLine(a.err))
-		}
-	}
-	if len(found) == 0 {
+	if found.count == 0 {
 		return fmt.Sprintf("no %s is attached (authorities: %s)", what, strings.Join(names, ", "))
 	}
-	reasons = append(reasons, unreadable...)
+	reasons = append(reasons, found.unreadable...)
 	sort.Strings(reasons)
 	reasons = compact(reasons)
 	const show = 3
@@ -398,7 +489,7 @@ func notFound(what string, found []attachment, reasons []string, p *Policy) stri
 		more = fmt.Sprintf(" (and %d more)", len(reasons)-show)
 		reasons = reasons[:show]
 	}
-	return fmt.Sprintf("no %s verifies with the authorities %s among %d attached: %s%s", what, strings.Join(names, ", "), len(found), strings.Join(reasons, "; "), more)
+	return fmt.Sprintf("no %s verifies with the authorities %s among %d attached: %s%s", what, strings.Join(names, ", "), found.count, strings.Join(reasons, "; "), more)
 }
 
 func compact(s []string) []string {

@@ -56,19 +56,27 @@ func (r *Registry) Authorizations() []string {
 // registry does.
 func StartWithAuth(t testing.TB, user, pass string) *Registry {
 	t.Helper()
-	return start(t, user, pass)
+	return start(t, user, pass, false)
 }
 
-// Start starts a registry on loopback.
+// Start starts a registry on loopback, without the OCI 1.1 referrers API
+// (clients fall back to the referrers tag schema, sha256-<hex>).
 func Start(t testing.TB) *Registry {
 	t.Helper()
-	return start(t, "", "")
+	return start(t, "", "", false)
 }
 
-func start(t testing.TB, user, pass string) *Registry {
+// StartWithReferrers starts a registry that serves the OCI 1.1 referrers
+// API (GET /v2/NAME/referrers/DIGEST).
+func StartWithReferrers(t testing.TB) *Registry {
+	t.Helper()
+	return start(t, "", "", true)
+}
+
+func start(t testing.TB, user, pass string, referrers bool) *Registry {
 	t.Helper()
 	r := &Registry{user: user, pass: pass}
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(referrers))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if a := req.Header.Get("Authorization"); a != "" {
 			r.mu.Lock()

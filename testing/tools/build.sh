@@ -20,9 +20,10 @@ pkg_of() {
     kube-apiserver) echo k8s.io/kubernetes/cmd/kube-apiserver ;;
     etcd) echo go.etcd.io/etcd/server/v3 ;;
     cosign) echo github.com/sigstore/cosign/v2/cmd/cosign ;;
+    cosign3) echo github.com/sigstore/cosign/v3/cmd/cosign ;;
     helm) echo helm.sh/helm/v3/cmd/helm ;;
     controller-gen) echo sigs.k8s.io/controller-tools/cmd/controller-gen ;;
-    *) echo "build.sh: unknown tool $1 (known: kube-apiserver etcd cosign helm controller-gen)" >&2; return 2 ;;
+    *) echo "build.sh: unknown tool $1 (known: kube-apiserver etcd cosign cosign3 helm controller-gen)" >&2; return 2 ;;
   esac
 }
 
@@ -31,6 +32,7 @@ mod_of() {
     kube-apiserver) echo k8s.io/kubernetes ;;
     etcd) echo go.etcd.io/etcd/server/v3 ;;
     cosign) echo github.com/sigstore/cosign/v2 ;;
+    cosign3) echo github.com/sigstore/cosign/v3 ;;
     helm) echo helm.sh/helm/v3 ;;
     controller-gen) echo sigs.k8s.io/controller-tools ;;
   esac
@@ -42,7 +44,7 @@ ldflags_of() {
     kube-apiserver)
       local minor=${v#v1.}; minor=${minor%%.*}
       echo "-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean" ;;
-    cosign)
+    cosign|cosign3)
       echo "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=$v" ;;
     helm)
       echo "-s -w -X helm.sh/helm/v3/internal/version.version=$v" ;;
@@ -78,7 +80,7 @@ build() {
   echo "tools: building $name $version from the Go module proxy (once; cached in $out)"
   case $name in
     kube-apiserver) echo "tools:   this takes about 10 minutes on 2 cores" ;;
-    cosign) echo "tools:   this takes about 5 minutes on 2 cores" ;;
+    cosign|cosign3) echo "tools:   this takes about 5 minutes on 2 cores" ;;
   esac
   start=$(date +%s)
   (
@@ -96,7 +98,7 @@ build() {
 }
 
 if [ $# -eq 0 ]; then
-  echo "usage: build.sh NAME... (kube-apiserver etcd cosign helm controller-gen)" >&2
+  echo "usage: build.sh NAME... (kube-apiserver etcd cosign cosign3 helm controller-gen)" >&2
   exit 2
 fi
 for t in "$@"; do build "$t"; done
