@@ -12,9 +12,12 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
+	"github.com/tollgate-dev/tollgate/webhook/imagegate"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // tagSchema matches a read of the referrers tag schema's index.
@@ -106,14 +109,27 @@ func TestCosignV3Bundles(t *testing.T) {
 	}
 	tollgate := tollgateBinary(t)
 	pub := filepath.Join(dir, "cosign.pub")
+	pubPEM, err := os.ReadFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	regs := []*registry.Registry{registry.StartWithReferrers(t), registry.Start(t)}
+	// The image gate, through the API server, trusting the same key.
+	env := startGuarded(t, namespace(signerNS, nil), namespace(gatedNS, map[string]string{imagegate.LabelGate: imagegate.GateEnforce}))
+	p := imagePolicy("cosign-v3", regs[0].Host, func(s *v1alpha1.ClusterImagePolicySpec) {
+		s.Images = append(s.Images, v1alpha1.ImagePattern{Glob: regs[1].Host + "/**"})
+		s.Authorities[0].Key = &v1alpha1.KeyAuthority{Data: string(pubPEM)}
+	})
+	applyImagePolicy(t, env.Client, p, metav1.ConditionTrue)
 
 	for _, tc := range []struct {
 		name string
 		reg  *registry.Registry
 		api  bool
 	}{
-		{"referrers API", registry.StartWithReferrers(t), true},
-		{"referrers tag schema", registry.Start(t), false},
+		{"referrers API", regs[0], true},
+		{"referrers tag schema", regs[1], false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// What the verification read: the referrers API's answers and
@@ -159,12 +175,24 @@ func TestCosignV3Bundles(t *testing.T) {
 				t.Errorf("the verified statement is not printed:\n%s", out)
 			}
 
+			t.Run("the image gate admits it, pinned", func(t *testing.T) {
+				tag := img.Context().Tag("1.0").String()
+				pod := podOf(gatedNS, "v3-"+strings.ReplaceAll(strings.ToLower(tc.name), " ", "-"), tag)
+				if err := env.Client.Create(t.Context(), pod); err != nil {
+					t.Fatalf("the gate denied cosign v3's bundles: %v", err)
+				}
+				if want := tag + "@" + img.DigestStr(); pod.Spec.Containers[0].Image != want {
+					t.Errorf("image %q, want %q", pod.Spec.Containers[0].Image, want)
+				}
+			})
 			t.Run("an unsigned image is denied", func(t *testing.T) {
 				unsigned := tc.reg.PushRandom(t, "team-a/v3-unsigned", "1.0")
 				code, got, out := tollgateVerify(t, tollgate, "--key", pub, unsigned.String())
 				if code != 1 || got.Allowed || !strings.Contains(out, "no signature is attached") {
 					t.Fatalf("exit %d\n%s", code, out)
 				}
+				err := env.Client.Create(t.Context(), podOf(gatedNS, "v3-unsigned-"+strings.ReplaceAll(strings.ToLower(tc.name), " ", "-"), unsigned.String()))
+				denied(t, err, "[signature]", "no signature is attached")
 			})
 			t.Run("a bundle signed by another key is denied, saying so", func(t *testing.T) {
 				img := tc.reg.PushRandom(t, "team-a/v3-other", "1.0")
