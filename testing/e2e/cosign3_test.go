@@ -12,12 +12,13 @@ import (
 	"sync/atomic"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
 	"github.com/tollgate-dev/tollgate/webhook/imagegate"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // tagSchema matches a read of the referrers tag schema's index.
