@@ -1,0 +1,126 @@
+package signing
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	ctypes "github.com/sigstore/cosign/v2/pkg/types"
+)
+
+// BundleMediaType is the media type of the sigstore bundles cosign v3 writes.
+const BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+// PredicateCosignSign is the predicate type of cosign v3's image signature.
+const PredicateCosignSign = "https://sigstore.dev/cosign/sign/v1"
+
+// BundleOptions vary a bundle, to craft the bad cases.
+type BundleOptions struct {
+	// Digest is the statement's subject instead of the image's digest.
+	Digest string
+	// Tamper changes the statement after it was signed.
+	Tamper bool
+	// Hint is the referrer's predicate type annotation (default: the
+	// statement's; "-" leaves it out).
+	Hint string
+}
+
+// Bundle returns a sigstore bundle (v0.3) holding a DSSE envelope over an
+// in-toto statement about digest, signed with k, as cosign v3 writes with
+// a key and no transparency log.
+func (k *Key) Bundle(t testing.TB, img name.Digest, predicateType string, predicate any, o BundleOptions) []byte {
+	t.Helper()
+	digest := img.DigestStr()
+	if o.Digest != "" {
+		digest = o.Digest
+	}
+	st := Statement(img, digest, predicateType, predicate)
+	var env struct {
+		PayloadType string `json:"payloadType"`
+		Payload     string `json:"payload"`
+		Signatures  []struct {
+			Sig string `json:"sig"`
+		} `json:"signatures"`
+	}
+	if err := json.Unmarshal(k.Envelope(t, ctypes.IntotoPayloadType, st), &env); err != nil {
+		t.Fatal(err)
+	}
+	if o.Tamper {
+		env.Payload = base64.StdEncoding.EncodeToString(Statement(img, digest, predicateType, map[string]any{"tampered": true}))
+	}
+	b, err := json.Marshal(map[string]any{
+		"mediaType":            BundleMediaType,
+		"verificationMaterial": map[string]any{"publicKey": map[string]any{"hint": ""}},
+		"dsseEnvelope": map[string]any{
+			"payload":     env.Payload,
+			"payloadType": env.PayloadType,
+			"signatures":  []any{map[string]any{"sig": env.Signatures[0].Sig}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// AttachBundle attaches bundle to img as an OCI 1.1 referrer, as cosign v3
+// does: through the referrers API, or the sha256-<hex> tag where the
+// registry has none.
+func AttachBundle(t testing.TB, img name.Digest, bundle []byte, predicateType string) {
+	t.Helper()
+	desc, err := remote.Head(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := map[string]string{"dev.sigstore.bundle.content": "dsse-envelope"}
+	if predicateType != "-" {
+		ann["dev.sigstore.bundle.predicateType"] = predicateType
+	}
+	layer := static.NewLayer(bundle, types.MediaType(BundleMediaType))
+	art, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	art = mutate.MediaType(art, types.OCIManifestSchema1)
+	art = mutate.ConfigMediaType(art, "application/vnd.oci.empty.v1+json")
+	art = mutate.Annotations(art, ann).(v1.Image)
+	art = mutate.Subject(art, v1.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}).(v1.Image)
+	d, err := art.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(img.Context().Digest(d.String()), art); err != nil {
+		t.Fatalf("attaching a bundle to %s: %v", img, err)
+	}
+}
+
+// AttachBundleOf signs and attaches a bundle in one step; hint as
+// BundleOptions.Hint.
+func (k *Key) AttachBundleOf(t testing.TB, img name.Digest, predicateType string, predicate any, o BundleOptions) {
+	t.Helper()
+	hint := o.Hint
+	if hint == "" {
+		hint = predicateType
+	}
+	AttachBundle(t, img, k.Bundle(t, img, predicateType, predicate, o), hint)
+}
+
+// ReferrersIndex is an OCI index listing n referrers of digest, each a
+// bundle artifact that does not exist: what a hostile registry answers.
+func ReferrersIndex(n int) []byte {
+	ms := make([]map[string]any, n)
+	for i := range ms {
+		ms[i] = map[string]any{"mediaType": string(types.OCIManifestSchema1), "artifactType": BundleMediaType,
+			"digest": fmt.Sprintf("sha256:%064x", i), "size": 512}
+	}
+	b, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": string(types.OCIImageIndex), "manifests": ms})
+	return b
+}
