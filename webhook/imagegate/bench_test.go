@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/name"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -72,56 +73,76 @@ func percentiles(b *testing.B, lat []time.Duration, unit string) {
 }
 
 // BenchmarkCacheHit: the validating path for a Pod whose pinned image was
-// verified before, from AdmissionReview bytes to response bytes.
+// verified before, from AdmissionReview bytes to response bytes; signed in
+// cosign's legacy layout and as sigstore bundles (cosign v3).
 func BenchmarkCacheHit(b *testing.B) {
-	g := newGate(b)
-	img := g.signed(b, "bench/hit")
-	h := g.stack(b)
-	body := reviewBody(podJSON(img.Context().Tag("v1").String() + "@" + img.DigestStr()))
-	send(b, h, webhook.PathValidateWorkloads, body) // verify once
-	for warm := time.Now(); time.Since(warm) < time.Second; {
-		send(b, h, webhook.PathValidateWorkloads, body)
+	for _, layout := range layouts {
+		b.Run(layout.name, func(b *testing.B) {
+			g := newGate(b)
+			img := layout.sign(g, b, "bench/hit")
+			h := g.stack(b)
+			body := reviewBody(podJSON(img.Context().Tag("v1").String() + "@" + img.DigestStr()))
+			send(b, h, webhook.PathValidateWorkloads, body) // verify once
+			for warm := time.Now(); time.Since(warm) < time.Second; {
+				send(b, h, webhook.PathValidateWorkloads, body)
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				send(b, h, webhook.PathValidateWorkloads, body)
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			percentiles(b, lat, "µs")
+		})
 	}
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		send(b, h, webhook.PathValidateWorkloads, body)
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	percentiles(b, lat, "µs")
+}
+
+// layouts are the ways an image is signed: cosign's legacy tags (.sig,
+// .att), and sigstore bundles attached as referrers (cosign v3).
+var layouts = []struct {
+	name string
+	sign func(g *gate, t testing.TB, repo string) name.Digest
+}{
+	{"legacy", (*gate).signed},
+	{"bundle", (*gate).signedBundles},
 }
 
 // BenchmarkCacheMiss: the mutating path for a Pod naming a tag never seen:
 // resolve the tag, then verify a signature and one SLSA attestation against
-// the loopback registry. Every iteration is a miss (a fresh cache each time
-// the prepared images run out).
+// the loopback registry (legacy layout, or bundles found through the
+// registry's referrers tag schema). Every iteration is a miss (a fresh
+// cache each time the prepared images run out).
 func BenchmarkCacheMiss(b *testing.B) {
-	g := newGate(b)
-	const n = 100
-	var bodies [][]byte
-	for i := range n {
-		img := g.signed(b, fmt.Sprintf("bench/miss-%d", i))
-		bodies = append(bodies, reviewBody(podJSON(img.Context().Tag("v1").String())))
-	}
-	h := g.stack(b)
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if i%n == 0 {
+	for _, layout := range layouts {
+		b.Run(layout.name, func(b *testing.B) {
+			g := newGate(b)
+			const n = 100
+			var bodies [][]byte
+			for i := range n {
+				img := layout.sign(g, b, fmt.Sprintf("bench/miss-%d", i))
+				bodies = append(bodies, reviewBody(podJSON(img.Context().Tag("v1").String())))
+			}
+			h := g.stack(b)
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%n == 0 {
+					b.StopTimer()
+					c, _ := images.NewCache(images.DefaultCacheOptions())
+					g.gate.Cache = c
+					b.StartTimer()
+				}
+				start := time.Now()
+				send(b, h, webhook.PathMutateWorkloads, bodies[i%n])
+				lat = append(lat, time.Since(start))
+			}
 			b.StopTimer()
-			c, _ := images.NewCache(images.DefaultCacheOptions())
-			g.gate.Cache = c
-			b.StartTimer()
-		}
-		start := time.Now()
-		send(b, h, webhook.PathMutateWorkloads, bodies[i%n])
-		lat = append(lat, time.Since(start))
+			percentiles(b, lat, "ms")
+		})
 	}
-	b.StopTimer()
-	percentiles(b, lat, "ms")
 }
 
 // BenchmarkEightContainersOneImage: a Pod with 8 containers of one new image.

@@ -117,6 +117,16 @@ func (g *gate) signed(t testing.TB, repo string) name.Digest {
 	return img
 }
 
+// signedBundles signs and attests the image as cosign v3 does: sigstore
+// bundles attached as referrers.
+func (g *gate) signedBundles(t testing.TB, repo string) name.Digest {
+	img := g.reg.PushRandom(t, repo, "v1")
+	g.key.AttachBundleOf(t, img, signing.PredicateCosignSign, map[string]any{}, signing.BundleOptions{})
+	g.key.AttachBundleOf(t, img, slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/builders/test"), signing.BundleOptions{})
+	g.sigReads.Store(0)
+	return img
+}
+
 func podJSON(imgs ...string) []byte {
 	var cs []map[string]string
 	for i, img := range imgs {
