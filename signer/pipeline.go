@@ -42,7 +42,7 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, im
 		}
 	}
 	if cfg.OCI.Enabled() {
-		if f := p.signatures(ctx, images, imageSigner); f != nil {
+		if f := p.signatures(ctx, cfg, images, imageSigner); f != nil {
 			return nil, f
 		}
 	}
@@ -163,14 +163,9 @@ func (p *publication) provenance(ctx context.Context, cfg config.Config, art con
 				if f != nil {
 					return f
 				}
-				reg, f := p.store(ctx)
-				if f != nil {
+				if f := p.attach(ctx, cfg, s, d, env, payload, st.GetPredicateType()); f != nil {
 					return f
 				}
-				if err := reg.StoreAttestation(ctx, d, env, nil, nil); err != nil {
-					return transient(ReasonStorageFailed, "%v", err)
-				}
-				p.stored++
 			}
 		}
 	}
@@ -186,13 +181,28 @@ func imageDigest(img hints.Artifact) (name.Digest, *failure) {
 	return d, nil
 }
 
-// signatures signs each image (cosign's simple signing) and stores the
-// signature next to it; the configuration allows oci storage only.
-func (p *publication) signatures(ctx context.Context, images []hints.Artifact, s *sign.Signer) *failure {
+// signatures signs each image and stores the signature next to it (the
+// configuration allows oci storage only): cosign's simple signing in the
+// legacy layout, or, in bundle encoding, cosign v3's signature statement.
+func (p *publication) signatures(ctx context.Context, cfg config.Config, images []hints.Artifact, s *sign.Signer) *failure {
 	for _, img := range images {
 		d, f := imageDigest(img)
 		if f != nil {
 			return f
+		}
+		if cfg.OCIEncoding == config.EncodingBundle {
+			st, err := oci.SignStatement(d)
+			if err != nil {
+				return permanent(ReasonStorageFailed, "%v", err)
+			}
+			env, err := s.Envelope(ctx, st)
+			if err != nil {
+				return transient(ReasonStorageFailed, "signing %s: %v", d, err)
+			}
+			if f := p.attach(ctx, cfg, s, d, env, st, oci.PredicateCosignSign); f != nil {
+				return f
+			}
+			continue
 		}
 		ss, err := oci.SimpleSigningPayload(d)
 		if err != nil {
@@ -211,6 +221,33 @@ func (p *publication) signatures(ctx context.Context, images []hints.Artifact, s
 		}
 		p.stored++
 	}
+	return nil
+}
+
+// attach stores a signed statement (a DSSE envelope) about an image in the
+// configured encoding: cosign's .att tag, or a sigstore bundle attached as
+// a referrer.
+func (p *publication) attach(ctx context.Context, cfg config.Config, s *sign.Signer, d name.Digest, env, statement []byte, predicateType string) *failure {
+	reg, f := p.store(ctx)
+	if f != nil {
+		return f
+	}
+	if cfg.OCIEncoding == config.EncodingBundle {
+		der, err := s.PublicKeyDER()
+		if err != nil {
+			return transient(ReasonStorageFailed, "the signing key: %v", err)
+		}
+		b, err := oci.Bundle(env, der)
+		if err != nil {
+			return permanent(ReasonStorageFailed, "%v", err)
+		}
+		if err := reg.StoreBundle(ctx, d, b, statement, predicateType); err != nil {
+			return transient(ReasonStorageFailed, "%v", err)
+		}
+	} else if err := reg.StoreAttestation(ctx, d, env, nil, nil); err != nil {
+		return transient(ReasonStorageFailed, "%v", err)
+	}
+	p.stored++
 	return nil
 }
 

@@ -28,6 +28,12 @@ const (
 	StorageOCI    = "oci"
 )
 
+// Encodings of oci storage (storage.oci.encoding-format, as Chains names them).
+const (
+	EncodingDSSE   = "dsse"
+	EncodingBundle = "sigstore-bundle"
+)
+
 // Signers.
 const (
 	SignerX509 = "x509"
@@ -68,6 +74,10 @@ type Config struct {
 	OCIRepository string
 	// OCIInsecure allows plain HTTP to the OCI repository.
 	OCIInsecure bool
+	// OCIEncoding is how oci storage writes signatures and attestations:
+	// EncodingDSSE (cosign's legacy .sig/.att tags) or EncodingBundle
+	// (sigstore bundles attached as OCI 1.1 referrers, as cosign v3 does).
+	OCIEncoding string
 
 	// BuilderID is the builder.id of the provenance.
 	BuilderID string
@@ -103,6 +113,7 @@ func Default() Config {
 		TaskRuns:        Artifact{Format: FormatInToto, Storage: []string{StorageTekton}, Signer: SignerX509},
 		PipelineRuns:    Artifact{Format: FormatInToto, Storage: []string{StorageTekton}, Signer: SignerX509},
 		OCI:             Artifact{Format: FormatSimpleSigning, Storage: []string{StorageOCI}, Signer: SignerX509},
+		OCIEncoding:     EncodingDSSE,
 		BuilderID:       "https://tekton.dev/chains/v2",
 		BuildType:       BuildTypeSLSA,
 		TransparencyURL: "https://rekor.sigstore.dev",
@@ -205,6 +216,7 @@ var keys = []key{
 	{"artifacts.oci.signer", oneOf(signers, func(c *Config, v string) { c.OCI.Signer = v })},
 	{"storage.oci.repository", text(func(c *Config, v string) { c.OCIRepository = v })},
 	{"storage.oci.repository.insecure", boolean(func(c *Config, v bool) { c.OCIInsecure = v })},
+	{"storage.oci.encoding-format", oneOf([]string{EncodingDSSE, EncodingBundle}, func(c *Config, v string) { c.OCIEncoding = v })},
 	{"builder.id", text(func(c *Config, v string) { c.BuilderID = v })},
 	{"builddefinition.buildtype", oneOf([]string{BuildTypeSLSA, BuildTypeSLSATekton}, func(c *Config, v string) { c.BuildType = v })},
 	{"transparency.enabled", func(c *Config, v string) error {

@@ -14,6 +14,7 @@ func TestDefault(t *testing.T) {
 		TaskRuns:        Artifact{Format: "in-toto", Storage: []string{"tekton"}, Signer: "x509"},
 		PipelineRuns:    Artifact{Format: "in-toto", Storage: []string{"tekton"}, Signer: "x509"},
 		OCI:             Artifact{Format: "simplesigning", Storage: []string{"oci"}, Signer: "x509"},
+		OCIEncoding:     "dsse",
 		BuilderID:       "https://tekton.dev/chains/v2",
 		BuildType:       "https://tekton.dev/chains/v2/slsa",
 		TransparencyURL: "https://rekor.sigstore.dev",
@@ -67,6 +68,8 @@ func TestParse(t *testing.T) {
 		{"a kms ref alone is kept for later", map[string]string{"signers.kms.kmsref": "hashivault://chains"}, func(c *Config) { c.KMS.Ref = "hashivault://chains" }, nil},
 		{"kms signer with a ref", map[string]string{"artifacts.taskrun.signer": "kms", "signers.kms.kmsref": "hashivault://chains"}, func(c *Config) { c.TaskRuns.Signer, c.KMS.Ref = "kms", "hashivault://chains" }, nil},
 		{"deep inspection", map[string]string{"artifacts.pipelinerun.enable-deep-inspection": "true"}, func(c *Config) { c.DeepInspection = true }, nil},
+		{"sigstore bundles as referrers", map[string]string{"storage.oci.encoding-format": "sigstore-bundle"}, func(c *Config) { c.OCIEncoding = "sigstore-bundle" }, nil},
+		{"an unknown encoding", map[string]string{"storage.oci.encoding-format": "protobuf"}, nil, []string{`storage.oci.encoding-format: "protobuf" is not one of dsse, sigstore-bundle`}},
 
 		{"unknown key, with a suggestion", map[string]string{"artifacts.taskrun.formats": "slsa/v1"}, nil, []string{"artifacts.taskrun.formats: unknown key (did you mean artifacts.taskrun.format?)"}},
 		{"unknown format", map[string]string{"artifacts.taskrun.format": "slsa/v3"}, nil, []string{`artifacts.taskrun.format: "slsa/v3" is not one of in-toto, slsa/v1, slsa/v2alpha3, slsa/v2alpha4`}},

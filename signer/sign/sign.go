@@ -96,6 +96,15 @@ func (s *Signer) PublicKey() (crypto.PublicKey, error) {
 	return s.sv.PublicKey()
 }
 
+// PublicKeyDER returns the verifying key as PKIX DER.
+func (s *Signer) PublicKeyDER() ([]byte, error) {
+	pub, err := s.sv.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	return x509.MarshalPKIXPublicKey(pub)
+}
+
 // PublicKeyPEM returns the verifying key as PEM, as `cosign public-key` prints it.
 func (s *Signer) PublicKeyPEM() ([]byte, error) {
 	pub, err := s.sv.PublicKey(options.WithContext(context.Background()))

@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -542,6 +543,57 @@ func TestSigner(t *testing.T) {
 		}
 		if evs := strings.Join(eventReasons(t, env.Client, cm), "\n"); !strings.Contains(evs, "InvalidConfig: ConfigMap "+signerNS+"/chains-config") || !strings.Contains(evs, "no-such-format") {
 			t.Errorf("no InvalidConfig event naming the bad key: %s", evs)
+		}
+	})
+
+	t.Run("in sigstore-bundle encoding, cosign v3 verifies the bundles the signer attaches as referrers", func(t *testing.T) {
+		cm := &corev1.ConfigMap{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
+			t.Fatal(err)
+		}
+		cm.Data = map[string]string{
+			"artifacts.taskrun.format":    "slsa/v2alpha4",
+			"artifacts.taskrun.storage":   "oci",
+			"artifacts.oci.storage":       "oci",
+			"storage.oci.encoding-format": "sigstore-bundle",
+			"transparency.enabled":        "false",
+		}
+		if err := env.Client.Update(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		img := reg.PushRandom(t, "team-a/bundled", "1.0")
+		tr := taskRun(ns, "bundled", "tekton-builder", safeStep("build"))
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr, str("IMAGE_URL", img.Repository.Name()), str("IMAGE_DIGEST", img.DigestStr()))
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
+			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
+		}
+		for _, args := range [][]string{
+			{"verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
+			{"verify-attestation", "--key", "cosign.pub", "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
+		} {
+			if out, err := cosign3(t, dir, args...); err != nil {
+				t.Fatalf("cosign v3 %s: %v\n%s", args[0], err, out)
+			}
+		}
+		// And Tollgate's own gate decision (tollgate verify) accepts them.
+		if code, got, out := tollgateVerify(t, tollgateBinary(t), "--key", filepath.Join(dir, "cosign.pub"), img.String()); code != 0 || !got.Verified {
+			t.Fatalf("tollgate verify: exit %d\n%s", code, out)
+		}
+		// One signature and one provenance bundle, attached once.
+		idx, err := remote.Referrers(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := idx.IndexManifest(); err != nil || len(m.Manifests) != 2 {
+			t.Fatalf("referrers: %v %+v", err, m)
+		}
+		// Nothing in the legacy layout: the bundles are what verified.
+		if out, err := cosignCLI(t, dir, nil, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err == nil {
+			t.Fatalf("cosign v2 found a legacy signature:\n%s", out)
 		}
 	})
 
