@@ -5,8 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/tollgate-dev/tollgate/policy/images"
 	"github.com/tollgate-dev/tollgate/policy/slsa"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
 )
@@ -81,6 +84,40 @@ func TestVerifyBundles(t *testing.T) {
 			})
 		})
 	}
+	t.Run("a policy can require one format", func(t *testing.T) {
+		f := newFixture(t)
+		legacy := f.reg.PushRandom(t, "app/legacy", "v1")
+		f.key.Sign(t, legacy, signing.Options{})
+		f.key.Attest(t, legacy, slsa.PredicateV1, good, signing.Options{})
+		bundled := f.reg.PushRandom(t, "app/bundled", "v1")
+		f.key.AttachBundleOf(t, bundled, signing.PredicateCosignSign, map[string]any{}, signing.BundleOptions{})
+		f.key.AttachBundleOf(t, bundled, slsa.PredicateV1, good, signing.BundleOptions{})
+		only := func(format v1alpha1.SignatureFormat) *images.Policy {
+			return compile(t, v1alpha1.ClusterImagePolicySpec{
+				Images:       []v1alpha1.ImagePattern{{Glob: "**"}},
+				Authorities:  []v1alpha1.Authority{{Name: "release-key", Key: &v1alpha1.KeyAuthority{Data: string(f.key.PublicPEM)}}},
+				Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: slsa.PredicateV1}},
+				Formats:      []v1alpha1.SignatureFormat{format},
+			})
+		}
+		for _, c := range []struct {
+			format   v1alpha1.SignatureFormat
+			accepted string
+			refused  string
+			says     string
+		}{
+			{v1alpha1.FormatBundle, "bundled", "legacy", "no signature in sigstore bundles attached as referrers (spec.formats) is attached"},
+			{v1alpha1.FormatLegacy, "legacy", "bundled", "no signature in legacy .sig/.att tags (spec.formats) is attached"},
+		} {
+			imgs := map[string]name.Digest{"legacy": legacy, "bundled": bundled}
+			p := only(c.format)
+			if res, err := f.verify(t, imgs[c.accepted], p); err != nil || !res.Verified() {
+				t.Errorf("formats [%s]: the %s image: %v %+v", c.format, c.accepted, err, res)
+			}
+			res, err := f.verify(t, imgs[c.refused], p)
+			failed(t, res, err, c.says)
+		}
+	})
 	t.Run("a referrers index listing 10,000 artifacts is refused before any is read", func(t *testing.T) {
 		f := newFixture(t)
 		f.reg = registry.StartWithReferrers(t)

@@ -66,6 +66,8 @@ type Policy struct {
 	authorities  []*authority
 	requirements []requirement
 	rego         *rego.Program // policy-level user rules, or nil
+	// legacy and bundles: the layouts read (spec.formats).
+	legacy, bundles bool
 	// fingerprint identifies the policy and its resolved trust material:
 	// results verified under one fingerprint are never served under another.
 	fingerprint string
@@ -95,6 +97,9 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterImagePolicy, deps Deps) (*P
 	out := &Policy{Name: p.Name, UID: string(p.UID), Generation: p.Generation}
 	var err error
 	if out.Mode, out.Unmatched, err = modes(&p.Spec); err != nil {
+		return nil, err
+	}
+	if out.legacy, out.bundles, err = formats(p.Spec.Formats); err != nil {
 		return nil, err
 	}
 	sel := labels.Everything()
@@ -157,6 +162,24 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterImagePolicy, deps Deps) (*P
 	// the fingerprint (the generation is).
 	out.fingerprint = hex.EncodeToString(h.Sum(nil))
 	return out, nil
+}
+
+// formats returns which layouts the policy reads: both when none is named.
+func formats(fs []v1alpha1.SignatureFormat) (legacy, bundles bool, err error) {
+	if len(fs) == 0 {
+		return true, true, nil
+	}
+	for i, f := range fs {
+		switch f {
+		case v1alpha1.FormatLegacy:
+			legacy = true
+		case v1alpha1.FormatBundle:
+			bundles = true
+		default:
+			return false, false, fmt.Errorf("spec.formats[%d]: %q is not Legacy or Bundle", i, f)
+		}
+	}
+	return legacy, bundles, nil
 }
 
 // modes returns the policy's mode and unmatchedImages, defaulted

@@ -112,18 +112,22 @@ func (v *Verifier) Verify(ctx context.Context, repo name.Repository, digest stri
 
 	// Everywhere cosign puts them: the legacy tags (.sig, .att) and
 	// sigstore bundles attached as referrers.
-	sigs, err := v.fetch(ctx, s, digest, "sig", ctypes.SimpleSigningMediaType)
-	if err != nil {
-		return nil, err
+	var sigs []attachment
+	var bundles []bundleAttachment
+	if p.legacy {
+		if sigs, err = v.fetch(ctx, s, digest, "sig", ctypes.SimpleSigningMediaType); err != nil {
+			return nil, err
+		}
 	}
-	bundles, err := v.fetchBundles(ctx, s, digest)
-	if err != nil {
-		return nil, err
+	if p.bundles {
+		if bundles, err = v.fetchBundles(ctx, s, digest); err != nil {
+			return nil, err
+		}
 	}
 	v.verifySignatures(ctx, res, sigs, bundles, h, p)
 
 	var atts []attachment
-	fetched := false
+	fetched := !p.legacy
 	for _, req := range p.requirements {
 		if !fetched {
 			if atts, err = v.fetch(ctx, s, digest, "att", ctypes.DssePayloadType); err != nil {
@@ -476,6 +480,13 @@ func notFound(what string, found attached, reasons []string, p *Policy) string {
 	names := make([]string, 0, len(p.authorities))
 	for _, a := range p.authorities {
 		names = append(names, a.name)
+	}
+	if !p.legacy || !p.bundles {
+		only := "legacy .sig/.att tags"
+		if p.bundles {
+			only = "sigstore bundles attached as referrers"
+		}
+		what += " in " + only + " (spec.formats)"
 	}
 	if found.count == 0 {
 		return fmt.Sprintf("no %s is attached (authorities: %s)", what, strings.Join(names, ", "))

@@ -15,6 +15,16 @@ const (
 	ImageWarn ImageMode = "Warn"
 )
 
+// SignatureFormat is a layout signatures and attestations are stored in.
+// +kubebuilder:validation:Enum=Legacy;Bundle
+type SignatureFormat string
+
+// Signature formats.
+const (
+	FormatLegacy SignatureFormat = "Legacy"
+	FormatBundle SignatureFormat = "Bundle"
+)
+
 // UnmatchedAction says what happens to an image that no policy's globs match
 // in a namespace the policy selects.
 // +kubebuilder:validation:Enum=Deny;Warn;Allow
@@ -84,6 +94,14 @@ type ClusterImagePolicySpec struct {
 	// +kubebuilder:default=Enforce
 	// +optional
 	Mode ImageMode `json:"mode,omitempty"`
+
+	// Formats are where signatures and attestations are taken from: Legacy
+	// (cosign's sha256-<hex>.sig and .att tags) and Bundle (sigstore bundles
+	// attached as OCI 1.1 referrers, cosign v3's default). Empty: both.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=2
+	Formats []SignatureFormat `json:"formats,omitempty"`
 
 	// UnmatchedImages says what happens, in the namespaces this policy
 	// selects, to an image that no policy's globs match. The strictest

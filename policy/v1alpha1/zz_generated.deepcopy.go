@@ -161,6 +161,11 @@ func (in *ClusterImagePolicySpec) DeepCopyInto(out *ClusterImagePolicySpec) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.Formats != nil {
+		in, out := &in.Formats, &out.Formats
+		*out = make([]SignatureFormat, len(*in))
+		copy(*out, *in)
+	}
 	if in.Rego != nil {
 		in, out := &in.Rego, &out.Rego
 		*out = make([]RegoModule, len(*in))
