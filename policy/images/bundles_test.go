@@ -144,3 +144,44 @@ func TestVerifyBundles(t *testing.T) {
 		}
 	})
 }
+
+// TestVerifySignaturesRepository: an authority whose signatures are kept in
+// another repository (COSIGN_REPOSITORY) reads them there, in both
+// layouts; signatures next to the image do not count for it, and its
+// signatures do not count for an authority without the field.
+func TestVerifySignaturesRepository(t *testing.T) {
+	f := newFixture(t)
+	good := signing.SLSAv1("https://tollgate.dev/signer")
+	sigs, err := name.NewRepository(f.reg.Host + "/signatures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := func(repo string) *images.Policy {
+		return compile(t, v1alpha1.ClusterImagePolicySpec{
+			Images:       []v1alpha1.ImagePattern{{Glob: "**"}},
+			Authorities:  []v1alpha1.Authority{{Name: "release-key", Key: &v1alpha1.KeyAuthority{Data: string(f.key.PublicPEM)}, SignaturesRepository: repo}},
+			Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: slsa.PredicateV1}},
+		})
+	}
+	elsewhere, here := policy(sigs.Name()), policy("")
+
+	legacy := f.reg.PushRandom(t, "app/legacy-elsewhere", "v1")
+	f.key.Sign(t, legacy, signing.Options{Repository: &sigs})
+	f.key.Attest(t, legacy, slsa.PredicateV1, good, signing.Options{Repository: &sigs})
+	bundled := f.reg.PushRandom(t, "app/bundled-elsewhere", "v1")
+	f.key.AttachBundleOf(t, bundled, signing.PredicateCosignSign, map[string]any{}, signing.BundleOptions{Repository: &sigs})
+	f.key.AttachBundleOf(t, bundled, slsa.PredicateV1, good, signing.BundleOptions{Repository: &sigs})
+	nextTo := f.reg.PushRandom(t, "app/next-to", "v1")
+	f.key.Sign(t, nextTo, signing.Options{})
+	f.key.Attest(t, nextTo, slsa.PredicateV1, good, signing.Options{})
+
+	for _, img := range []name.Digest{legacy, bundled} {
+		if res, err := f.verify(t, img, elsewhere); err != nil || !res.Verified() {
+			t.Errorf("%s with signaturesRepository: %v %+v", img, err, res)
+		}
+		res, err := f.verify(t, img, here)
+		failed(t, res, err, "no signature is attached")
+	}
+	res, err := f.verify(t, nextTo, elsewhere)
+	failed(t, res, err, "no signature is attached")
+}

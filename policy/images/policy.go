@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/google/go-containerregistry/pkg/name"
 	"regexp"
 	"sort"
 
@@ -79,6 +80,9 @@ type authority struct {
 	// bundle verifies sigstore bundles; nil: this authority verifies
 	// none (keyless, until it is given a trusted root).
 	bundle *bundleVerifier
+	// repository holds this authority's signatures instead of the image's
+	// own; nil: the image's.
+	repository *name.Repository
 }
 
 type requirement struct {
@@ -131,6 +135,14 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterImagePolicy, deps Deps) (*P
 		a, material, err := compileAuthority(ctx, &p.Spec.Authorities[i], deps)
 		if err != nil {
 			return nil, fmt.Errorf("spec.authorities[%d] (%s): %w", i, p.Spec.Authorities[i].Name, err)
+		}
+		if r := p.Spec.Authorities[i].SignaturesRepository; r != "" {
+			repo, err := name.NewRepository(r, name.StrictValidation)
+			if err != nil {
+				return nil, fmt.Errorf("spec.authorities[%d] (%s).signaturesRepository: %w", i, p.Spec.Authorities[i].Name, err)
+			}
+			a.repository = &repo
+			fmt.Fprintf(h, "repo\x00%s\x00", repo.Name())
 		}
 		fmt.Fprintf(h, "%s\x00", a.name)
 		h.Write(material)

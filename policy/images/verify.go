@@ -103,41 +103,69 @@ func (v *Verifier) Verify(ctx context.Context, repo name.Repository, digest stri
 	if err != nil || !digestPattern.MatchString(digest) {
 		return nil, fmt.Errorf("%w: digest %q", ErrInvalidImage, digest)
 	}
-	s, err := v.registry.open(ctx, repo, kc)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
 	res := &Result{Digest: digest, Policy: p.Name}
-
-	// Everywhere cosign puts them: the legacy tags (.sig, .att) and
-	// sigstore bundles attached as referrers.
-	var sigs []attachment
-	var bundles []bundleAttachment
-	if p.legacy {
-		if sigs, err = v.fetch(ctx, s, digest, "sig", ctypes.SimpleSigningMediaType); err != nil {
+	// Each authority's signatures are in the image's repository or in its
+	// own signaturesRepository: each repository is read once.
+	byRepo := map[string]*stored{}
+	for _, a := range p.authorities {
+		r := a.signatures(repo)
+		if byRepo[r.Name()] != nil {
+			continue
+		}
+		s, err := v.registry.open(ctx, r, kc)
+		if err != nil {
 			return nil, err
+		}
+		defer s.close() // what was read stays counted in flight until the verification ends
+		st, err := v.read(ctx, s, digest, p)
+		if err != nil {
+			return nil, err
+		}
+		byRepo[r.Name()] = st
+	}
+	v.verifySignatures(ctx, res, byRepo, repo, h, p)
+	for _, req := range p.requirements {
+		v.verifyAttestations(ctx, res, byRepo, repo, h, p, req)
+	}
+	return res, ctx.Err()
+}
+
+// signatures is the repository holding the authority's signatures of an
+// image in repo.
+func (a *authority) signatures(repo name.Repository) name.Repository {
+	if a.repository != nil {
+		return *a.repository
+	}
+	return repo
+}
+
+// stored is what one repository holds for a digest, everywhere cosign puts
+// it: the legacy tags (.sig, .att) and sigstore bundles attached as
+// referrers (as spec.formats allows).
+type stored struct {
+	sigs, atts []attachment
+	bundles    []bundleAttachment
+}
+
+func (v *Verifier) read(ctx context.Context, s *repo, digest string, p *Policy) (*stored, error) {
+	st := &stored{}
+	var err error
+	if p.legacy {
+		if st.sigs, err = v.fetch(ctx, s, digest, "sig", ctypes.SimpleSigningMediaType); err != nil {
+			return nil, err
+		}
+		if len(p.requirements) > 0 {
+			if st.atts, err = v.fetch(ctx, s, digest, "att", ctypes.DssePayloadType); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if p.bundles {
-		if bundles, err = v.fetchBundles(ctx, s, digest); err != nil {
+		if st.bundles, err = v.fetchBundles(ctx, s, digest); err != nil {
 			return nil, err
 		}
 	}
-	v.verifySignatures(ctx, res, sigs, bundles, h, p)
-
-	var atts []attachment
-	fetched := !p.legacy
-	for _, req := range p.requirements {
-		if !fetched {
-			if atts, err = v.fetch(ctx, s, digest, "att", ctypes.DssePayloadType); err != nil {
-				return nil, err
-			}
-			fetched = true
-		}
-		v.verifyAttestations(ctx, res, atts, bundles, h, p, req)
-	}
-	return res, ctx.Err()
+	return st, nil
 }
 
 // verifyBundles returns the first statement of predicate type pt that a
@@ -257,11 +285,12 @@ func jsonType(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-func (v *Verifier) verifySignatures(ctx context.Context, res *Result, sigs []attachment, bundles []bundleAttachment, h v1.Hash, p *Policy) {
+func (v *Verifier) verifySignatures(ctx context.Context, res *Result, byRepo map[string]*stored, repo name.Repository, h v1.Hash, p *Policy) {
 	var reasons []string
 	for _, a := range p.authorities {
+		st := byRepo[a.signatures(repo).Name()]
 		verified := false
-		for _, sig := range sigs {
+		for _, sig := range st.sigs {
 			if sig.err != nil {
 				continue
 			}
@@ -276,7 +305,7 @@ func (v *Verifier) verifySignatures(ctx context.Context, res *Result, sigs []att
 			break
 		}
 		if !verified {
-			if _, _, ok := verifyBundles(a, bundles, h, PredicateCosignSign, &reasons); ok {
+			if _, _, ok := verifyBundles(a, st.bundles, h, PredicateCosignSign, &reasons); ok {
 				res.Signatures = append(res.Signatures, VerifiedSignature{Authority: a.name})
 			}
 		}
@@ -284,48 +313,23 @@ func (v *Verifier) verifySignatures(ctx context.Context, res *Result, sigs []att
 	if len(res.Signatures) > 0 {
 		return
 	}
-	res.Failures = append(res.Failures, Failure{Requirement: RequirementSignature, Message: notFound("signature", found(sigs, bundles, PredicateCosignSign), reasons, p)})
+	res.Failures = append(res.Failures, Failure{Requirement: RequirementSignature, Message: notFound("signature", found(byRepo, func(st *stored) []attachment { return st.sigs }, PredicateCosignSign), reasons, p)})
 }
 
-func (v *Verifier) verifyAttestations(ctx context.Context, res *Result, atts []attachment, bundles []bundleAttachment, h v1.Hash, p *Policy, req requirement) {
+func (v *Verifier) verifyAttestations(ctx context.Context, res *Result, byRepo map[string]*stored, repo name.Repository, h v1.Hash, p *Policy, req requirement) {
 	var reasons []string
 	ok := false
-	for _, att := range atts {
-		if att.err != nil {
-			continue
-		}
-		if hint := att.desc.Annotations["predicateType"]; hint != "" && hint != req.predicateType {
-			reasons = append(reasons, fmt.Sprintf("an attestation of type %q", hint))
-			continue
-		}
-		for _, a := range p.authorities {
-			co := a.opts
-			co.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
-			if _, err := cosign.VerifyBlobAttestation(ctx, att.sig, h, &co); err != nil {
-				reasons = append(reasons, fmt.Sprintf("%s: %s", a.name, oneLine(err)))
-				continue
-			}
-			st, predicate, err := statement(att.sig, h, req.predicateType)
-			if err != nil {
-				reasons = append(reasons, fmt.Sprintf("signed by %s but %s", a.name, oneLine(err)))
-				break
-			}
-			if req.producer != nil {
-				if err := req.producer.check(req.predicateType, predicate, h); err != nil {
-					reasons = append(reasons, fmt.Sprintf("signed by %s but %s", a.name, oneLine(err)))
-					break
-				}
-			}
-			res.Attestations = append(res.Attestations, VerifiedAttestation{Requirement: req.name, Authority: a.name, PredicateType: req.predicateType, Statement: st})
-			ok = true
+	for _, a := range p.authorities {
+		if ok {
 			break
 		}
+		ok = verifyLegacyAttestation(ctx, res, byRepo[a.signatures(repo).Name()].atts, a, h, req, &reasons)
 	}
 	for _, a := range p.authorities {
 		if ok {
 			break
 		}
-		st, predicate, verified := verifyBundles(a, bundles, h, req.predicateType, &reasons)
+		st, predicate, verified := verifyBundles(a, byRepo[a.signatures(repo).Name()].bundles, h, req.predicateType, &reasons)
 		if !verified {
 			continue
 		}
@@ -339,8 +343,42 @@ func (v *Verifier) verifyAttestations(ctx context.Context, res *Result, atts []a
 		ok = true
 	}
 	if !ok {
-		res.Failures = append(res.Failures, Failure{Requirement: req.name, Message: notFound(fmt.Sprintf("attestation of type %s", req.predicateType), found(atts, bundles, req.predicateType), reasons, p)})
+		res.Failures = append(res.Failures, Failure{Requirement: req.name, Message: notFound(fmt.Sprintf("attestation of type %s", req.predicateType), found(byRepo, func(st *stored) []attachment { return st.atts }, req.predicateType), reasons, p)})
 	}
+}
+
+// verifyLegacyAttestation looks for an attestation of the requirement in
+// the legacy layout that authority a signed.
+func verifyLegacyAttestation(ctx context.Context, res *Result, atts []attachment, a *authority, h v1.Hash, req requirement, reasons *[]string) bool {
+	for _, att := range atts {
+		if att.err != nil {
+			continue
+		}
+		if hint := att.desc.Annotations["predicateType"]; hint != "" && hint != req.predicateType {
+			*reasons = append(*reasons, fmt.Sprintf("an attestation of type %q", hint))
+			continue
+		}
+		co := a.opts
+		co.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
+		if _, err := cosign.VerifyBlobAttestation(ctx, att.sig, h, &co); err != nil {
+			*reasons = append(*reasons, fmt.Sprintf("%s: %s", a.name, oneLine(err)))
+			continue
+		}
+		st, predicate, err := statement(att.sig, h, req.predicateType)
+		if err != nil {
+			*reasons = append(*reasons, fmt.Sprintf("signed by %s but %s", a.name, oneLine(err)))
+			continue
+		}
+		if req.producer != nil {
+			if err := req.producer.check(req.predicateType, predicate, h); err != nil {
+				*reasons = append(*reasons, fmt.Sprintf("signed by %s but %s", a.name, oneLine(err)))
+				continue
+			}
+		}
+		res.Attestations = append(res.Attestations, VerifiedAttestation{Requirement: req.name, Authority: a.name, PredicateType: req.predicateType, Statement: st})
+		return true
+	}
+	return false
 }
 
 // attached is what was found for a requirement: how many attachments, and
@@ -350,23 +388,25 @@ type attached struct {
 	unreadable []string
 }
 
-// found counts the legacy attachments and the bundles that may be of
-// predicate type pt.
-func found(legacy []attachment, bundles []bundleAttachment, pt string) attached {
+// found counts, over every repository read, the legacy attachments (of
+// one kind) and the bundles that may be of predicate type pt.
+func found(byRepo map[string]*stored, legacy func(*stored) []attachment, pt string) attached {
 	var f attached
-	for _, a := range legacy {
-		f.count++
-		if a.err != nil {
-			f.unreadable = append(f.unreadable, oneLine(a.err))
+	for _, st := range byRepo {
+		for _, a := range legacy(st) {
+			f.count++
+			if a.err != nil {
+				f.unreadable = append(f.unreadable, oneLine(a.err))
+			}
 		}
-	}
-	for _, b := range bundles {
-		if b.predicateType != "" && b.predicateType != pt {
-			continue
-		}
-		f.count++
-		if b.err != nil {
-			f.unreadable = append(f.unreadable, oneLine(b.err))
+		for _, b := range st.bundles {
+			if b.predicateType != "" && b.predicateType != pt {
+				continue
+			}
+			f.count++
+			if b.err != nil {
+				f.unreadable = append(f.unreadable, oneLine(b.err))
+			}
 		}
 	}
 	return f

@@ -147,6 +147,15 @@ type Authority struct {
 	// Keyless is a Fulcio-issued certificate identity, with its trust root.
 	// +optional
 	Keyless *KeylessAuthority `json:"keyless,omitempty"`
+
+	// SignaturesRepository, when set, is where this authority's signatures
+	// and attestations are read from instead of the image's repository
+	// (cosign's COSIGN_REPOSITORY, Chains' storage.oci.repository), e.g.
+	// registry.example.com/signatures. The image's pull secrets are used
+	// there too.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	SignaturesRepository string `json:"signaturesRepository,omitempty"`
 }
 
 // KeyAuthority names a public key in exactly one way.

@@ -31,6 +31,8 @@ type BundleOptions struct {
 	// Hint is the referrer's predicate type annotation (default: the
 	// statement's; "-" leaves it out).
 	Hint string
+	// Repository receives the referrer instead of the image's repository.
+	Repository *name.Repository
 }
 
 // Bundle returns a sigstore bundle (v0.3) holding a DSSE envelope over an
@@ -74,8 +76,12 @@ func (k *Key) Bundle(t testing.TB, img name.Digest, predicateType string, predic
 // AttachBundle attaches bundle to img as an OCI 1.1 referrer, as cosign v3
 // does: through the referrers API, or the sha256-<hex> tag where the
 // registry has none.
-func AttachBundle(t testing.TB, img name.Digest, bundle []byte, predicateType string) {
+func AttachBundle(t testing.TB, img name.Digest, bundle []byte, predicateType string, in ...name.Repository) {
 	t.Helper()
+	repo := img.Context()
+	if len(in) > 0 {
+		repo = in[0]
+	}
 	desc, err := remote.Head(img)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +103,7 @@ func AttachBundle(t testing.TB, img name.Digest, bundle []byte, predicateType st
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(img.Context().Digest(d.String()), art); err != nil {
+	if err := remote.Write(repo.Digest(d.String()), art); err != nil {
 		t.Fatalf("attaching a bundle to %s: %v", img, err)
 	}
 }
@@ -110,7 +116,11 @@ func (k *Key) AttachBundleOf(t testing.TB, img name.Digest, predicateType string
 	if hint == "" {
 		hint = predicateType
 	}
-	AttachBundle(t, img, k.Bundle(t, img, predicateType, predicate, o), hint)
+	var in []name.Repository
+	if o.Repository != nil {
+		in = append(in, *o.Repository)
+	}
+	AttachBundle(t, img, k.Bundle(t, img, predicateType, predicate, o), hint, in...)
 }
 
 // ReferrersIndex is an OCI index listing n referrers of digest, each a

@@ -80,13 +80,20 @@ type Options struct {
 	Cert *Cert
 	// Auth authenticates the pushes (a private registry).
 	Auth authn.Authenticator
+	// Repository receives the signature instead of the image's repository
+	// (cosign's COSIGN_REPOSITORY).
+	Repository *name.Repository
 }
 
 func (o Options) remote() []ociremote.Option {
-	if o.Auth == nil {
-		return nil
+	var out []ociremote.Option
+	if o.Auth != nil {
+		out = append(out, ociremote.WithRemoteOptions(remote.WithAuth(o.Auth)))
 	}
-	return []ociremote.Option{ociremote.WithRemoteOptions(remote.WithAuth(o.Auth))}
+	if o.Repository != nil {
+		out = append(out, ociremote.WithTargetRepository(*o.Repository))
+	}
+	return out
 }
 
 // SimpleSigningPayload is cosign's payload for an image signature.
