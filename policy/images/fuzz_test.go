@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -122,6 +125,76 @@ func FuzzVerify(f *testing.F) {
 			if err == nil && res.Verified() && p == keyed {
 				t.Fatalf("verified with a key that signed nothing: %+v", res)
 			}
+		}
+	})
+}
+
+// FuzzVerifyBundles feeds what a registry owner controls in cosign v3's
+// layout — the referrers index and the bundle itself — through the real
+// verification path (sigstore-go's bundle parsing and verification).
+// Verify must return, never panic or hang, and never verify for a key that
+// signed nothing.
+func FuzzVerifyBundles(f *testing.F) {
+	fx := newFixture(f)
+	img := fx.reg.PushRandom(f, "fuzz/bundled", "v1")
+	stranger := signing.NewKey(f) // signs nothing the fuzzer is given
+	p := compile(f, v1alpha1.ClusterImagePolicySpec{
+		Images:       []v1alpha1.ImagePattern{{Glob: "**"}},
+		Authorities:  []v1alpha1.Authority{{Name: "stranger", Key: &v1alpha1.KeyAuthority{Data: string(stranger.PublicPEM)}}},
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: slsa.PredicateV1}},
+	})
+	good := fx.key.Bundle(f, img, slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/signer"), signing.BundleOptions{})
+	f.Add(good, []byte(nil))
+	f.Add(fx.key.Bundle(f, img, signing.PredicateCosignSign, map[string]any{}, signing.BundleOptions{Tamper: true}), []byte(nil))
+	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{"payload":"e30=","payloadType":"application/vnd.in-toto+json","signatures":[]}}`), []byte(nil))
+	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle+json;version=0.1","verificationMaterial":{"x509CertificateChain":{"certificates":[{"rawBytes":"AAAA"}]},"tlogEntries":[{}]}}`), []byte(nil))
+	f.Add([]byte("null"), []byte(`{"manifests":[{"digest":"sha256:00","artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"}]}`))
+	f.Add([]byte(nil), []byte(`{"manifests":{"a":1}}`))
+
+	subject, err := remote.Head(img)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var index atomic.Pointer[[]byte]
+	fx.reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, "/referrers/") {
+			return false
+		}
+		w.Header().Set("Content-Type", string(types.OCIImageIndex))
+		_, _ = w.Write(*index.Load())
+		return true
+	})
+	f.Fuzz(func(t *testing.T, bundle, idx []byte) {
+		layer := static.NewLayer(bundle, types.MediaType(signing.BundleMediaType))
+		art, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer})
+		if err != nil {
+			t.Skip(err)
+		}
+		art = mutate.MediaType(art, types.OCIManifestSchema1)
+		art = mutate.Annotations(art, map[string]string{"dev.sigstore.bundle.predicateType": slsa.PredicateV1}).(v1.Image)
+		art = mutate.Subject(art, v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}).(v1.Image)
+		d, err := art.Digest()
+		if err != nil {
+			t.Skip(err)
+		}
+		if len(idx) == 0 {
+			idx, _ = json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": types.OCIImageIndex, "manifests": []any{map[string]any{
+				"mediaType": types.OCIManifestSchema1, "artifactType": signing.BundleMediaType, "digest": d.String(), "size": 1}}})
+		}
+		index.Store(&idx)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		if err := remote.Write(img.Context().Digest(d.String()), art, remote.WithContext(ctx), remote.WithRetryBackoff(remote.Backoff{Steps: 1})); err != nil {
+			t.Skip(err)
+		}
+		vctx, vcancel := context.WithTimeout(t.Context(), 10*time.Second)
+		res, err := fx.verifier.Verify(vctx, img.Repository, img.DigestStr(), p, authn.NewMultiKeychain())
+		vcancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("the verification hung: %v", err)
+		}
+		if err == nil && res.Verified() {
+			t.Fatalf("verified with a key that signed nothing: %+v", res)
 		}
 	})
 }
