@@ -54,8 +54,12 @@ func newVerifyCmd() *cobra.Command {
 		Long: `Decide each IMAGE (a tag or a digest) with the image gate's own decision: the
 tag is resolved to the digest of the manifest it names now (computed from the
 bytes), then a signature over that digest and each required attestation are
-verified with cosign's verification library, the policies' Rego rules run
-over the verified statements, and the statements are printed.
+looked for where cosign writes them — the legacy sha256-<hex>.sig/.att tags
+(cosign v2) and sigstore bundles attached as OCI 1.1 referrers (cosign v3),
+in the image's repository or an authority's signaturesRepository — and
+verified (cosign's library for the legacy layout, sigstore-go for bundles),
+the policies' Rego rules run over the verified statements, and the
+statements are printed.
 
 Trust comes from --policy FILE (one or more ClusterImagePolicy documents) or
 from --key FILE (a PEM public key such as cosign.pub), requiring a statement
