@@ -27,6 +27,10 @@ help: ## list the targets
 build: ## build bin/tollgate
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/tollgate ./cmd/tollgate
 
+.PHONY: image
+image: ## the OCI image in bin/image (an OCI layout; IMAGE=REGISTRY/REPO:TAG also pushes it): linux/amd64 and linux/arm64, static, non-root, reproducible
+	$(GO) run ./build/image -out bin/image -version $(VERSION) -commit $(COMMIT) -epoch $$(git log -1 --format=%ct) $(if $(IMAGE),-push $(IMAGE))
+
 .PHONY: tools
 tools: ## build kube-apiserver, etcd, controller-gen, cosign (v2 and v3) and helm into the cache (once; ~25 min cold)
 	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign cosign3 helm
