@@ -199,7 +199,7 @@ func (p *publication) signatures(ctx context.Context, cfg config.Config, images 
 			if err != nil {
 				return transient(ReasonStorageFailed, "signing %s: %v", d, err)
 			}
-			if f := p.attach(ctx, cfg, s, d, env, st, oci.PredicateCosignSign); f != nil {
+			if f := p.attach(ctx, cfg, s, d, env, st, imagepolicy.PredicateCosignSign); f != nil {
 				return f
 			}
 			continue

@@ -27,9 +27,13 @@ import (
 const (
 	// bundleMediaTypePrefix starts every bundle media type (v0.1 to v0.3).
 	bundleMediaTypePrefix = "application/vnd.dev.sigstore.bundle"
-	// annotationBundlePredicateType is cosign's hint of a referrer's
+	// BundleMediaType is the media type of the bundles cosign v3 writes.
+	BundleMediaType = bundleMediaTypePrefix + ".v0.3+json"
+	// AnnotationBundleContent says what a referrer's bundle holds.
+	AnnotationBundleContent = "dev.sigstore.bundle.content"
+	// AnnotationBundlePredicateType is cosign's hint of a referrer's
 	// predicate type; the verified statement decides.
-	annotationBundlePredicateType = "dev.sigstore.bundle.predicateType"
+	AnnotationBundlePredicateType = "dev.sigstore.bundle.predicateType"
 	// PredicateCosignSign is the predicate type of cosign v3's signature
 	// of an image.
 	PredicateCosignSign = "https://sigstore.dev/cosign/sign/v1"
@@ -174,7 +178,7 @@ func (v *Verifier) fetchBundle(ctx context.Context, s *repo, digest string, d v1
 	if layer == nil {
 		return a, false, nil // another kind of referrer (an SBOM, a legacy layout)
 	}
-	a.predicateType = mf.Annotations[annotationBundlePredicateType]
+	a.predicateType = mf.Annotations[AnnotationBundlePredicateType]
 	if mf.Subject == nil || mf.Subject.Digest.String() != digest {
 		return a, true, fmt.Errorf("referrer %s does not name %s as its subject", d.Digest, digest)
 	}

@@ -7,20 +7,18 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	ctypes "github.com/sigstore/cosign/v2/pkg/types"
+
+	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/signer/storage/oci"
 )
 
 // BundleMediaType is the media type of the sigstore bundles cosign v3 writes.
-const BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+const BundleMediaType = images.BundleMediaType
 
 // PredicateCosignSign is the predicate type of cosign v3's image signature.
-const PredicateCosignSign = "https://sigstore.dev/cosign/sign/v1"
+const PredicateCosignSign = images.PredicateCosignSign
 
 // BundleOptions vary a bundle, to craft the bad cases.
 type BundleOptions struct {
@@ -82,28 +80,10 @@ func AttachBundle(t testing.TB, img name.Digest, bundle []byte, predicateType st
 	if len(in) > 0 {
 		repo = in[0]
 	}
-	desc, err := remote.Head(img)
-	if err != nil {
-		t.Fatal(err)
+	if predicateType == "-" {
+		predicateType = ""
 	}
-	ann := map[string]string{"dev.sigstore.bundle.content": "dsse-envelope"}
-	if predicateType != "-" {
-		ann["dev.sigstore.bundle.predicateType"] = predicateType
-	}
-	layer := static.NewLayer(bundle, types.MediaType(BundleMediaType))
-	art, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	art = mutate.MediaType(art, types.OCIManifestSchema1)
-	art = mutate.ConfigMediaType(art, "application/vnd.oci.empty.v1+json")
-	art = mutate.Annotations(art, ann).(v1.Image)
-	art = mutate.Subject(art, v1.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}).(v1.Image)
-	d, err := art.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(repo.Digest(d.String()), art); err != nil {
+	if err := oci.AttachBundle(repo, img, bundle, predicateType); err != nil {
 		t.Fatalf("attaching a bundle to %s: %v", img, err)
 	}
 }

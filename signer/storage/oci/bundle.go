@@ -16,20 +16,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/tollgate-dev/tollgate/policy/images"
 )
 
-// What cosign v3 writes: a sigstore bundle (v0.3) attached to the image as
-// an OCI 1.1 referrer, with these annotations.
-const (
-	BundleMediaType               = "application/vnd.dev.sigstore.bundle.v0.3+json"
-	annotationBundleContent       = "dev.sigstore.bundle.content"
-	annotationBundlePredicateType = "dev.sigstore.bundle.predicateType"
-	// PredicateCosignSign is the predicate type of cosign v3's signature of
-	// an image: a statement whose subject is the image.
-	PredicateCosignSign = "https://sigstore.dev/cosign/sign/v1"
-	// maxReferrers bounds the referrers read to find an existing bundle.
-	maxReferrers = 100
-)
+// maxReferrers bounds the referrers read to find an existing bundle.
+const maxReferrers = 100
 
 // SignStatement is the statement cosign v3 signs for an image: its digest
 // as the subject, PredicateCosignSign, an empty predicate.
@@ -41,7 +33,7 @@ func SignStatement(img name.Digest) ([]byte, error) {
 	return json.Marshal(map[string]any{
 		"_type":         "https://in-toto.io/Statement/v1",
 		"subject":       []any{map[string]any{"digest": map[string]string{alg: hex}}},
-		"predicateType": PredicateCosignSign,
+		"predicateType": images.PredicateCosignSign,
 		"predicate":     map[string]any{},
 	})
 }
@@ -57,7 +49,7 @@ func Bundle(envelope, publicKeyDER []byte) ([]byte, error) {
 	}
 	hint := sha256.Sum256(publicKeyDER)
 	return json.Marshal(map[string]any{
-		"mediaType":            BundleMediaType,
+		"mediaType":            images.BundleMediaType,
 		"verificationMaterial": map[string]any{"publicKey": map[string]any{"hint": base64.StdEncoding.EncodeToString(hint[:])}, "tlogEntries": []any{}},
 		"dsseEnvelope":         env,
 	})
@@ -80,26 +72,37 @@ func (s *Store) StoreBundle(ctx context.Context, img name.Digest, bundle, statem
 	if has {
 		return nil
 	}
+	if err := AttachBundle(repo, img, bundle, predicateType, opts...); err != nil {
+		return fmt.Errorf("pushing the bundle of %s to %s: %w", img, repo, err)
+	}
+	return nil
+}
+
+// AttachBundle writes bundle into repo as an OCI 1.1 referrer of img, as
+// cosign v3 does: an artifact manifest with the bundle as its one layer,
+// img as its subject and cosign's annotations (predicate type and content).
+func AttachBundle(repo name.Repository, img name.Digest, bundle []byte, predicateType string, opts ...remote.Option) error {
 	desc, err := remote.Head(img, opts...)
 	if err != nil {
 		return fmt.Errorf("reading %s from the registry: %w", img, err)
 	}
-	art, err := mutate.Append(empty.Image, mutate.Addendum{Layer: static.NewLayer(bundle, types.MediaType(BundleMediaType))})
+	art, err := mutate.Append(empty.Image, mutate.Addendum{Layer: static.NewLayer(bundle, types.MediaType(images.BundleMediaType))})
 	if err != nil {
 		return err
 	}
+	ann := map[string]string{images.AnnotationBundleContent: "dsse-envelope"}
+	if predicateType != "" {
+		ann[images.AnnotationBundlePredicateType] = predicateType
+	}
 	art = mutate.MediaType(art, types.OCIManifestSchema1)
 	art = mutate.ConfigMediaType(art, "application/vnd.oci.empty.v1+json")
-	art = mutate.Annotations(art, map[string]string{annotationBundleContent: "dsse-envelope", annotationBundlePredicateType: predicateType}).(v1.Image)
+	art = mutate.Annotations(art, ann).(v1.Image)
 	art = mutate.Subject(art, v1.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}).(v1.Image)
 	d, err := art.Digest()
 	if err != nil {
 		return err
 	}
-	if err := remote.Write(repo.Digest(d.String()), art, opts...); err != nil {
-		return fmt.Errorf("pushing the bundle of %s to %s: %w", img, repo, err)
-	}
-	return nil
+	return remote.Write(repo.Digest(d.String()), art, opts...)
 }
 
 // hasBundle reports whether a referrer of subject is a bundle signing the
