@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/google/go-containerregistry/pkg/name"
+	"io"
 	"regexp"
 	"sort"
+
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -131,22 +133,8 @@ func Compile(ctx context.Context, p *v1alpha1.ClusterImagePolicy, deps Deps) (*P
 	if len(p.Spec.Authorities) == 0 {
 		return nil, errors.New("spec.authorities: at least one authority is required")
 	}
-	for i := range p.Spec.Authorities {
-		a, material, err := compileAuthority(ctx, &p.Spec.Authorities[i], deps)
-		if err != nil {
-			return nil, fmt.Errorf("spec.authorities[%d] (%s): %w", i, p.Spec.Authorities[i].Name, err)
-		}
-		if r := p.Spec.Authorities[i].SignaturesRepository; r != "" {
-			repo, err := name.NewRepository(r, name.StrictValidation)
-			if err != nil {
-				return nil, fmt.Errorf("spec.authorities[%d] (%s).signaturesRepository: %w", i, p.Spec.Authorities[i].Name, err)
-			}
-			a.repository = &repo
-			fmt.Fprintf(h, "repo\x00%s\x00", repo.Name())
-		}
-		fmt.Fprintf(h, "%s\x00", a.name)
-		h.Write(material)
-		out.authorities = append(out.authorities, a)
+	if out.authorities, err = compileAuthorities(ctx, p.Spec.Authorities, deps, h); err != nil {
+		return nil, err
 	}
 	if len(p.Spec.Attestations) == 0 {
 		return nil, errors.New("spec.attestations: at least one attestation (e.g. https://slsa.dev/provenance/v1) is required")
@@ -215,6 +203,30 @@ func modes(spec *v1alpha1.ClusterImagePolicySpec) (v1alpha1.ImageMode, v1alpha1.
 		return "", "", fmt.Errorf("spec.unmatchedImages: %q is not Deny, Warn or Allow", unmatched)
 	}
 	return mode, unmatched, nil
+}
+
+// compileAuthorities compiles the authorities, writing their trust
+// material and signature repositories into the fingerprint h.
+func compileAuthorities(ctx context.Context, specs []v1alpha1.Authority, deps Deps, h io.Writer) ([]*authority, error) {
+	var out []*authority
+	for i := range specs {
+		a, material, err := compileAuthority(ctx, &specs[i], deps)
+		if err != nil {
+			return nil, fmt.Errorf("spec.authorities[%d] (%s): %w", i, specs[i].Name, err)
+		}
+		if r := specs[i].SignaturesRepository; r != "" {
+			repo, err := name.NewRepository(r, name.StrictValidation)
+			if err != nil {
+				return nil, fmt.Errorf("spec.authorities[%d] (%s).signaturesRepository: %w", i, specs[i].Name, err)
+			}
+			a.repository = &repo
+			fmt.Fprintf(h, "repo\x00%s\x00", repo.Name())
+		}
+		fmt.Fprintf(h, "%s\x00", a.name)
+		h.Write(material)
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // compileRequirement compiles one required attestation: its predicate
