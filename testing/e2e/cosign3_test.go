@@ -27,15 +27,7 @@ var tagSchema = regexp.MustCompile(`/manifests/sha256-[0-9a-f]{64}$`)
 // cosign3 runs the real cosign v3 CLI (bin/cosign3) in dir.
 func cosign3(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
-	bin := filepath.Join(envtest.Root(), "bin", "cosign3")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("bin/cosign3 is not built: run `make tools`: %v", err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=tollgate-test", "TUF_ROOT="+filepath.Join(dir, "tuf"), "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return runTool(t, "cosign3", dir, []string{"COSIGN_PASSWORD=tollgate-test", "HOME=" + dir}, args...)
 }
 
 // tollgateBinary builds the tollgate CLI from this checkout.

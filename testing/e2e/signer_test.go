@@ -48,9 +48,16 @@ func cosignCLI(t *testing.T, dir string, env []string, args ...string) (string, 
 
 func cosignCLIB(t testing.TB, dir string, env []string, args ...string) (string, error) {
 	t.Helper()
-	bin := filepath.Join(envtest.Root(), "bin", "cosign")
+	return runTool(t, "cosign", dir, env, args...)
+}
+
+// runTool runs bin/NAME (a tool `make tools` built) in dir with env added
+// and a TUF root of its own, and returns its combined output.
+func runTool(t testing.TB, name, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
+	bin := filepath.Join(envtest.Root(), "bin", name)
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("bin/cosign is not built: run `make tools`: %v", err)
+		t.Fatalf("bin/%s is not built: run `make tools`: %v", name, err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
