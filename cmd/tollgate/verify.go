@@ -25,6 +25,7 @@ import (
 
 type verifyOptions struct {
 	key           string
+	keyless       keylessOptions
 	policyFile    string
 	predicateType string
 	output        string
@@ -61,10 +62,18 @@ verified (cosign's library for the legacy layout, sigstore-go for bundles),
 the policies' Rego rules run over the verified statements, and the
 statements are printed.
 
-Trust comes from --policy FILE (one or more ClusterImagePolicy documents) or
-from --key FILE (a PEM public key such as cosign.pub), requiring a statement
-of --type (default https://slsa.dev/provenance/v1). Policies that name
-Secrets need a cluster: give the key inline (key.data).
+Trust comes from --policy FILE (one or more ClusterImagePolicy documents),
+from --key FILE (a PEM public key such as cosign.pub), or, for keyless
+signatures, from --certificate-identity[-regexp] and
+--certificate-oidc-issuer[-regexp] (named as cosign names them; regular
+expressions must match the whole value) with the trust root: --trusted-root
+FILE (a sigstore trusted_root.json, as 'cosign trusted-root create' writes
+it) or --ca-roots FILE and --rekor-public-key FILE (PEM). A keyless
+signature must carry its Rekor entry (inclusion proof or signed entry
+timestamp, checked offline with the log's key) unless --insecure-ignore-tlog.
+--key and keyless trust require a statement of --type (default
+https://slsa.dev/provenance/v1). Policies that name Secrets need a cluster:
+give the key or trust root inline (key.data, keyless.trustRoot).
 
 Every policy applies, unless --namespace-labels gives the labels of the
 namespace to decide for: then only the policies whose namespaceSelector
@@ -91,32 +100,34 @@ usage or input error.`,
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "time allowed for each image")
 	f.StringToStringVar(&o.labels, "namespace-labels", nil, "decide for a namespace with these labels (k=v,...): only the policies selecting it apply")
+	o.keyless.addFlags(f)
 	return cmd
 }
 
 func verifyPolicies(ctx context.Context, o verifyOptions) ([]*images.Policy, error) {
 	deps := images.Deps{Secret: func(_ context.Context, ns, name string) (map[string][]byte, error) {
-		return nil, fmt.Errorf("tollgate verify reads no cluster: put the key in the policy (key.data) or use --key")
+		return nil, fmt.Errorf("tollgate verify reads no cluster: put the key or trust root in the policy (key.data, keyless.trustRoot) or use the flags")
 	}}
+	keyless := o.keyless.given()
 	switch {
-	case o.key != "" && o.policyFile != "":
-		return nil, errors.New("give --key or --policy, not both")
+	case o.key != "" && o.policyFile != "", keyless && (o.key != "" || o.policyFile != ""):
+		return nil, errors.New("give one of --key, --policy and the keyless flags (--certificate-identity...)")
+	case keyless:
+		a, err := o.keyless.authority()
+		if err != nil {
+			return nil, err
+		}
+		return compileFlagPolicy(ctx, "keyless", a, o.predicateType, deps)
 	case o.key != "":
 		pem, err := os.ReadFile(o.key)
 		if err != nil {
 			return nil, fmt.Errorf("--key: %w", err)
 		}
-		p := &v1alpha1.ClusterImagePolicy{Spec: v1alpha1.ClusterImagePolicySpec{
-			Images:       []v1alpha1.ImagePattern{{Glob: "**"}},
-			Authorities:  []v1alpha1.Authority{{Name: "key", Key: &v1alpha1.KeyAuthority{Data: string(pem)}}},
-			Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: o.predicateType}},
-		}}
-		p.Name, p.UID = o.key, types.UID("--key")
-		c, err := images.Compile(ctx, p, deps)
+		ps, err := compileFlagPolicy(ctx, "key", v1alpha1.Authority{Name: "key", Key: &v1alpha1.KeyAuthority{Data: string(pem)}}, o.predicateType, deps)
 		if err != nil {
 			return nil, fmt.Errorf("--key %s: %w", o.key, err)
 		}
-		return []*images.Policy{c}, nil
+		return ps, nil
 	case o.policyFile != "":
 		data, err := os.ReadFile(o.policyFile)
 		if err != nil {
@@ -152,6 +163,22 @@ func verifyPolicies(ctx context.Context, o verifyOptions) ([]*images.Policy, err
 		return out, nil
 	}
 	return nil, errors.New("give --key FILE or --policy FILE: nothing is trusted by default")
+}
+
+// compileFlagPolicy is the policy the trust flags make: every image, one
+// authority, one attestation of predicateType.
+func compileFlagPolicy(ctx context.Context, name string, a v1alpha1.Authority, predicateType string, deps images.Deps) ([]*images.Policy, error) {
+	p := &v1alpha1.ClusterImagePolicy{Spec: v1alpha1.ClusterImagePolicySpec{
+		Images:       []v1alpha1.ImagePattern{{Glob: "**"}},
+		Authorities:  []v1alpha1.Authority{a},
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: predicateType}},
+	}}
+	p.Name, p.UID = name, types.UID("--"+name)
+	c, err := images.Compile(ctx, p, deps)
+	if err != nil {
+		return nil, err
+	}
+	return []*images.Policy{c}, nil
 }
 
 func runVerify(cmd *cobra.Command, o verifyOptions, args []string) error {

@@ -195,11 +195,11 @@ func (v *Verifier) fetchBundle(ctx context.Context, s *repo, digest string, d v1
 }
 
 // bundleVerifier checks bundles for one authority: sigstore-go's verifier
-// over the authority's trust material. nil when the authority cannot
-// verify bundles (keyless, until its trusted root is configured).
+// over the authority's trust material, with the identities a keyless
+// authority accepts (none: the bundle must be signed by the key).
 type bundleVerifier struct {
-	verifier *verify.Verifier
-	policy   func(digest []byte) verify.PolicyBuilder
+	verifier   *verify.Verifier
+	identities []verify.PolicyOption
 }
 
 // keyBundleVerifier verifies bundles signed with a key: the signature
@@ -212,27 +212,35 @@ func keyBundleVerifier(v signature.Verifier) (*bundleVerifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bundleVerifier{verifier: sv, policy: func(digest []byte) verify.PolicyBuilder {
-		return verify.NewPolicy(verify.WithArtifactDigest("sha256", digest), verify.WithKey())
-	}}, nil
+	return &bundleVerifier{verifier: sv}, nil
 }
 
 // verifyBundle verifies one bundle against the image digest and returns
-// the in-toto statement it signs (checked by verifyStatement's rules).
-func (bv *bundleVerifier) verifyBundle(b *sgbundle.Bundle, h v1.Hash) ([]byte, error) {
+// the in-toto statement it signs (checked by verifyStatement's rules) and,
+// for a certificate, its identity.
+func (bv *bundleVerifier) verifyBundle(b *sgbundle.Bundle, h v1.Hash) (payload []byte, identity string, err error) {
 	digest, err := hex.DecodeString(h.Hex)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	env := b.GetDsseEnvelope()
 	if env == nil {
-		return nil, errors.New("the bundle holds a message signature, not a DSSE envelope; cosign signs images with DSSE")
+		return nil, "", errors.New("the bundle holds a message signature, not a DSSE envelope; cosign signs images with DSSE")
 	}
 	if env.GetPayloadType() != ctypes.IntotoPayloadType {
-		return nil, fmt.Errorf("the envelope's payload type is %q, not %q", env.GetPayloadType(), ctypes.IntotoPayloadType)
+		return nil, "", fmt.Errorf("the envelope's payload type is %q, not %q", env.GetPayloadType(), ctypes.IntotoPayloadType)
 	}
-	if _, err := bv.verifier.Verify(b, bv.policy(digest)); err != nil {
-		return nil, err
+	policy := []verify.PolicyOption{verify.WithKey()}
+	if len(bv.identities) > 0 {
+		policy = bv.identities
 	}
-	return env.GetPayload(), nil
+	res, err := bv.verifier.Verify(b, verify.NewPolicy(verify.WithArtifactDigest("sha256", digest), policy...))
+	if err != nil {
+		return nil, "", err
+	}
+	if res.Signature != nil && res.Signature.Certificate != nil {
+		c := res.Signature.Certificate
+		identity = certSummary(c.Issuer, c.SubjectAlternativeName)
+	}
+	return env.GetPayload(), identity, nil
 }

@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
-	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/kms"
-	"github.com/sigstore/sigstore/pkg/tuf"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -257,6 +254,9 @@ func compileRequirement(ctx context.Context, policy string, r *v1alpha1.Attestat
 func compileAuthority(ctx context.Context, a *v1alpha1.Authority, deps Deps) (*authority, []byte, error) {
 	switch {
 	case a.Key != nil && a.Keyless == nil:
+		if a.Transparency == v1alpha1.TransparencyRequire {
+			return nil, nil, errors.New("transparency: Require needs a keyless authority (its trust root names the Rekor log); a key authority verifies the signature alone")
+		}
 		pub, material, err := publicKey(ctx, a.Key, deps)
 		if err != nil {
 			return nil, nil, fmt.Errorf("key: %w", err)
@@ -273,7 +273,7 @@ func compileAuthority(ctx context.Context, a *v1alpha1.Authority, deps Deps) (*a
 		}
 		return &authority{name: a.Name, opts: cosign.CheckOpts{SigVerifier: v, IgnoreTlog: true, IgnoreSCT: true, Offline: true}, bundle: bv}, material, nil
 	case a.Keyless != nil && a.Key == nil:
-		return keyless(ctx, a.Name, a.Keyless, deps)
+		return keyless(ctx, a, deps)
 	default:
 		return nil, nil, errors.New("exactly one of key and keyless is required")
 	}
@@ -329,124 +329,6 @@ func secret(ctx context.Context, deps Deps, ns, name string) (map[string][]byte,
 		return nil, fmt.Errorf("reading secret %s/%s: %w", ns, name, err)
 	}
 	return data, nil
-}
-
-func keyless(ctx context.Context, name string, k *v1alpha1.KeylessAuthority, deps Deps) (*authority, []byte, error) {
-	tr := k.TrustRoot
-	fulcio, rekor, ctlog := []byte(tr.FulcioRoots), []byte(tr.RekorPublicKey), []byte(tr.CTLogPublicKey)
-	if tr.SecretRef != nil {
-		if len(fulcio)+len(rekor)+len(ctlog) > 0 {
-			return nil, nil, errors.New("keyless.trustRoot: give the trust root inline or by secretRef, not both")
-		}
-		data, err := secret(ctx, deps, tr.SecretRef.Namespace, tr.SecretRef.Name)
-		if err != nil {
-			return nil, nil, fmt.Errorf("keyless.trustRoot: %w", err)
-		}
-		fulcio, rekor, ctlog = data[FulcioRootsKey], data[RekorPublicKeyKey], data[CTLogPublicKeyKey]
-	}
-	if len(fulcio) == 0 {
-		return nil, nil, errors.New("keyless.trustRoot: the Fulcio root certificates are missing")
-	}
-	if len(rekor) == 0 {
-		return nil, nil, errors.New("keyless.trustRoot: the Rekor public key is missing (keyless certificates live minutes; the Rekor entry proves when the signature was made)")
-	}
-	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(fulcio)
-	if err != nil || len(certs) == 0 {
-		return nil, nil, fmt.Errorf("keyless.trustRoot: the Fulcio roots are not PEM certificates: %v", err)
-	}
-	opts := cosign.CheckOpts{RootCerts: x509.NewCertPool(), Offline: true}
-	for _, c := range certs {
-		if isSelfSigned(c) {
-			opts.RootCerts.AddCert(c)
-			continue
-		}
-		if opts.IntermediateCerts == nil {
-			opts.IntermediateCerts = x509.NewCertPool()
-		}
-		opts.IntermediateCerts.AddCert(c)
-	}
-	rk := cosign.NewTrustedTransparencyLogPubKeys()
-	if err := rk.AddTransparencyLogPubKey(rekor, tuf.Active); err != nil {
-		return nil, nil, fmt.Errorf("keyless.trustRoot: the Rekor public key: %w", err)
-	}
-	opts.RekorPubKeys = &rk
-	if len(ctlog) > 0 {
-		ct := cosign.NewTrustedTransparencyLogPubKeys()
-		if err := ct.AddTransparencyLogPubKey(ctlog, tuf.Active); err != nil {
-			return nil, nil, fmt.Errorf("keyless.trustRoot: the CT log public key: %w", err)
-		}
-		opts.CTLogPubKeys = &ct
-	} else {
-		opts.IgnoreSCT = true
-	}
-	if len(k.Identities) == 0 {
-		return nil, nil, errors.New("keyless.identities: at least one identity is required")
-	}
-	for i, id := range k.Identities {
-		ci, err := identity(id)
-		if err != nil {
-			return nil, nil, fmt.Errorf("keyless.identities[%d]: %w", i, err)
-		}
-		opts.Identities = append(opts.Identities, ci)
-	}
-	material := sha256.New()
-	for _, b := range [][]byte{fulcio, rekor, ctlog} {
-		fmt.Fprintf(material, "%d\x00", len(b))
-		material.Write(b)
-	}
-	ids := make([]string, 0, len(opts.Identities))
-	for _, id := range opts.Identities {
-		ids = append(ids, fmt.Sprintf("%q %q %q %q", id.Issuer, id.IssuerRegExp, id.Subject, id.SubjectRegExp))
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		fmt.Fprintln(material, id)
-	}
-	return &authority{name: name, opts: opts}, material.Sum(nil), nil
-}
-
-// identity anchors regular expressions: cosign matches them anywhere in the
-// value, so "https://github.com/org/.*" would also accept
-// "https://evil.example/?https://github.com/org/x".
-func identity(id v1alpha1.Identity) (cosign.Identity, error) {
-	var out cosign.Identity
-	switch {
-	case id.Issuer != "" && id.IssuerRegExp == "":
-		out.Issuer = id.Issuer
-	case id.IssuerRegExp != "" && id.Issuer == "":
-		re, err := anchor(id.IssuerRegExp)
-		if err != nil {
-			return out, fmt.Errorf("issuerRegExp: %w", err)
-		}
-		out.IssuerRegExp = re
-	default:
-		return out, errors.New("exactly one of issuer and issuerRegExp is required")
-	}
-	switch {
-	case id.Subject != "" && id.SubjectRegExp == "":
-		out.Subject = id.Subject
-	case id.SubjectRegExp != "" && id.Subject == "":
-		re, err := anchor(id.SubjectRegExp)
-		if err != nil {
-			return out, fmt.Errorf("subjectRegExp: %w", err)
-		}
-		out.SubjectRegExp = re
-	default:
-		return out, errors.New("exactly one of subject and subjectRegExp is required")
-	}
-	return out, nil
-}
-
-func anchor(expr string) (string, error) {
-	a := `^(?:` + expr + `)$`
-	if _, err := regexp.Compile(a); err != nil {
-		return "", fmt.Errorf("%q is not an RE2 regular expression: %w", expr, err)
-	}
-	return a, nil
-}
-
-func isSelfSigned(c *x509.Certificate) bool {
-	return c.CheckSignatureFrom(c) == nil
 }
 
 // Selects reports whether the policy applies in a namespace with these labels.

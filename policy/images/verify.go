@@ -159,15 +159,12 @@ func (v *Verifier) read(ctx context.Context, s *repo, digest string, p *Policy) 
 // verifyBundles returns the first statement of predicate type pt that a
 // bundle signed by authority a verifies for the image, adding why the
 // others did not to reasons.
-func verifyBundles(a *authority, bundles []bundleAttachment, h v1.Hash, pt string, reasons *[]string) (statement, predicate json.RawMessage, ok bool) {
-	if a.bundle == nil {
-		return nil, nil, false
-	}
+func verifyBundles(a *authority, bundles []bundleAttachment, h v1.Hash, pt string, reasons *[]string) (statement, predicate json.RawMessage, identity string, ok bool) {
 	for _, b := range bundles {
 		if b.err != nil || (b.predicateType != "" && b.predicateType != pt) {
 			continue
 		}
-		raw, err := a.bundle.verifyBundle(b.bundle, h)
+		raw, id, err := a.bundle.verifyBundle(b.bundle, h)
 		if err != nil {
 			*reasons = append(*reasons, fmt.Sprintf("%s: bundle %s: %s", a.name, b.desc.Digest, oneLine(err)))
 			continue
@@ -179,9 +176,9 @@ func verifyBundles(a *authority, bundles []bundleAttachment, h v1.Hash, pt strin
 			}
 			continue
 		}
-		return st, pred, true
+		return st, pred, id, true
 	}
-	return nil, nil, false
+	return nil, nil, "", false
 }
 
 func (v *Verifier) verifySignatures(ctx context.Context, res *Result, byRepo map[string]*stored, repo name.Repository, h v1.Hash, p *Policy) {
@@ -204,8 +201,8 @@ func (v *Verifier) verifySignatures(ctx context.Context, res *Result, byRepo map
 			break
 		}
 		if !verified {
-			if _, _, ok := verifyBundles(a, st.bundles, h, PredicateCosignSign, &reasons); ok {
-				res.Signatures = append(res.Signatures, VerifiedSignature{Authority: a.name})
+			if _, _, id, ok := verifyBundles(a, st.bundles, h, PredicateCosignSign, &reasons); ok {
+				res.Signatures = append(res.Signatures, VerifiedSignature{Authority: a.name, Identity: id})
 			}
 		}
 	}
@@ -228,7 +225,7 @@ func (v *Verifier) verifyAttestations(ctx context.Context, res *Result, byRepo m
 		if ok {
 			break
 		}
-		st, predicate, verified := verifyBundles(a, byRepo[a.signatures(repo).Name()].bundles, h, req.predicateType, &reasons)
+		st, predicate, _, verified := verifyBundles(a, byRepo[a.signatures(repo).Name()].bundles, h, req.predicateType, &reasons)
 		if !verified {
 			continue
 		}

@@ -156,7 +156,28 @@ type Authority struct {
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	SignaturesRepository string `json:"signaturesRepository,omitempty"`
+
+	// Transparency says whether a signature must be recorded in a
+	// transparency log (Rekor) that the authority's trust root names.
+	// Require (the default for keyless): a verified log entry — its
+	// inclusion proof or signed entry timestamp — is part of the signature,
+	// and its integrated time is when a short-lived certificate must have
+	// been valid. Ignore (the default for a key; for keyless only with a
+	// timestamp authority or long-lived certificates): log entries are not
+	// needed, a certificate must be valid at a signed timestamp or now.
+	// +kubebuilder:validation:Enum=Require;Ignore
+	// +optional
+	Transparency TransparencyMode `json:"transparency,omitempty"`
 }
+
+// TransparencyMode is an authority's transparency log requirement.
+type TransparencyMode string
+
+// Transparency modes.
+const (
+	TransparencyRequire TransparencyMode = "Require"
+	TransparencyIgnore  TransparencyMode = "Ignore"
+)
 
 // KeyAuthority names a public key in exactly one way.
 // +kubebuilder:validation:XValidation:rule="[has(self.data), has(self.secretRef), has(self.kms)].filter(x, x).size() == 1",message="a key is given by exactly one of data, secretRef and kms"
@@ -226,10 +247,20 @@ type Identity struct {
 	SubjectRegExp string `json:"subjectRegExp,omitempty"`
 }
 
-// TrustRoot is the keyless trust material, inline or from a Secret (keys
+// TrustRoot is the keyless trust material: a sigstore trusted root
+// (trusted_root.json, as `cosign trusted-root create` writes it and the
+// public-good TUF repository ships it, with validity periods), or PEM
+// fields; inline or from a Secret (key trusted_root.json, or keys
 // fulcio.pem, rekor.pub and, optionally, ctlog.pub).
-// +kubebuilder:validation:XValidation:rule="has(self.secretRef) != (has(self.fulcioRoots) || has(self.rekorPublicKey))",message="a trust root is given inline (fulcioRoots and rekorPublicKey) or by secretRef, not both"
+// +kubebuilder:validation:XValidation:rule="[has(self.secretRef), has(self.trustedRoot), has(self.fulcioRoots) || has(self.rekorPublicKey) || has(self.ctLogPublicKey)].filter(x, x).size() == 1",message="a trust root is given by exactly one of secretRef, trustedRoot and the PEM fields (fulcioRoots, rekorPublicKey, ctLogPublicKey)"
 type TrustRoot struct {
+	// TrustedRoot is a sigstore trusted_root.json
+	// (application/vnd.dev.sigstore.trustedroot+json;version=0.1): Fulcio
+	// CAs, Rekor logs, CT logs and timestamp authorities.
+	// +kubebuilder:validation:MaxLength=262144
+	// +optional
+	TrustedRoot string `json:"trustedRoot,omitempty"`
+
 	// FulcioRoots are the PEM root (and intermediate) certificates.
 	// +kubebuilder:validation:MaxLength=65536
 	// +optional
@@ -245,7 +276,8 @@ type TrustRoot struct {
 	// +kubebuilder:validation:MaxLength=16384
 	// +optional
 	CTLogPublicKey string `json:"ctLogPublicKey,omitempty"`
-	// SecretRef names a Secret with keys fulcio.pem, rekor.pub and optionally ctlog.pub.
+	// SecretRef names a Secret with the key trusted_root.json, or the keys
+	// fulcio.pem, rekor.pub and optionally ctlog.pub.
 	// +optional
 	SecretRef *SecretRef `json:"secretRef,omitempty"`
 }

@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	ctypes "github.com/sigstore/cosign/v2/pkg/types"
 
@@ -113,4 +115,44 @@ func ReferrersIndex(n int) []byte {
 	}
 	b, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": string(types.OCIImageIndex), "manifests": ms})
 	return b
+}
+
+// AttachedBundles returns the sigstore bundles attached to img as
+// referrers (the referrers API, or the tag schema), keyed by the
+// referrers' predicate type hint, as cosign v3 wrote them.
+func AttachedBundles(t testing.TB, img name.Digest) map[string][]byte {
+	t.Helper()
+	idx, err := remote.Referrers(img)
+	if err != nil {
+		t.Fatalf("listing the referrers of %s: %v", img, err)
+	}
+	manifest, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, d := range manifest.Manifests {
+		if d.ArtifactType != images.BundleMediaType {
+			continue
+		}
+		art, err := remote.Image(img.Context().Digest(d.Digest.String()))
+		if err != nil {
+			t.Fatalf("reading referrer %s: %v", d.Digest, err)
+		}
+		layers, err := art.Layers()
+		if err != nil || len(layers) != 1 {
+			t.Fatalf("referrer %s: %d layers, %v", d.Digest, len(layers), err)
+		}
+		rc, err := layers[0].Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[d.Annotations[images.AnnotationBundlePredicateType]] = b
+	}
+	return out
 }

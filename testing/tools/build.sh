@@ -23,7 +23,22 @@ pkg_of() {
     cosign3) echo github.com/sigstore/cosign/v3/cmd/cosign ;;
     helm) echo helm.sh/helm/v3/cmd/helm ;;
     controller-gen) echo sigs.k8s.io/controller-tools/cmd/controller-gen ;;
-    *) echo "build.sh: unknown tool $1 (known: kube-apiserver etcd cosign cosign3 helm controller-gen)" >&2; return 2 ;;
+    fulcio) echo github.com/sigstore/fulcio ;;
+    rekor-server|rekor-cli) echo github.com/sigstore/rekor/cmd/$1 ;;
+    trillian_log_server|trillian_log_signer) echo github.com/google/trillian/cmd/$1 ;;
+    local-kms) echo github.com/nsmithuk/local-kms ;;
+    *) echo "build.sh: unknown tool $1 (known: $all)" >&2; return 2 ;;
+  esac
+}
+
+all="kube-apiserver etcd cosign cosign3 helm controller-gen fulcio rekor-server rekor-cli trillian_log_server trillian_log_signer local-kms"
+
+# The keyless servers share one module (testing/tools/sigstore), so their
+# builds share compiled packages.
+dir_of() {
+  case $1 in
+    fulcio|rekor-server|rekor-cli|trillian_log_server|trillian_log_signer|local-kms) echo "$here/sigstore" ;;
+    *) echo "$here/$1" ;;
   esac
 }
 
@@ -35,6 +50,10 @@ mod_of() {
     cosign3) echo github.com/sigstore/cosign/v3 ;;
     helm) echo helm.sh/helm/v3 ;;
     controller-gen) echo sigs.k8s.io/controller-tools ;;
+    fulcio) echo github.com/sigstore/fulcio ;;
+    rekor-server|rekor-cli) echo github.com/sigstore/rekor ;;
+    trillian_log_server|trillian_log_signer) echo github.com/google/trillian ;;
+    local-kms) echo github.com/nsmithuk/local-kms ;;
   esac
 }
 
@@ -44,7 +63,7 @@ ldflags_of() {
     kube-apiserver)
       local minor=${v#v1.}; minor=${minor%%.*}
       echo "-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean" ;;
-    cosign|cosign3)
+    cosign|cosign3|fulcio|rekor-server|rekor-cli)
       echo "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=$v" ;;
     helm)
       echo "-s -w -X helm.sh/helm/v3/internal/version.version=$v" ;;
@@ -52,11 +71,19 @@ ldflags_of() {
   esac
 }
 
+# Trillian links every storage backend unless told one: PostgreSQL only
+# (and etcd, its default quota/election helper), as the harness runs it.
+tags_of() {
+  case $1 in
+    trillian_log_server|trillian_log_signer) echo postgresql,etcd ;;
+  esac
+}
+
 build() {
   local name=$1 pkg mod version dir out lock start
   pkg=$(pkg_of "$name")
   mod=$(mod_of "$name")
-  dir="$here/$name"
+  dir=$(dir_of "$name")
   version=$(cd "$dir" && go list -m -f '{{.Version}}' "$mod")
   out="$cache/$name-$version-$gover"
   if [ -x "$out/$name" ]; then
@@ -87,7 +114,7 @@ build() {
     cd "$dir"
     go mod download
     # -v prints each package as it is compiled: progress for a long build.
-    go build -trimpath -v -ldflags "$(ldflags_of "$name" "$version")" -o "$out/$name.tmp" "$pkg" 2>&1 |
+    go build -trimpath -v -tags "$(tags_of "$name")" -ldflags "$(ldflags_of "$name" "$version")" -o "$out/$name.tmp" "$pkg" 2>&1 |
       awk -v n="$name" '{ c++; if (c % 100 == 0) printf "tools:   %s: %d packages compiled\n", n, c; fflush() }
                         /^# |\.go:[0-9]+/ { print; fflush() }'
     test "${PIPESTATUS[0]}" -eq 0
@@ -98,7 +125,7 @@ build() {
 }
 
 if [ $# -eq 0 ]; then
-  echo "usage: build.sh NAME... (kube-apiserver etcd cosign cosign3 helm controller-gen)" >&2
+  echo "usage: build.sh NAME... ($all)" >&2
   exit 2
 fi
 for t in "$@"; do build "$t"; done
