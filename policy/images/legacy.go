@@ -131,6 +131,10 @@ func verifyLegacyAttestation(ctx context.Context, res *Result, atts []attachment
 		}
 		co := a.opts
 		co.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
+		if err := logged(a, att.sig); err != nil {
+			*reasons = append(*reasons, fmt.Sprintf("%s: %s", a.name, err))
+			continue
+		}
 		if _, err := cosign.VerifyBlobAttestation(ctx, att.sig, h, &co); err != nil {
 			*reasons = append(*reasons, fmt.Sprintf("%s: %s", a.name, oneLine(err)))
 			continue
@@ -175,6 +179,19 @@ func statement(sig oci.Signature, h v1.Hash, predicateType string) (json.RawMess
 		return nil, nil, fmt.Errorf("the envelope's payload is not base64: %w", err)
 	}
 	return statementOf(raw, h, predicateType)
+}
+
+// logged says why a layer cannot meet an authority that requires the log:
+// cosign's own message for a missing Rekor bundle is "offline verification
+// failed".
+func logged(a *authority, sig oci.Signature) error {
+	if a.opts.IgnoreTlog {
+		return nil
+	}
+	if b, err := sig.Bundle(); err == nil && b != nil {
+		return nil
+	}
+	return errors.New("the signature carries no transparency log entry (Rekor bundle), and the authority requires one (transparency: Require)")
 }
 
 func certIdentity(sig oci.Signature) string {

@@ -192,6 +192,10 @@ func (v *Verifier) verifySignatures(ctx context.Context, res *Result, byRepo map
 			}
 			co := a.opts
 			co.ClaimVerifier = cosign.SimpleClaimVerifier
+			if err := logged(a, sig.sig); err != nil {
+				reasons = append(reasons, fmt.Sprintf("%s: %s", a.name, err))
+				continue
+			}
 			if _, err := cosign.VerifyImageSignature(ctx, sig.sig, h, &co); err != nil {
 				reasons = append(reasons, fmt.Sprintf("%s: %s", a.name, oneLine(err)))
 				continue

@@ -76,8 +76,9 @@ type Options struct {
 	// Statement replaces the statement entirely (raw bytes, signed as given).
 	Statement []byte
 	// Cert, when set, is a keyless identity: the signature carries its
-	// certificate and a Rekor bundle.
-	Cert *Cert
+	// certificate and a Rekor bundle (none with NoLog).
+	Cert  *Cert
+	NoLog bool
 	// Auth authenticates the pushes (a private registry).
 	Auth authn.Authenticator
 	// Repository receives the signature instead of the image's repository
@@ -120,7 +121,10 @@ func (k *Key) Sign(t testing.TB, img name.Digest, opts Options) {
 	sig := base64.StdEncoding.EncodeToString(k.sign(t, payload))
 	var so []static.Option
 	if opts.Cert != nil {
-		so = append(so, static.WithCertChain(opts.Cert.PEM, opts.Cert.ChainPEM), static.WithBundle(opts.Cert.rekor.hashedRekord(t, payload, sig, opts.Cert.PEM)))
+		so = append(so, static.WithCertChain(opts.Cert.PEM, opts.Cert.ChainPEM))
+		if !opts.NoLog {
+			so = append(so, static.WithBundle(opts.Cert.rekor.hashedRekord(t, payload, sig, opts.Cert.PEM)))
+		}
 	}
 	s, err := static.NewSignature(payload, sig, so...)
 	if err != nil {
@@ -269,11 +273,17 @@ var oidIssuer = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 1}
 // issued to the OIDC issuer, as Fulcio does.
 func (f *Fulcio) Issue(t testing.TB, issuer, subject string) *Cert {
 	t.Helper()
+	return f.IssueFor(t, issuer, subject, time.Now().Add(-time.Minute), time.Now().Add(9*time.Minute))
+}
+
+// IssueFor returns a certificate valid from notBefore to notAfter.
+func (f *Fulcio) IssueFor(t testing.TB, issuer, subject string, notBefore, notAfter time.Time) *Cert {
+	t.Helper()
 	k := NewKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber:    big.NewInt(time.Now().UnixNano()),
-		NotBefore:       time.Now().Add(-time.Minute),
-		NotAfter:        time.Now().Add(9 * time.Minute),
+		NotBefore:       notBefore,
+		NotAfter:        notAfter,
 		KeyUsage:        x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 		ExtraExtensions: []pkix.Extension{{Id: oidIssuer, Value: []byte(issuer)}},
