@@ -17,7 +17,9 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TEST_TIMEOUT ?= 20m
 FUZZTIME ?= 30s
 
-TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign bin/cosign3 bin/helm
+# The keyless servers (one module: testing/tools/sigstore).
+KEYLESS_TOOLS := bin/fulcio bin/rekor-server bin/trillian_log_server bin/trillian_log_signer
+TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS)
 
 .PHONY: help
 help: ## list the targets
@@ -32,10 +34,10 @@ image: ## the OCI image in bin/image (an OCI layout; IMAGE=REGISTRY/REPO:TAG als
 	$(GO) run ./build/image -out bin/image -version $(VERSION) -commit $(COMMIT) -epoch $$(git log -1 --format=%ct) $(if $(IMAGE),-push $(IMAGE))
 
 .PHONY: tools
-tools: ## build kube-apiserver, etcd, controller-gen, cosign (v2 and v3) and helm into the cache (once; ~25 min cold)
-	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign cosign3 helm
+tools: ## build the test tools into the cache (once; ~45 min cold): kube-apiserver, etcd, controller-gen, cosign v2 and v3, helm, Fulcio, Rekor, Trillian
+	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign cosign3 helm $(notdir $(KEYLESS_TOOLS))
 
-bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm:
+bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS) bin/rekor-cli bin/local-kms:
 	./testing/tools/build.sh $(notdir $@)
 
 .PHONY: demo

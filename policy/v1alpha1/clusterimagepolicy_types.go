@@ -229,7 +229,11 @@ type KeylessAuthority struct {
 
 // Identity matches a certificate's OIDC issuer and subject (SAN). Each is an
 // exact string or an RE2 regular expression; regular expressions always
-// match the whole value (Tollgate anchors them).
+// match the whole value (Tollgate anchors them). For a Kubernetes service
+// account's token (Fulcio's "kubernetes" issuer type, e.g. Tollgate's
+// signer with signers.x509.fulcio.provider: filesystem) the issuer is the
+// cluster's service-account issuer and the subject
+// https://kubernetes.io/namespaces/NAMESPACE/serviceaccounts/NAME.
 // +kubebuilder:validation:XValidation:rule="has(self.issuer) != has(self.issuerRegExp)",message="an identity has exactly one of issuer and issuerRegExp"
 // +kubebuilder:validation:XValidation:rule="has(self.subject) != has(self.subjectRegExp)",message="an identity has exactly one of subject and subjectRegExp"
 type Identity struct {
