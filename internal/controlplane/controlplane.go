@@ -90,6 +90,10 @@ func Start(opts Options) (*ControlPlane, error) {
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{webhook.Validating()},
 		}
 	}
+	// The API server listens on loopback; URLs it hands out (the OIDC
+	// discovery document's jwks_uri, which Fulcio follows) must point there
+	// too, not at an interface address it guessed.
+	e.ControlPlane.GetAPIServer().Configure().Set("external-hostname", "127.0.0.1")
 	if opts.AdmissionConfig != "" {
 		e.ControlPlane.GetAPIServer().Configure().Set("admission-control-config-file", opts.AdmissionConfig)
 	}

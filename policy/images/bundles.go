@@ -236,6 +236,9 @@ func (bv *bundleVerifier) verifyBundle(b *sgbundle.Bundle, h v1.Hash) (payload [
 	}
 	res, err := bv.verifier.Verify(b, verify.NewPolicy(verify.WithArtifactDigest("sha256", digest), policy...))
 	if err != nil {
+		if strings.Contains(err.Error(), "not enough verified log entries") {
+			err = fmt.Errorf("%w (the bundle carries no entry of a Rekor log the authority trusts, and it requires one: transparency: Require)", err)
+		}
 		return nil, "", err
 	}
 	if res.Signature != nil && res.Signature.Certificate != nil {

@@ -22,6 +22,9 @@ import (
 	"github.com/tollgate-dev/tollgate/policy/rego"
 	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+
+	// The cloud KMS providers, in-process.
+	_ "github.com/tollgate-dev/tollgate/internal/kmsproviders"
 )
 
 // Keys of the Secrets a policy may reference.

@@ -15,6 +15,9 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/kms"
 	"github.com/sigstore/sigstore/pkg/signature/options"
+
+	// The cloud KMS providers, in-process.
+	_ "github.com/tollgate-dev/tollgate/internal/kmsproviders"
 )
 
 // Keys of the signing Secret.

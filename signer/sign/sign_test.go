@@ -7,12 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature/options"
 )
@@ -173,4 +175,45 @@ func TestKMSPluginInterop(t *testing.T) {
 	if _, err := FromKMS(ctx, "nosuchplugin://key", options.RPCAuth{}); err == nil || !strings.Contains(err.Error(), "nosuchplugin://key") {
 		t.Errorf("an unknown KMS: err = %v", err)
 	}
+}
+
+// TestFromKMSProviders: the cloud providers are linked in — a malformed
+// reference of each is refused by its own provider (not by "no plugin on
+// PATH"), naming the format it wants; a Vault that does not answer is an
+// error, not a hang. No cloud is reachable here: the valid-reference paths
+// of gcpkms://, azurekms:// and hashivault:// against real servers are not
+// tested (awskms:// is, against local-kms, in testing/e2e).
+func TestFromKMSProviders(t *testing.T) {
+	for _, tc := range []struct{ ref, want string }{
+		{"gcpkms://not-a-key-path", "projects/"},
+		{"awskms://", "awskms://"},
+		{"azurekms://no-key-here", "azurekms://"},
+		{"hashivault://", "hashivault://"},
+	} {
+		t.Run(tc.ref, func(t *testing.T) {
+			_, err := FromKMS(t.Context(), tc.ref, options.RPCAuth{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "sigstore-kms-") {
+				t.Fatalf("got %v, want the provider's own format error mentioning %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("a Vault that does not answer", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		t.Setenv("VAULT_ADDR", "http://"+addr)
+		t.Setenv("VAULT_TOKEN", "tollgate-test")
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		s, err := FromKMS(ctx, "hashivault://tollgate", options.RPCAuth{})
+		if err == nil {
+			_, err = s.Sign(ctx, []byte("payload"))
+		}
+		if err == nil || !strings.Contains(err.Error(), "connection refused") {
+			t.Fatalf("got %v, want connection refused", err)
+		}
+	})
 }

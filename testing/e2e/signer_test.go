@@ -36,6 +36,7 @@ import (
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/testing/registry"
+	"github.com/tollgate-dev/tollgate/testing/sigstore"
 	"github.com/tollgate-dev/tollgate/webhook/imagegate"
 )
 
@@ -550,6 +551,61 @@ func TestSigner(t *testing.T) {
 		}
 		if evs := strings.Join(eventReasons(t, env.Client, cm), "\n"); !strings.Contains(evs, "InvalidConfig: ConfigMap "+signerNS+"/chains-config") || !strings.Contains(evs, "no-such-format") {
 			t.Errorf("no InvalidConfig event naming the bad key: %s", evs)
+		}
+	})
+
+	t.Run("with an awskms:// key in a real KMS API (local-kms), cosign verifies with the same reference", func(t *testing.T) {
+		// The signer resolves awskms:// in-process (the provider is linked
+		// in), through the AWS SDK's standard chain: endpoint, region and
+		// credentials from the environment.
+		kmsEnv := sigstore.StartLocalKMS(t)
+		for _, kv := range kmsEnv {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
+		const ref = "awskms:///alias/tollgate-signer"
+		if out, err := cosignCLI(t, t.TempDir(), kmsEnv, "generate-key-pair", "--kms", ref); err != nil {
+			t.Fatalf("cosign generate-key-pair --kms %s: %v\n%s", ref, err, out)
+		}
+		cm := &corev1.ConfigMap{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
+			t.Fatal(err)
+		}
+		cm.Data = map[string]string{
+			"artifacts.taskrun.format":  "slsa/v2alpha4",
+			"artifacts.taskrun.storage": "oci",
+			"artifacts.taskrun.signer":  "kms",
+			"artifacts.oci.signer":      "kms",
+			"signers.kms.kmsref":        ref,
+		}
+		if err := env.Client.Update(ctx, cm); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		img := reg.PushRandom(t, "team-a/awskms-signed", "1.0")
+		tr := taskRun(ns, "awskms-signed", "tekton-builder", safeStep("build"))
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr, str("IMAGE_URL", img.Repository.Name()), str("IMAGE_DIGEST", img.DigestStr()))
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
+			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
+		}
+		for _, args := range [][]string{
+			{"verify", "--key", ref, "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
+			{"verify-attestation", "--key", ref, "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
+		} {
+			if out, err := cosignCLI(t, dir, kmsEnv, args...); err != nil {
+				t.Fatalf("cosign %s --key %s: %v\n%s", args[0], ref, err, out)
+			}
+		}
+		// Another KMS key does not verify it.
+		const other = "awskms:///alias/not-the-signer"
+		if out, err := cosignCLI(t, t.TempDir(), kmsEnv, "generate-key-pair", "--kms", other); err != nil {
+			t.Fatalf("cosign generate-key-pair --kms %s: %v\n%s", other, err, out)
+		}
+		if out, err := cosignCLI(t, dir, kmsEnv, "verify", "--key", other, "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()); err == nil {
+			t.Fatalf("another KMS key verified the signature:\n%s", out)
 		}
 	})
 

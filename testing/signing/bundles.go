@@ -119,7 +119,9 @@ func ReferrersIndex(n int) []byte {
 
 // AttachedBundles returns the sigstore bundles attached to img as
 // referrers (the referrers API, or the tag schema), keyed by the
-// referrers' predicate type hint, as cosign v3 wrote them.
+// referrers' predicate type annotation, as cosign v3 wrote them. A registry
+// may report a referrer's artifact type as the empty config's; the bundle
+// layer's media type decides.
 func AttachedBundles(t testing.TB, img name.Digest) map[string][]byte {
 	t.Helper()
 	idx, err := remote.Referrers(img)
@@ -132,18 +134,22 @@ func AttachedBundles(t testing.TB, img name.Digest) map[string][]byte {
 	}
 	out := map[string][]byte{}
 	for _, d := range manifest.Manifests {
-		if d.ArtifactType != images.BundleMediaType {
-			continue
-		}
 		art, err := remote.Image(img.Context().Digest(d.Digest.String()))
 		if err != nil {
 			t.Fatalf("reading referrer %s: %v", d.Digest, err)
 		}
-		layers, err := art.Layers()
-		if err != nil || len(layers) != 1 {
-			t.Fatalf("referrer %s: %d layers, %v", d.Digest, len(layers), err)
+		m, err := art.Manifest()
+		if err != nil {
+			t.Fatal(err)
 		}
-		rc, err := layers[0].Uncompressed()
+		if len(m.Layers) != 1 || m.Layers[0].MediaType != types.MediaType(images.BundleMediaType) {
+			continue
+		}
+		layer, err := art.LayerByDigest(m.Layers[0].Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := layer.Uncompressed()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +158,7 @@ func AttachedBundles(t testing.TB, img name.Digest) map[string][]byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[d.Annotations[images.AnnotationBundlePredicateType]] = b
+		out[m.Annotations[images.AnnotationBundlePredicateType]] = b
 	}
 	return out
 }

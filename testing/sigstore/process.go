@@ -19,10 +19,14 @@ import (
 // PID when the test ends.
 type process struct {
 	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error
+	// stopSignal asks the server to stop (SIGTERM unless set); it is
+	// killed after a grace period: test servers keep nothing worth a slow
+	// shutdown.
+	stopSignal syscall.Signal
+	cmd        *exec.Cmd
+	out        *syncBuffer
+	done       chan struct{}
+	err        error
 }
 
 type syncBuffer struct {
@@ -59,10 +63,17 @@ func tool(t testing.TB, name string) string {
 func start(t testing.TB, name, bin string, attr *syscall.SysProcAttr, args ...string) *process {
 	t.Helper()
 	p := &process{name: name, cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = attr
+	p.run(t)
+	return p
+}
+
+// run starts the process, stopped when the test ends.
+func (p *process) run(t testing.TB) {
+	t.Helper()
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
+		t.Fatalf("starting %s: %v", p.name, err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()
@@ -71,10 +82,9 @@ func start(t testing.TB, name, bin string, attr *syscall.SysProcAttr, args ...st
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("%s's output:\n%s", name, p.out)
+			t.Logf("%s's output:\n%s", p.name, p.out)
 		}
 	})
-	return p
 }
 
 func (p *process) stop() {
@@ -83,10 +93,14 @@ func (p *process) stop() {
 		return
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	sig := p.stopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(3 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}

@@ -1,0 +1,245 @@
+package e2e
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/testing/registry"
+	"github.com/tollgate-dev/tollgate/testing/signing"
+	"github.com/tollgate-dev/tollgate/testing/sigstore"
+	"github.com/tollgate-dev/tollgate/webhook/imagegate"
+)
+
+// keylessSetup is the real keyless world of one test: the API server as
+// the OIDC issuer, Fulcio and Rekor, cosign v3's signing configs and the
+// trust root as files.
+type keylessSetup struct {
+	dir           string
+	stack         *sigstore.Stack
+	issuer        string
+	signingConfig string // Fulcio and Rekor
+	noLog         string // Fulcio only: bundles without a log entry
+	trustedRoot   string
+	fulcioPEM     string
+	rekorPEM      string
+}
+
+func writeFile(t *testing.T, path string, data []byte) string {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func newKeylessSetup(t *testing.T, iss sigstore.Issuer, stack *sigstore.Stack) *keylessSetup {
+	t.Helper()
+	dir := t.TempDir()
+	k := &keylessSetup{dir: dir, stack: stack, issuer: iss.URL}
+	k.fulcioPEM = writeFile(t, filepath.Join(dir, "fulcio.pem"), stack.FulcioRoots)
+	k.rekorPEM = writeFile(t, filepath.Join(dir, "rekor.pub"), stack.RekorKey)
+	since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	fulcio := "--fulcio=url=" + stack.FulcioURL + ",api-version=1,start-time=" + since + ",operator=tollgate-test"
+	rekor := "--rekor=url=" + stack.RekorURL + ",api-version=1,start-time=" + since + ",operator=tollgate-test"
+	k.signingConfig = filepath.Join(dir, "signing-config.json")
+	if out, err := cosign3(t, dir, "signing-config", "create", fulcio, rekor, "--rekor-config=ANY", "--out", k.signingConfig); err != nil {
+		t.Fatalf("cosign signing-config create: %v\n%s", err, out)
+	}
+	k.noLog = filepath.Join(dir, "signing-config-no-log.json")
+	if out, err := cosign3(t, dir, "signing-config", "create", fulcio, "--out", k.noLog); err != nil {
+		t.Fatalf("cosign signing-config create: %v\n%s", err, out)
+	}
+	k.trustedRoot = filepath.Join(dir, "trusted_root.json")
+	if out, err := cosign3(t, dir, "trusted-root", "create",
+		"--fulcio=url="+stack.FulcioURL+",certificate-chain="+k.fulcioPEM,
+		"--rekor=url="+stack.RekorURL+",public-key="+k.rekorPEM+",start-time="+since,
+		"--out", k.trustedRoot); err != nil {
+		t.Fatalf("cosign trusted-root create: %v\n%s", err, out)
+	}
+	return k
+}
+
+// sign signs and attests img with cosign v3's defaults as the holder of
+// token, with signingConfig's services.
+func (k *keylessSetup) sign(t *testing.T, img name.Digest, token, signingConfig string) {
+	t.Helper()
+	pred, _ := json.Marshal(signing.SLSAv1("https://tollgate.dev/builders/keyless"))
+	predicate := writeFile(t, filepath.Join(k.dir, "predicate.json"), pred)
+	tokenFile := writeFile(t, filepath.Join(k.dir, "token"), []byte(token))
+	common := []string{"--identity-token", tokenFile, "--signing-config", signingConfig, "--trusted-root", k.trustedRoot, "--allow-insecure-registry", "--yes"}
+	for _, args := range [][]string{
+		append([]string{"sign"}, common...),
+		append([]string{"attest", "--type", "slsaprovenance1", "--predicate", predicate}, common...),
+	} {
+		if out, err := cosign3(t, k.dir, append(args, img.String())...); err != nil {
+			t.Fatalf("cosign %s: %v\n%s", args[0], err, out)
+		}
+	}
+}
+
+// TestKeyless: images signed and attested keylessly with the real cosign
+// v3 — a Fulcio certificate for a Kubernetes service account's token,
+// issued against the harness's API server as the OIDC issuer, and the
+// entries in a real Rekor — are admitted by the gate and `tollgate
+// verify` under a keyless authority that requires the log; another
+// service account, a certificate without a log entry, a bundle carrying
+// another artifact's log entry and a log key that is not the trusted one
+// are denied, each saying why.
+func TestKeyless(t *testing.T) {
+	env := startGuarded(t, namespace(signerNS, nil), namespace("team-a", nil), namespace(gatedNS, map[string]string{imagegate.LabelGate: imagegate.GateEnforce}))
+	iss := sigstore.IssuerOf(t, env)
+	stack := sigstore.Start(t, iss)
+	k := newKeylessSetup(t, iss, stack)
+	signerID := images.ServiceAccountIdentity(signerNS, "tollgate-signer")
+	signerToken := sigstore.Token(t, env, signerNS, "tollgate-signer")
+	reg := registry.StartWithReferrers(t)
+	tollgate := tollgateBinary(t)
+
+	img := reg.PushRandom(t, "team-a/keyless", "1.0")
+	k.sign(t, img, signerToken, k.signingConfig)
+
+	t.Run("cosign v3 verifies it with the log", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"verify"},
+			{"verify-attestation", "--type", "slsaprovenance1"},
+		} {
+			// The harness runs no CT log: Fulcio's certificates carry no SCT.
+			args = append(args, "--insecure-ignore-sct", "--trusted-root", k.trustedRoot, "--certificate-identity", signerID, "--certificate-oidc-issuer", k.issuer, "--allow-insecure-registry", img.String())
+			if out, err := cosign3(t, k.dir, args...); err != nil {
+				t.Fatalf("cosign %s: %v\n%s", args[0], err, out)
+			}
+		}
+	})
+
+	keylessFlags := func(identity, trustedRoot string) []string {
+		return []string{"--certificate-identity", identity, "--certificate-oidc-issuer", k.issuer, "--trusted-root", trustedRoot}
+	}
+	t.Run("tollgate verify admits it, with the trusted root or the PEM trust root", func(t *testing.T) {
+		code, got, out := tollgateVerify(t, tollgate, append(keylessFlags(signerID, k.trustedRoot), img.String())...)
+		if code != 0 || !got.Verified || !strings.Contains(out, signerID) {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		code, got, out = tollgateVerify(t, tollgate, "--certificate-identity", signerID, "--certificate-oidc-issuer", k.issuer, "--ca-roots", k.fulcioPEM, "--rekor-public-key", k.rekorPEM, img.String())
+		if code != 0 || !got.Verified {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+	})
+
+	// The gate: one policy with the PEM trust root inline, requiring the
+	// log (the default for keyless).
+	p := imagePolicy("keyless", reg.Host, func(s *v1alpha1.ClusterImagePolicySpec) {
+		s.Authorities = []v1alpha1.Authority{{Name: "signer", Keyless: &v1alpha1.KeylessAuthority{
+			Identities: []v1alpha1.Identity{{Issuer: k.issuer, Subject: signerID}},
+			TrustRoot:  v1alpha1.TrustRoot{FulcioRoots: string(stack.FulcioRoots), RekorPublicKey: string(stack.RekorKey)},
+		}, Transparency: v1alpha1.TransparencyRequire}}
+	})
+	applyImagePolicy(t, env.Client, p, metav1.ConditionTrue)
+	t.Run("the gate admits it", func(t *testing.T) {
+		if err := env.Client.Create(t.Context(), podOf(gatedNS, "keyless", img.String())); err != nil {
+			t.Fatalf("the gate denied a keylessly signed image: %v", err)
+		}
+	})
+
+	deny := func(t *testing.T, img name.Digest, pod string, want ...string) {
+		t.Helper()
+		code, got, out := tollgateVerify(t, tollgate, append(keylessFlags(signerID, k.trustedRoot), img.String())...)
+		if code != 1 || got.Allowed {
+			t.Fatalf("tollgate verify: exit %d\n%s", code, out)
+		}
+		t.Logf("tollgate verify: %s", got.Denials)
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("tollgate verify does not say %q:\n%s", w, out)
+			}
+		}
+		denied(t, env.Client.Create(t.Context(), podOf(gatedNS, pod, img.String())), append([]string{"[signature]"}, want...)...)
+	}
+
+	t.Run("another service account's certificate is denied", func(t *testing.T) {
+		other := reg.PushRandom(t, "team-a/keyless-other", "1.0")
+		k.sign(t, other, sigstore.Token(t, env, "team-a", "builder"), k.signingConfig)
+		deny(t, other, "keyless-other", images.ServiceAccountIdentity("team-a", "builder"))
+	})
+
+	t.Run("a certificate without a log entry is denied", func(t *testing.T) {
+		unlogged := reg.PushRandom(t, "team-a/keyless-unlogged", "1.0")
+		k.sign(t, unlogged, signerToken, k.noLog)
+		deny(t, unlogged, "keyless-unlogged", "log entr")
+	})
+
+	t.Run("a bundle carrying another artifact's log entry is denied", func(t *testing.T) {
+		victim := reg.PushRandom(t, "team-a/keyless-borrowed", "1.0")
+		scratch := registry.StartWithReferrers(t)
+		// A valid certificate and signature for the image, but no entry:
+		// the attacker borrows the entry of an image the signer did log.
+		inScratch := scratch.Copy(t, victim, "team-a/keyless-borrowed", "1.0")
+		k.sign(t, inScratch, signerToken, k.noLog)
+		own := signing.AttachedBundles(t, inScratch)[images.PredicateCosignSign]
+		logged := signing.AttachedBundles(t, img)[images.PredicateCosignSign]
+		signing.AttachBundle(t, victim, withEntriesOf(t, own, logged), images.PredicateCosignSign)
+		deny(t, victim, "keyless-borrowed", "transparency log")
+	})
+
+	t.Run("a log entry signed by a log key that is not trusted is denied", func(t *testing.T) {
+		other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := cryptoutils.MarshalPublicKeyToPEM(other.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		otherKey := writeFile(t, filepath.Join(k.dir, "other-rekor.pub"), pub)
+		code, got, out := tollgateVerify(t, tollgate, "--certificate-identity", signerID, "--certificate-oidc-issuer", k.issuer, "--ca-roots", k.fulcioPEM, "--rekor-public-key", otherKey, img.String())
+		if code != 1 || got.Allowed || !strings.Contains(out, "log entr") {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+	})
+
+	t.Run("the policy as YAML verifies offline too", func(t *testing.T) {
+		y, err := yaml.Marshal(map[string]any{"apiVersion": v1alpha1.GroupVersion.String(), "kind": "ClusterImagePolicy", "metadata": map[string]any{"name": "keyless"}, "spec": p.Spec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, got, out := tollgateVerify(t, tollgate, "--policy", writeFile(t, filepath.Join(k.dir, "policy.yaml"), y), img.String())
+		if code != 0 || !got.Verified {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+	})
+}
+
+// withEntriesOf returns bundle with the transparency log entries of donor.
+func withEntriesOf(t *testing.T, bundle, donor []byte) []byte {
+	t.Helper()
+	var b, d map[string]any
+	if err := json.Unmarshal(bundle, &b); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(donor, &d); err != nil {
+		t.Fatal(err)
+	}
+	entries := d["verificationMaterial"].(map[string]any)["tlogEntries"]
+	if entries == nil {
+		t.Fatal("the donor bundle has no log entries")
+	}
+	b["verificationMaterial"].(map[string]any)["tlogEntries"] = entries
+	out, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
