@@ -3,6 +3,7 @@ package signer
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -14,13 +15,21 @@ import (
 const (
 	AnnotationSigned  = "chains.tekton.dev/signed"
 	AnnotationRetries = "chains.tekton.dev/retries"
+	// AnnotationTransparency is the address of the run's entry in the
+	// transparency log; AnnotationTransparencyUpload is how a run asks for
+	// one under transparency.enabled: manual.
+	AnnotationTransparency       = "chains.tekton.dev/transparency"
+	AnnotationTransparencyUpload = "chains.tekton.dev/transparency-upload"
 	// AnnotationNextAttempt holds when a run that failed for a passing
 	// reason is tried again; the retry count patch itself wakes the
 	// controller, so the backoff lives on the run, and survives restarts.
 	AnnotationNextAttempt = "tollgate.dev/signer-next-attempt"
 	Finalizer             = "tollgate.dev/signer"
-	// MaxAttempts is how often a run is tried before it is marked failed.
+	// MaxAttempts is how often a run is tried before it is marked failed
+	// (an outage of the transparency log is retried without limit).
 	MaxAttempts = 3
+	// MaxRetryDelay caps the growing delay between attempts.
+	MaxRetryDelay = 5 * time.Minute
 )
 
 // Reasons a run ends "failed"; each is also the reason of its Event.
@@ -33,6 +42,9 @@ const (
 	ReasonMalformedHint    = "MalformedHint"
 	ReasonArtifactNotOwned = "ArtifactNotOwned"
 	ReasonBadStamp         = "BadStamp"
+	// ReasonTransparencyFailed: the transparency log did not take an entry;
+	// the run is retried.
+	ReasonTransparencyFailed = "TransparencyFailed"
 )
 
 // failure is a reason a run cannot be signed; permanent ones are not retried.
@@ -40,6 +52,10 @@ type failure struct {
 	reason    string
 	msg       string
 	permanent bool
+	// outage: a service the signature needs (the transparency log) did
+	// not answer; the run is retried until it does, never marked failed
+	// for it, with the delay capped at MaxRetryDelay.
+	outage bool
 }
 
 func (f *failure) Error() string { return f.reason + ": " + f.msg }
@@ -50,6 +66,10 @@ func permanent(reason, format string, args ...any) *failure {
 
 func transient(reason, format string, args ...any) *failure {
 	return &failure{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+func outage(reason, format string, args ...any) *failure {
+	return &failure{reason: reason, msg: fmt.Sprintf(format, args...), outage: true}
 }
 
 // Reconciler signs finished TaskRuns and PipelineRuns: reconcile.go holds

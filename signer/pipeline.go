@@ -27,7 +27,7 @@ import (
 // one admitted (checkStamp), every artifact it claims must be its
 // namespace's (claims), then the provenance is stored and the images
 // signed.
-func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, imageSigner *sign.Signer) (map[string]string, *failure) {
+func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, imageSigner *sign.Signer, log *sign.Log) (map[string]string, *failure) {
 	if f := r.checkStamp(ctx, rn); f != nil {
 		return nil, f
 	}
@@ -35,7 +35,7 @@ func (r *Reconciler) sign(ctx context.Context, rn *run, cfg config.Config, s, im
 	if f != nil {
 		return nil, f
 	}
-	p := &publication{r: r, rn: rn, out: map[string]string{}}
+	p := &publication{r: r, rn: rn, out: map[string]string{}, log: log}
 	if art := rn.artifact(cfg); art.Enabled() {
 		if f := p.provenance(ctx, cfg, art, s, images, owns); f != nil {
 			return nil, f
@@ -111,6 +111,8 @@ type publication struct {
 	out      map[string]string
 	stored   int
 	registry *oci.Store
+	// log receives every signature when transparency is on for the run.
+	log *sign.Log
 }
 
 func (p *publication) store(ctx context.Context) (*oci.Store, *failure) {
@@ -146,10 +148,14 @@ func (p *publication) provenance(ctx context.Context, cfg config.Config, art con
 	if err != nil {
 		return transient(ReasonProvenanceFailed, "signing provenance: %v", err)
 	}
+	m, f := p.logged(ctx, s, func(l *sign.Log) (*sign.Entry, error) { return l.Attestation(ctx, s, env) })
+	if f != nil {
+		return f
+	}
 	for _, backend := range art.Storage {
 		switch backend {
 		case config.StorageTekton:
-			a, err := tekton.Annotations(tekton.Key(p.rn.kind, string(p.rn.obj.GetUID())), payload, env, nil, nil, p.rn.obj.GetAnnotations())
+			a, err := tekton.Annotations(tekton.Key(p.rn.kind, string(p.rn.obj.GetUID())), payload, env, m.Cert, m.Chain, p.rn.obj.GetAnnotations())
 			if err != nil {
 				return permanent(ReasonStorageFailed, "%v", err)
 			}
@@ -163,7 +169,7 @@ func (p *publication) provenance(ctx context.Context, cfg config.Config, art con
 				if f != nil {
 					return f
 				}
-				if f := p.attach(ctx, cfg, s, d, env, payload, st.GetPredicateType()); f != nil {
+				if f := p.attach(ctx, cfg, s, d, env, payload, st.GetPredicateType(), m); f != nil {
 					return f
 				}
 			}
@@ -199,7 +205,8 @@ func (p *publication) signatures(ctx context.Context, cfg config.Config, images 
 			if err != nil {
 				return transient(ReasonStorageFailed, "signing %s: %v", d, err)
 			}
-			if f := p.attach(ctx, cfg, s, d, env, st, imagepolicy.PredicateCosignSign); f != nil {
+			cert, chain := s.Certificate()
+			if f := p.attach(ctx, cfg, s, d, env, st, imagepolicy.PredicateCosignSign, oci.Material{Cert: cert, Chain: chain}); f != nil {
 				return f
 			}
 			continue
@@ -212,11 +219,15 @@ func (p *publication) signatures(ctx context.Context, cfg config.Config, images 
 		if err != nil {
 			return transient(ReasonStorageFailed, "signing %s: %v", d, err)
 		}
+		m, f := p.logged(ctx, s, func(l *sign.Log) (*sign.Entry, error) { return l.Signature(ctx, s, ss, sig) })
+		if f != nil {
+			return f
+		}
 		reg, f := p.store(ctx)
 		if f != nil {
 			return f
 		}
-		if err := reg.StoreSignature(ctx, d, ss, sig, nil, nil); err != nil {
+		if err := reg.StoreSignature(ctx, d, ss, sig, m); err != nil {
 			return transient(ReasonStorageFailed, "%v", err)
 		}
 		p.stored++
@@ -227,7 +238,7 @@ func (p *publication) signatures(ctx context.Context, cfg config.Config, images 
 // attach stores a signed statement (a DSSE envelope) about an image in the
 // configured encoding: cosign's .att tag, or a sigstore bundle attached as
 // a referrer.
-func (p *publication) attach(ctx context.Context, cfg config.Config, s *sign.Signer, d name.Digest, env, statement []byte, predicateType string) *failure {
+func (p *publication) attach(ctx context.Context, cfg config.Config, s *sign.Signer, d name.Digest, env, statement []byte, predicateType string, m oci.Material) *failure {
 	reg, f := p.store(ctx)
 	if f != nil {
 		return f
@@ -237,18 +248,45 @@ func (p *publication) attach(ctx context.Context, cfg config.Config, s *sign.Sig
 		if err != nil {
 			return transient(ReasonStorageFailed, "the signing key: %v", err)
 		}
-		b, err := oci.Bundle(env, der)
+		var certDER []byte
+		if leaf := s.Leaf(); leaf != nil {
+			certDER = leaf.Raw
+		}
+		b, err := oci.Bundle(env, der, certDER)
 		if err != nil {
 			return permanent(ReasonStorageFailed, "%v", err)
 		}
 		if err := reg.StoreBundle(ctx, d, b, statement, predicateType); err != nil {
 			return transient(ReasonStorageFailed, "%v", err)
 		}
-	} else if err := reg.StoreAttestation(ctx, d, env, nil, nil); err != nil {
+	} else if err := reg.StoreAttestation(ctx, d, env, m); err != nil {
 		return transient(ReasonStorageFailed, "%v", err)
 	}
 	p.stored++
 	return nil
+}
+
+// logged uploads one signature to the transparency log when it is on for
+// the run, recording the entry's address on the run as Chains does, and
+// returns what the signature's layer carries (the certificate of a keyless
+// signer, the entry's Rekor bundle). A log that does not answer is a
+// transient failure: the run stays unsigned and is retried — it is never
+// marked signed without its entry.
+func (p *publication) logged(ctx context.Context, s *sign.Signer, upload func(*sign.Log) (*sign.Entry, error)) (oci.Material, *failure) {
+	cert, chain := s.Certificate()
+	m := oci.Material{Cert: cert, Chain: chain}
+	if p.log == nil {
+		return m, nil
+	}
+	e, err := upload(p.log)
+	if err != nil {
+		return m, outage(ReasonTransparencyFailed, "%v: the run is signed once the log takes its entries", err)
+	}
+	m.Rekor = e.Bundle
+	if _, ok := p.out[AnnotationTransparency]; !ok { // the first entry: the provenance's when there is one
+		p.out[AnnotationTransparency] = e.URL
+	}
+	return m, nil
 }
 
 // verifyMAC checks the stamp's MAC with the run guard's keys.

@@ -50,6 +50,9 @@ func (r *Reconciler) publishOnce(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if snap.Config.Fulcio.Enabled {
+		return nil // keyless: no lasting key to publish; policies trust the identity
+	}
 	s := snap.X509
 	if s == nil {
 		return snap.X509Err // no key yet (Ready says why)

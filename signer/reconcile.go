@@ -188,8 +188,13 @@ func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, 
 		log.Info("cannot sign yet", "reason", err.Error())
 		return reconcile.Result{RequeueAfter: notReadyRetry}, nil
 	}
+	tlog, err := r.trust.logFor(snap.Config, rn)
+	if err != nil {
+		log.Info("cannot sign yet", "reason", err.Error())
+		return reconcile.Result{RequeueAfter: notReadyRetry}, nil
+	}
 	start := time.Now()
-	annotations, f := r.sign(ctx, rn, snap.Config, artSigner, imageSigner)
+	annotations, f := r.sign(ctx, rn, snap.Config, artSigner, imageSigner, tlog)
 	if f == nil {
 		annotations[AnnotationSigned] = "true"
 		if err := r.finish(ctx, rn.obj, annotations); err != nil {
@@ -202,15 +207,19 @@ func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, 
 	}
 	attempts, _ := strconv.Atoi(ann[AnnotationRetries])
 	attempts++
-	if f.permanent || attempts >= MaxAttempts {
+	if f.permanent || (attempts >= MaxAttempts && !f.outage) {
 		r.metrics.observe(rn.kind, "failed", f.reason, 0)
 		r.Recorder.Event(rn.obj, corev1.EventTypeWarning, f.reason, f.msg)
 		log.Info("not signed", "reason", f.reason, "message", f.msg)
 		return reconcile.Result{}, r.finish(ctx, rn.obj, map[string]string{AnnotationSigned: "failed", AnnotationRetries: strconv.Itoa(attempts)})
 	}
-	wait := time.Duration(attempts) * r.Opts.RetryDelay
+	wait := min(time.Duration(attempts)*r.Opts.RetryDelay, MaxRetryDelay)
 	r.metrics.observe(rn.kind, "retry", f.reason, 0)
-	r.Recorder.Event(rn.obj, corev1.EventTypeWarning, f.reason, fmt.Sprintf("%s (attempt %d of %d; will retry in %s)", f.msg, attempts, MaxAttempts, wait))
+	of := fmt.Sprintf("attempt %d of %d", attempts, MaxAttempts)
+	if f.outage {
+		of = fmt.Sprintf("attempt %d; retried until it answers", attempts)
+	}
+	r.Recorder.Event(rn.obj, corev1.EventTypeWarning, f.reason, fmt.Sprintf("%s (%s; will retry in %s)", f.msg, of, wait))
 	patch := client.MergeFrom(rn.obj.DeepCopyObject().(client.Object))
 	rn.obj.SetAnnotations(withAnnotations(rn.obj.GetAnnotations(), map[string]string{
 		AnnotationRetries:     strconv.Itoa(attempts),

@@ -46,6 +46,14 @@ type trust struct {
 	rejectedVersion string
 	rejected        error
 	kms             atomic.Pointer[kmsSigner]
+	keyless         atomic.Pointer[keylessSigner]
+	log             atomic.Pointer[sign.Log]
+}
+
+// keylessSigner is the keyless signer source of one Fulcio configuration.
+type keylessSigner struct {
+	key    string
+	source *sign.Keyless
 }
 
 // kmsSigner is a KMS client and the configuration it was made for.
@@ -133,6 +141,9 @@ func (t *trust) loadKey(ctx context.Context, next *snapshot) error {
 func (t *trust) signerFor(ctx context.Context, snap *snapshot, which string) (*sign.Signer, error) {
 	switch which {
 	case config.SignerX509:
+		if snap.Config.Fulcio.Enabled {
+			return t.keylessSigner(ctx, snap.Config.Fulcio)
+		}
 		if snap.X509 == nil {
 			return nil, snap.X509Err
 		}
@@ -159,6 +170,47 @@ func (t *trust) signerFor(ctx context.Context, snap *snapshot, which string) (*s
 		return s, nil
 	}
 	return nil, fmt.Errorf("unknown signer %q", which)
+}
+
+// keylessSigner returns the current Fulcio-certified signer, keeping one
+// source (its key and certificate) per Fulcio configuration.
+func (t *trust) keylessSigner(ctx context.Context, f config.Fulcio) (*sign.Signer, error) {
+	key := f.Address + "|" + f.TokenFile
+	cur := t.keyless.Load()
+	if cur == nil || cur.key != key {
+		src, err := sign.NewKeyless(sign.FulcioOptions{URL: f.Address, Token: sign.TokenFile(f.TokenFile)})
+		if err != nil {
+			return nil, err
+		}
+		cur = &keylessSigner{key: key, source: src}
+		t.keyless.Store(cur)
+	}
+	s, err := cur.source.Signer(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("keyless (signers.x509.fulcio): %w", err)
+	}
+	return s, nil
+}
+
+// logFor returns the transparency log a run's signatures go to, or nil:
+// with transparency.enabled "true" every run's; with "manual" only those
+// of runs that ask (chains.tekton.dev/transparency-upload: "true").
+func (t *trust) logFor(cfg config.Config, rn *run) (*sign.Log, error) {
+	if !cfg.TransparencyEnabled {
+		return nil, nil
+	}
+	if cfg.TransparencyManual && rn.obj.GetAnnotations()[AnnotationTransparencyUpload] != "true" {
+		return nil, nil
+	}
+	if cur := t.log.Load(); cur != nil && cur.URL() == strings.TrimSuffix(cfg.TransparencyURL, "/") {
+		return cur, nil
+	}
+	l, err := sign.NewLog(cfg.TransparencyURL)
+	if err != nil {
+		return nil, err
+	}
+	t.log.Store(l)
+	return l, nil
 }
 
 // signers returns the signers of the run's artifact (when enabled) and of

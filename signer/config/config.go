@@ -92,7 +92,33 @@ type Config struct {
 
 	// KMS signer settings (signers.kms.*).
 	KMS KMS
+
+	// Fulcio: the x509 signer signs keylessly (signers.x509.fulcio.*).
+	Fulcio Fulcio
 }
+
+// Fulcio configures keyless signing: an ephemeral key certified by Fulcio
+// for the signer's workload identity.
+type Fulcio struct {
+	Enabled bool
+	// Address of Fulcio.
+	Address string
+	// Issuer is the OIDC issuer of the identity (recorded; Fulcio decides).
+	Issuer string
+	// Provider of the identity token: ProviderFilesystem.
+	Provider string
+	// TokenFile is the filesystem provider's token
+	// (signers.x509.identity.token.file).
+	TokenFile string
+}
+
+// Identity token providers (signers.x509.fulcio.provider, Chains' names).
+const (
+	ProviderFilesystem = "filesystem"
+)
+
+// providersNotYet are Chains' other providers: refused by name.
+var providersNotYet = []string{"spiffe", "github", "google", "buildkite-agent"}
 
 // KMS configures the kms signer.
 type KMS struct {
@@ -117,6 +143,12 @@ func Default() Config {
 		BuilderID:       "https://tekton.dev/chains/v2",
 		BuildType:       BuildTypeSLSA,
 		TransparencyURL: "https://rekor.sigstore.dev",
+		Fulcio: Fulcio{
+			Address:   "https://fulcio.sigstore.dev",
+			Issuer:    "https://oauth2.sigstore.dev/auth",
+			Provider:  ProviderFilesystem,
+			TokenFile: "/var/run/sigstore/cosign/oidc-token",
+		},
 	}
 }
 
@@ -219,18 +251,9 @@ var keys = []key{
 	{"storage.oci.encoding-format", oneOf([]string{EncodingDSSE, EncodingBundle}, func(c *Config, v string) { c.OCIEncoding = v })},
 	{"builder.id", text(func(c *Config, v string) { c.BuilderID = v })},
 	{"builddefinition.buildtype", oneOf([]string{BuildTypeSLSA, BuildTypeSLSATekton}, func(c *Config, v string) { c.BuildType = v })},
-	{"transparency.enabled", func(c *Config, v string) error {
-		if err := oneOf([]string{"true", "false", "manual"}, func(c *Config, v string) {
-			c.TransparencyEnabled, c.TransparencyManual = v == "true" || v == "manual", v == "manual"
-		})(c, v); err != nil {
-			return err
-		}
-		if c.TransparencyEnabled {
-			// Accepting it would let a user believe entries are uploaded.
-			return fmt.Errorf("uploading to a transparency log is not supported by Tollgate yet; set it to \"false\" or remove it")
-		}
-		return nil
-	}},
+	{"transparency.enabled", oneOf([]string{"true", "false", "manual"}, func(c *Config, v string) {
+		c.TransparencyEnabled, c.TransparencyManual = v == "true" || v == "manual", v == "manual"
+	})},
 	{"transparency.url", absoluteURL(func(c *Config, v string) { c.TransparencyURL = v })},
 	{"signers.kms.kmsref", text(func(c *Config, v string) { c.KMS.Ref = v })},
 	{"signers.kms.auth.address", text(func(c *Config, v string) { c.KMS.AuthAddress = v })},
@@ -240,13 +263,16 @@ var keys = []key{
 	{"signers.kms.auth.oidc.role", text(func(c *Config, v string) { c.KMS.OIDCRole = v })},
 	{"signers.kms.auth.spire.sock", notYet("SPIRE authentication to the KMS (signers.kms.auth.spire.sock)")},
 	{"signers.kms.auth.spire.audience", notYet("SPIRE authentication to the KMS (signers.kms.auth.spire.audience)")},
-	// Keyless signing (Fulcio) comes later; accepting its keys silently would
-	// leave a user believing runs are signed keylessly.
-	{"signers.x509.fulcio.enabled", notYet("keyless signing (signers.x509.fulcio.enabled)")},
-	{"signers.x509.fulcio.address", notYet("keyless signing (signers.x509.fulcio.address)")},
-	{"signers.x509.fulcio.issuer", notYet("keyless signing (signers.x509.fulcio.issuer)")},
-	{"signers.x509.fulcio.provider", notYet("keyless signing (signers.x509.fulcio.provider)")},
-	{"signers.x509.identity.token.file", notYet("keyless signing (signers.x509.identity.token.file)")},
+	{"signers.x509.fulcio.enabled", boolean(func(c *Config, v bool) { c.Fulcio.Enabled = v })},
+	{"signers.x509.fulcio.address", absoluteURL(func(c *Config, v string) { c.Fulcio.Address = v })},
+	{"signers.x509.fulcio.issuer", absoluteURL(func(c *Config, v string) { c.Fulcio.Issuer = v })},
+	{"signers.x509.fulcio.provider", func(c *Config, v string) error {
+		if slices.Contains(providersNotYet, v) {
+			return fmt.Errorf("the %s identity provider is not supported by Tollgate yet; use filesystem (a projected service-account token, audience sigstore, in signers.x509.identity.token.file)", v)
+		}
+		return oneOf([]string{ProviderFilesystem}, func(c *Config, v string) { c.Fulcio.Provider = v })(c, v)
+	}},
+	{"signers.x509.identity.token.file", text(func(c *Config, v string) { c.Fulcio.TokenFile = v })},
 	{"signers.x509.tuf.mirror.url", notYet("keyless signing (signers.x509.tuf.mirror.url)")},
 }
 
@@ -306,6 +332,12 @@ func (c Config) Validate() error {
 		if a.name == "oci" && a.art.Enabled() && slices.Contains(a.art.Storage, StorageTekton) {
 			errs = append(errs, errors.New("artifacts.oci.storage: tekton storage of image signatures is not supported by Tollgate yet; use oci"))
 		}
+	}
+	if c.OCIEncoding == EncodingBundle && c.TransparencyEnabled {
+		errs = append(errs, errors.New("storage.oci.encoding-format: sigstore-bundle with transparency.enabled is not supported by Tollgate yet (bundles are written without log entries); use dsse, or transparency.enabled: false"))
+	}
+	if c.Fulcio.Enabled && c.Fulcio.TokenFile == "" {
+		errs = append(errs, errors.New("signers.x509.identity.token.file: keyless signing needs the identity token's file"))
 	}
 	if c.BuilderID == "" {
 		errs = append(errs, errors.New("builder.id: must not be empty"))

@@ -18,6 +18,10 @@ func TestDefault(t *testing.T) {
 		BuilderID:       "https://tekton.dev/chains/v2",
 		BuildType:       "https://tekton.dev/chains/v2/slsa",
 		TransparencyURL: "https://rekor.sigstore.dev",
+		// Chains' addresses; where Chains tries every identity provider
+		// when none is named, Tollgate reads the filesystem one (a
+		// projected token at sigstore's default path).
+		Fulcio: Fulcio{Address: "https://fulcio.sigstore.dev", Issuer: "https://oauth2.sigstore.dev/auth", Provider: "filesystem", TokenFile: "/var/run/sigstore/cosign/oidc-token"},
 	}
 	if diff := cmp.Diff(want, Default()); diff != "" {
 		t.Errorf("Default() (-want +got):\n%s", diff)
@@ -31,10 +35,10 @@ func TestDefault(t *testing.T) {
 	}
 }
 
-// The article's ConfigMap, as users apply it to Chains today, less
-// transparency.enabled (refused until Tollgate uploads to a log).
+// The article's lab ConfigMap, as users apply it to Chains today.
 func TestParseTheArticlesConfig(t *testing.T) {
 	got, err := Parse(map[string]string{
+		"transparency.enabled":          "true",
 		"artifacts.taskrun.format":      "slsa/v2alpha4",
 		"artifacts.taskrun.storage":     "oci",
 		"artifacts.pipelinerun.format":  "slsa/v2alpha4",
@@ -50,6 +54,7 @@ func TestParseTheArticlesConfig(t *testing.T) {
 	want.TaskRuns = Artifact{Format: "slsa/v2alpha4", Storage: []string{"oci"}, Signer: "x509"}
 	want.PipelineRuns = Artifact{Format: "slsa/v2alpha4", Storage: []string{"oci"}, Signer: "x509"}
 	want.KMS.Ref = "gcpkms://projects/acme-prod/locations/us-central1/keyRings/tekton/cryptoKeys/chains-signer/versions/1"
+	want.TransparencyEnabled = true
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
@@ -65,6 +70,15 @@ func TestParse(t *testing.T) {
 		{"two storages, spaces and duplicates", map[string]string{"artifacts.taskrun.storage": " oci, tekton ,oci"}, func(c *Config) { c.TaskRuns.Storage = []string{"oci", "tekton"} }, nil},
 		{"empty storage disables", map[string]string{"artifacts.pipelinerun.storage": ""}, func(c *Config) { c.PipelineRuns.Storage = nil }, nil},
 		{"transparency off", map[string]string{"transparency.enabled": "false"}, func(c *Config) {}, nil},
+		{"transparency on", map[string]string{"transparency.enabled": "true", "transparency.url": "https://rekor.acme.io"}, func(c *Config) { c.TransparencyEnabled, c.TransparencyURL = true, "https://rekor.acme.io" }, nil},
+		{"transparency manual", map[string]string{"transparency.enabled": "manual"}, func(c *Config) { c.TransparencyEnabled, c.TransparencyManual = true, true }, nil},
+		{"keyless, the article's production keys", map[string]string{
+			"signers.x509.fulcio.enabled": "true", "signers.x509.fulcio.address": "https://fulcio.internal.acme.io",
+			"signers.x509.fulcio.issuer": "https://oidc.acme.io", "signers.x509.fulcio.provider": "filesystem",
+			"signers.x509.identity.token.file": "/var/run/sigstore/token",
+		}, func(c *Config) {
+			c.Fulcio = Fulcio{Enabled: true, Address: "https://fulcio.internal.acme.io", Issuer: "https://oidc.acme.io", Provider: "filesystem", TokenFile: "/var/run/sigstore/token"}
+		}, nil},
 		{"a kms ref alone is kept for later", map[string]string{"signers.kms.kmsref": "hashivault://chains"}, func(c *Config) { c.KMS.Ref = "hashivault://chains" }, nil},
 		{"kms signer with a ref", map[string]string{"artifacts.taskrun.signer": "kms", "signers.kms.kmsref": "hashivault://chains"}, func(c *Config) { c.TaskRuns.Signer, c.KMS.Ref = "kms", "hashivault://chains" }, nil},
 		{"deep inspection", map[string]string{"artifacts.pipelinerun.enable-deep-inspection": "true"}, func(c *Config) { c.DeepInspection = true }, nil},
@@ -76,11 +90,11 @@ func TestParse(t *testing.T) {
 		{"a Chains backend Tollgate lacks", map[string]string{"artifacts.taskrun.storage": "tekton,gcs"}, nil, []string{`storage "gcs" is a Tekton Chains backend Tollgate does not implement`}},
 		{"a malformed boolean is an error, not false", map[string]string{"artifacts.pipelinerun.enable-deep-inspection": "yes"}, nil, []string{`"yes" is not a boolean`}},
 		{"kms without a ref", map[string]string{"artifacts.taskrun.signer": "kms"}, nil, []string{"artifacts.taskrun.signer: kms needs signers.kms.kmsref"}},
-		{"transparency upload is refused until it is built", map[string]string{"transparency.enabled": "true"}, nil, []string{"transparency.enabled: uploading to a transparency log is not supported by Tollgate yet"}},
-		{"transparency manual too", map[string]string{"transparency.enabled": "manual"}, nil, []string{"not supported by Tollgate yet"}},
+		{"transparency in bundles is refused until it is built", map[string]string{"transparency.enabled": "true", "storage.oci.encoding-format": "sigstore-bundle"}, nil, []string{"sigstore-bundle with transparency.enabled is not supported by Tollgate yet"}},
+		{"an identity provider Tollgate does not read", map[string]string{"signers.x509.fulcio.provider": "spiffe"}, nil, []string{"signers.x509.fulcio.provider: the spiffe identity provider is not supported by Tollgate yet; use filesystem"}},
+		{"a relative Fulcio URL", map[string]string{"signers.x509.fulcio.address": "fulcio.local"}, nil, []string{`signers.x509.fulcio.address: "fulcio.local" is not an absolute URL`}},
 
 		{"image signatures in tekton storage are refused", map[string]string{"artifacts.oci.storage": "tekton"}, nil, []string{"artifacts.oci.storage: tekton storage of image signatures is not supported"}},
-		{"keyless is refused until it is built", map[string]string{"signers.x509.fulcio.enabled": "true"}, nil, []string{"keyless signing (signers.x509.fulcio.enabled) is not supported by Tollgate yet"}},
 		{"a relative transparency URL", map[string]string{"transparency.url": "rekor.local"}, nil, []string{`transparency.url: "rekor.local" is not an absolute URL`}},
 		{"every problem is reported", map[string]string{"artifacts.oci.format": "cosign", "builder.id": ""}, nil, []string{"artifacts.oci.format", "builder.id: must not be empty"}},
 	}

@@ -37,9 +37,12 @@ var (
 	ErrWrongPassword = errors.New("cosign.key could not be decrypted with cosign.password (wrong password or damaged key)")
 )
 
-// Signer signs with one key.
+// Signer signs with one key. A keyless signer's key is ephemeral and
+// carries its Fulcio certificate and chain (PEM).
 type Signer struct {
-	sv signature.SignerVerifier
+	sv          signature.SignerVerifier
+	cert, chain []byte
+	leaf        *x509.Certificate
 }
 
 // FromSecret loads the key of the signing Secret's data. cosign.key wins

@@ -13,11 +13,16 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-dev/tollgate/policy/images"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/signer"
+	"github.com/tollgate-dev/tollgate/signer/storage/oci"
+	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
 	"github.com/tollgate-dev/tollgate/testing/sigstore"
@@ -242,4 +247,105 @@ func withEntriesOf(t *testing.T, bundle, donor []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestSignerKeyless: the article's production chains-config, addresses
+// pointing at the harness's servers (the identity provider filesystem: a
+// TokenRequest token of the signer's service account, audience sigstore,
+// where the chart projects it), signs a TaskRun keylessly: a Fulcio
+// certificate, every signature and attestation in Rekor, the entry's
+// address on the run. cosign verifies the image with the certificate
+// identity and the log (no --insecure-ignore-tlog), and the gate admits it
+// under a keyless authority requiring the log.
+func TestSignerKeyless(t *testing.T) {
+	dir := t.TempDir()
+	env := startGuarded(t, namespace(signerNS, nil), serviceAccount(signerNS, "tekton-builder"),
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}},
+		namespace(gatedNS, map[string]string{imagegate.LabelGate: imagegate.GateEnforce}))
+	iss := sigstore.IssuerOf(t, env)
+	stack := sigstore.Start(t, iss)
+	tokenFile := writeFile(t, filepath.Join(dir, "oidc-token"), []byte(sigstore.Token(t, env, signerNS, "tollgate-signer")))
+	cm := &corev1.ConfigMap{}
+	if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data = map[string]string{
+		"artifacts.taskrun.format":         "slsa/v2alpha4",
+		"artifacts.taskrun.storage":        "oci",
+		"artifacts.pipelinerun.format":     "slsa/v2alpha4",
+		"artifacts.pipelinerun.storage":    "oci",
+		"artifacts.oci.storage":            "oci",
+		"signers.x509.fulcio.enabled":      "true",
+		"signers.x509.fulcio.address":      stack.FulcioURL,
+		"signers.x509.fulcio.issuer":       iss.URL,
+		"signers.x509.fulcio.provider":     "filesystem",
+		"signers.x509.identity.token.file": tokenFile,
+		"transparency.enabled":             "true",
+		"transparency.url":                 stack.RekorURL,
+	}
+	if err := env.Client.Update(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
+	store, err := oci.New("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
+	reg := registry.Start(t)
+	alice := env.As(t, Alice)
+	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
+	signerID := images.ServiceAccountIdentity(signerNS, "tollgate-signer")
+
+	img := reg.PushRandom(t, "team-a/keyless-built", "1.0")
+	tr := taskRun(ns, "keyless-build", "tekton-builder", safeStep("build"))
+	if err := alice.Create(t.Context(), tr); err != nil {
+		t.Fatal(err)
+	}
+	complete(t, env, tekton, tr, imageResults(img)...)
+	if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
+		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
+	}
+	entry := tr.GetAnnotations()[signer.AnnotationTransparency]
+	if !strings.HasPrefix(entry, stack.RekorURL+"/api/v1/log/entries?logIndex=") {
+		t.Errorf("%s = %q, want the entry's address in %s", signer.AnnotationTransparency, entry, stack.RekorURL)
+	}
+
+	k := newKeylessSetup(t, iss, stack)
+	t.Run("cosign verifies the signature and the provenance with the identity and the log", func(t *testing.T) {
+		// cosign v2 with the private deployment's trust root in its
+		// environment, as the article's readers verify; the harness runs no
+		// CT log (--insecure-ignore-sct).
+		cenv := []string{"SIGSTORE_ROOT_FILE=" + k.fulcioPEM, "SIGSTORE_REKOR_PUBLIC_KEY=" + k.rekorPEM}
+		for _, args := range [][]string{
+			{"verify"},
+			{"verify-attestation", "--type", "slsaprovenance1"},
+		} {
+			args = append(args, "--certificate-identity", signerID, "--certificate-oidc-issuer", iss.URL,
+				"--rekor-url", stack.RekorURL, "--insecure-ignore-sct", "--allow-insecure-registry", img.String())
+			if out, err := cosignCLI(t, dir, cenv, args...); err != nil {
+				t.Fatalf("cosign %s: %v\n%s", args[0], err, out)
+			}
+		}
+	})
+	t.Run("the gate admits it under a keyless authority requiring the log", func(t *testing.T) {
+		p := imagePolicy("keyless-signer", reg.Host, func(s *v1alpha1.ClusterImagePolicySpec) {
+			s.Authorities = []v1alpha1.Authority{{Name: "signer", Keyless: &v1alpha1.KeylessAuthority{
+				Identities: []v1alpha1.Identity{{Issuer: iss.URL, Subject: signerID}},
+				TrustRoot:  v1alpha1.TrustRoot{TrustedRoot: readFile(t, k.trustedRoot)},
+			}}}
+		})
+		applyImagePolicy(t, env.Client, p, metav1.ConditionTrue)
+		if err := env.Client.Create(t.Context(), podOf(gatedNS, "keyless-built", img.String())); err != nil {
+			t.Fatalf("the gate denied what the signer signed keylessly: %v", err)
+		}
+	})
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -39,18 +39,25 @@ func SignStatement(img name.Digest) ([]byte, error) {
 }
 
 // Bundle wraps a DSSE envelope (JSON, as sign.Signer.Envelope returns it)
-// in a sigstore bundle signed by a key: the public key's hint (the SHA-256
-// of its DER, base64), no certificate, no transparency log entry — what
-// `cosign attest --key` writes without a transparency log.
-func Bundle(envelope, publicKeyDER []byte) ([]byte, error) {
+// in a sigstore bundle without a transparency log entry: signed by a key
+// (the public key's hint, the SHA-256 of its DER, base64) — what `cosign
+// attest --key` writes without a log — or, given certDER, by a keyless
+// signer's certificate.
+func Bundle(envelope, publicKeyDER, certDER []byte) ([]byte, error) {
 	var env json.RawMessage
 	if err := json.Unmarshal(envelope, &env); err != nil {
 		return nil, fmt.Errorf("reading the DSSE envelope: %w", err)
 	}
-	hint := sha256.Sum256(publicKeyDER)
+	material := map[string]any{"tlogEntries": []any{}}
+	if len(certDER) > 0 {
+		material["certificate"] = map[string]any{"rawBytes": base64.StdEncoding.EncodeToString(certDER)}
+	} else {
+		hint := sha256.Sum256(publicKeyDER)
+		material["publicKey"] = map[string]any{"hint": base64.StdEncoding.EncodeToString(hint[:])}
+	}
 	return json.Marshal(map[string]any{
 		"mediaType":            images.BundleMediaType,
-		"verificationMaterial": map[string]any{"publicKey": map[string]any{"hint": base64.StdEncoding.EncodeToString(hint[:])}, "tlogEntries": []any{}},
+		"verificationMaterial": material,
 		"dsseEnvelope":         env,
 	})
 }

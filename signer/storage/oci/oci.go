@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
@@ -84,7 +85,7 @@ func SimpleSigningPayload(img name.Digest) ([]byte, error) {
 // signature over it) to an image. It is idempotent: when the image already
 // carries a signature over the same payload, nothing is written, so a
 // signer restarted in the middle of a run does not sign an image twice.
-func (s *Store) StoreSignature(ctx context.Context, img name.Digest, simpleSigning, sig, cert, chain []byte) error {
+func (s *Store) StoreSignature(ctx context.Context, img name.Digest, simpleSigning, sig []byte, m Material) error {
 	se, err := ociremote.SignedEntity(img, s.ociOptions(ctx)...)
 	if err != nil {
 		return fmt.Errorf("reading %s from the registry: %w", img, err)
@@ -96,11 +97,7 @@ func (s *Store) StoreSignature(ctx context.Context, img name.Digest, simpleSigni
 			return nil
 		}
 	}
-	var opts []static.Option
-	if len(cert) > 0 {
-		opts = append(opts, static.WithCertChain(cert, chain))
-	}
-	o, err := static.NewSignature(simpleSigning, base64.StdEncoding.EncodeToString(sig), opts...)
+	o, err := static.NewSignature(simpleSigning, base64.StdEncoding.EncodeToString(sig), m.options()...)
 	if err != nil {
 		return fmt.Errorf("building the signature: %w", err)
 	}
@@ -117,7 +114,7 @@ func (s *Store) StoreSignature(ctx context.Context, img name.Digest, simpleSigni
 // StoreAttestation attaches a DSSE envelope (an in-toto statement about the
 // image, signed) to an image. It is idempotent: an attestation of the same
 // statement already attached is not attached again.
-func (s *Store) StoreAttestation(ctx context.Context, img name.Digest, envelope, cert, chain []byte) error {
+func (s *Store) StoreAttestation(ctx context.Context, img name.Digest, envelope []byte, m Material) error {
 	se, err := ociremote.SignedEntity(img, s.ociOptions(ctx)...)
 	if err != nil {
 		return fmt.Errorf("reading %s from the registry: %w", img, err)
@@ -137,11 +134,7 @@ func (s *Store) StoreAttestation(ctx context.Context, img name.Digest, envelope,
 			return nil
 		}
 	}
-	opts := []static.Option{static.WithLayerMediaType(types.DssePayloadType)}
-	if len(cert) > 0 {
-		opts = append(opts, static.WithCertChain(cert, chain))
-	}
-	att, err := static.NewAttestation(envelope, opts...)
+	att, err := static.NewAttestation(envelope, append(m.options(), static.WithLayerMediaType(types.DssePayloadType))...)
 	if err != nil {
 		return fmt.Errorf("building the attestation: %w", err)
 	}
@@ -153,6 +146,25 @@ func (s *Store) StoreAttestation(ctx context.Context, img name.Digest, envelope,
 		return fmt.Errorf("pushing the attestation of %s to %s: %w", img, s.target(img), err)
 	}
 	return nil
+}
+
+// Material is what a signature layer carries besides the signature, in
+// cosign's annotations: a keyless signer's certificate and chain (PEM), and
+// the Rekor bundle of its transparency log entry.
+type Material struct {
+	Cert, Chain []byte
+	Rekor       *cbundle.RekorBundle
+}
+
+func (m Material) options() []static.Option {
+	var opts []static.Option
+	if len(m.Cert) > 0 {
+		opts = append(opts, static.WithCertChain(m.Cert, m.Chain))
+	}
+	if m.Rekor != nil {
+		opts = append(opts, static.WithBundle(m.Rekor))
+	}
+	return opts
 }
 
 // hasPayload reports whether any signature's payload satisfies match.

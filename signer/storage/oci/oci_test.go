@@ -67,7 +67,7 @@ func TestCosignVerifiesWhatWeStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := store.StoreSignature(ctx, img, ss, sig, nil, nil); err != nil {
+			if err := store.StoreSignature(ctx, img, ss, sig, oci.Material{}); err != nil {
 				t.Fatal(err)
 			}
 			statement := fmt.Sprintf(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"%s","digest":{"sha256":"%s"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{"buildDefinition":{"buildType":"https://tekton.dev/chains/v2/slsa"},"runDetails":{"builder":{"id":"https://tollgate.dev/test"}}}}`,
@@ -76,7 +76,7 @@ func TestCosignVerifiesWhatWeStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := store.StoreAttestation(ctx, img, env, nil, nil); err != nil {
+			if err := store.StoreAttestation(ctx, img, env, oci.Material{}); err != nil {
 				t.Fatal(err)
 			}
 			var cosignEnv []string
@@ -106,7 +106,7 @@ func TestCosignVerifiesWhatWeStore(t *testing.T) {
 			// ECDSA signatures differ every time: the payload is what repeats,
 			// perhaps spaced differently by another signer binary.
 			sig, _ := signer.Sign(ctx, ss)
-			if err := store.StoreSignature(ctx, img, ss, sig, nil, nil); err != nil {
+			if err := store.StoreSignature(ctx, img, ss, sig, oci.Material{}); err != nil {
 				t.Fatal(err)
 			}
 			st := statement
@@ -114,7 +114,7 @@ func TestCosignVerifiesWhatWeStore(t *testing.T) {
 				st = strings.ReplaceAll(statement, ",", ", ")
 			}
 			env, _ := signer.Envelope(ctx, []byte(st))
-			if err := store.StoreAttestation(ctx, img, env, nil, nil); err != nil {
+			if err := store.StoreAttestation(ctx, img, env, oci.Material{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -135,7 +135,7 @@ func TestCosignVerifiesWhatWeStore(t *testing.T) {
 		store, _ := oci.New("", nil)
 		img := reg.PushRandom(t, "team-a/gone", "v1")
 		down, _ := nameDigest(strings.Replace(img.String(), reg.Host, "127.0.0.1:1", 1))
-		err := store.StoreAttestation(ctx, down, []byte("{}"), nil, nil)
+		err := store.StoreAttestation(ctx, down, []byte("{}"), oci.Material{})
 		if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1/team-a/gone") {
 			t.Errorf("err = %v", err)
 		}
