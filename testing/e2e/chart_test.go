@@ -296,3 +296,41 @@ func sameWebhooks[C *admissionregistrationv1.MutatingWebhookConfiguration | *adm
 		t.Errorf("%s: the chart's webhooks differ from webhook/registration.go:\nchart:\n%s\nregistration:\n%s", c.name, cj, rj)
 	}
 }
+
+// TestChartKeylessToken: with keyless signing configured, the signer gets
+// its own service-account token, audience sigstore, projected where the
+// filesystem provider reads it; without, no such token is mounted.
+func TestChartKeylessToken(t *testing.T) {
+	projected := func(objs []*unstructured.Unstructured) (audience, mount string) {
+		for _, o := range objs {
+			if o.GetKind() != "Deployment" || !strings.HasSuffix(o.GetName(), "-signer") {
+				continue
+			}
+			vols, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
+			for _, v := range vols {
+				srcs, _, _ := unstructured.NestedSlice(v.(map[string]any), "projected", "sources")
+				for _, s := range srcs {
+					if aud, ok, _ := unstructured.NestedString(s.(map[string]any), "serviceAccountToken", "audience"); ok {
+						audience = aud
+					}
+				}
+			}
+			ctrs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			for _, c := range ctrs {
+				mounts, _, _ := unstructured.NestedSlice(c.(map[string]any), "volumeMounts")
+				for _, m := range mounts {
+					if m.(map[string]any)["name"] == "oidc-token" {
+						mount, _ = m.(map[string]any)["mountPath"].(string)
+					}
+				}
+			}
+		}
+		return audience, mount
+	}
+	if aud, mount := projected(render(t, filepath.Join(envtest.Root(), "charts", "tollgate", "ci", "keyless-values.yaml"))); aud != "sigstore" || mount != "/var/run/sigstore/cosign" {
+		t.Errorf("keyless: token audience %q mounted at %q, want sigstore at /var/run/sigstore/cosign", aud, mount)
+	}
+	if aud, mount := projected(render(t)); aud != "" || mount != "" {
+		t.Errorf("without keyless a token is projected (audience %q at %q)", aud, mount)
+	}
+}
