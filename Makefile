@@ -18,7 +18,7 @@ TEST_TIMEOUT ?= 20m
 FUZZTIME ?= 30s
 
 # The keyless and KMS servers (one module: testing/tools/sigstore).
-KEYLESS_TOOLS := bin/fulcio bin/rekor-server bin/trillian_log_server bin/trillian_log_signer bin/local-kms
+KEYLESS_TOOLS := bin/fulcio bin/rekor-server bin/rekor-cli bin/trillian_log_server bin/trillian_log_signer bin/local-kms
 TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS)
 
 .PHONY: help
@@ -37,7 +37,7 @@ image: ## the OCI image in bin/image (an OCI layout; IMAGE=REGISTRY/REPO:TAG als
 tools: ## build the test tools into the cache (once; ~45 min cold): kube-apiserver, etcd, controller-gen, cosign v2 and v3, helm, Fulcio, Rekor, Trillian
 	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign cosign3 helm $(notdir $(KEYLESS_TOOLS))
 
-bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS) bin/rekor-cli:
+bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS):
 	./testing/tools/build.sh $(notdir $@)
 
 .PHONY: demo

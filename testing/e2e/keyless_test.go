@@ -7,14 +7,17 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -310,6 +313,36 @@ func TestSignerKeyless(t *testing.T) {
 		t.Errorf("%s = %q, want the entry's address in %s", signer.AnnotationTransparency, entry, stack.RekorURL)
 	}
 
+	// A PipelineRun of the same shape, signed the same way.
+	img2 := reg.PushRandom(t, "team-a/keyless-pipeline", "1.0")
+	pr := pipelineRun(ns, "keyless-pipeline", "tekton-builder", map[string][]pipelinev1.Step{"build": {safeStep("build")}}, "build")
+	if err := alice.Create(t.Context(), pr); err != nil {
+		t.Fatal(err)
+	}
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &pipelinev1.PipelineRun{}
+		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(pr), cur); err != nil {
+			return err
+		}
+		return envtest.CompletePipelineRun(t.Context(), tekton, cur, true,
+			pipelinev1.PipelineRunResult{Name: "IMAGE_URL", Value: *pipelinev1.NewStructuredValues(img2.Repository.Name())},
+			pipelinev1.PipelineRunResult{Name: "IMAGE_DIGEST", Value: *pipelinev1.NewStructuredValues(img2.DigestStr())})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitAnnotation(t, env.Client, pr, signer.AnnotationSigned); got != "true" {
+		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, pr))
+	}
+
+	t.Run("rekor-cli finds both runs' provenance entries by the images they name", func(t *testing.T) {
+		for _, d := range []name.Digest{img, img2} {
+			out, err := runTool(t, "rekor-cli", dir, nil, "search", "--rekor_server", stack.RekorURL, "--sha", d.DigestStr())
+			if err != nil || !regexp.MustCompile(`(?m)^[0-9a-f]{64,80}$`).MatchString(out) {
+				t.Fatalf("rekor-cli search --sha %s: %v\n%s", d.DigestStr(), err, out)
+			}
+		}
+	})
+
 	k := newKeylessSetup(t, iss, stack)
 	t.Run("cosign verifies the signature and the provenance with the identity and the log", func(t *testing.T) {
 		// cosign v2 with the private deployment's trust root in its
@@ -317,11 +350,13 @@ func TestSignerKeyless(t *testing.T) {
 		// CT log (--insecure-ignore-sct).
 		cenv := []string{"SIGSTORE_ROOT_FILE=" + k.fulcioPEM, "SIGSTORE_REKOR_PUBLIC_KEY=" + k.rekorPEM}
 		for _, args := range [][]string{
-			{"verify"},
-			{"verify-attestation", "--type", "slsaprovenance1"},
+			{"verify", img.String()},
+			{"verify-attestation", "--type", "slsaprovenance1", img.String()},
+			{"verify", img2.String()},
+			{"verify-attestation", "--type", "slsaprovenance1", img2.String()},
 		} {
 			args = append(args, "--certificate-identity", signerID, "--certificate-oidc-issuer", iss.URL,
-				"--rekor-url", stack.RekorURL, "--insecure-ignore-sct", "--allow-insecure-registry", img.String())
+				"--rekor-url", stack.RekorURL, "--insecure-ignore-sct", "--allow-insecure-registry")
 			if out, err := cosignCLI(t, dir, cenv, args...); err != nil {
 				t.Fatalf("cosign %s: %v\n%s", args[0], err, out)
 			}
