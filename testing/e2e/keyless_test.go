@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -374,6 +375,86 @@ func TestSignerKeyless(t *testing.T) {
 			t.Fatalf("the gate denied what the signer signed keylessly: %v", err)
 		}
 	})
+}
+
+// TestSignerRekorOutage: Rekor stops while a backlog of finished runs
+// waits; nothing is marked signed while it is down (each run says why in a
+// TransparencyFailed Event), and once it is back every run is signed, with
+// exactly one provenance entry each.
+func TestSignerRekorOutage(t *testing.T) {
+	dir := t.TempDir()
+	env := startGuarded(t, namespace(signerNS, nil), serviceAccount(signerNS, "tekton-builder"),
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}})
+	iss := sigstore.IssuerOf(t, env)
+	stack := sigstore.Start(t, iss)
+	tokenFile := writeFile(t, filepath.Join(dir, "oidc-token"), []byte(sigstore.Token(t, env, signerNS, "tollgate-signer")))
+	cm := &corev1.ConfigMap{}
+	if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data = map[string]string{
+		"artifacts.taskrun.format":         "slsa/v2alpha4",
+		"artifacts.taskrun.storage":        "oci",
+		"artifacts.oci.storage":            "oci",
+		"signers.x509.fulcio.enabled":      "true",
+		"signers.x509.fulcio.address":      stack.FulcioURL,
+		"signers.x509.identity.token.file": tokenFile,
+		"transparency.enabled":             "true",
+		"transparency.url":                 stack.RekorURL,
+	}
+	if err := env.Client.Update(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
+	store, err := oci.New("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
+	reg := registry.Start(t)
+	alice := env.As(t, Alice)
+	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
+
+	stack.StopRekor()
+	const backlog = 5
+	var runs []*pipelinev1.TaskRun
+	var imgs []name.Digest
+	for i := range backlog {
+		img := reg.PushRandom(t, fmt.Sprintf("team-a/backlog-%d", i), "1.0")
+		tr := taskRun(ns, fmt.Sprintf("backlog-%d", i), "tekton-builder", safeStep("build"))
+		if err := alice.Create(t.Context(), tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr, imageResults(img)...)
+		runs, imgs = append(runs, tr), append(imgs, img)
+	}
+	for _, tr := range runs {
+		if !waitFor(t.Context(), 30*time.Second, func() bool {
+			return strings.Contains(strings.Join(eventReasons(t, env.Client, tr), "\n"), signer.ReasonTransparencyFailed+": uploading to the transparency log")
+		}) {
+			t.Fatalf("%s: no TransparencyFailed event while Rekor is down: %v", tr.Name, eventReasons(t, env.Client, tr))
+		}
+	}
+	time.Sleep(2 * time.Second) // several more attempts
+	for _, tr := range runs {
+		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(tr), tr); err != nil {
+			t.Fatal(err)
+		}
+		if got := tr.GetAnnotations()[signer.AnnotationSigned]; got != "" {
+			t.Fatalf("%s marked signed=%q while the log was down", tr.Name, got)
+		}
+	}
+
+	stack.StartRekor(t)
+	for i, tr := range runs {
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
+			t.Fatalf("%s: signed = %q after Rekor came back; events: %v", tr.Name, got, eventReasons(t, env.Client, tr))
+		}
+		out, err := runTool(t, "rekor-cli", dir, nil, "search", "--rekor_server", stack.RekorURL, "--sha", imgs[i].DigestStr())
+		uuids := regexp.MustCompile(`(?m)^[0-9a-f]{64,80}$`).FindAllString(out, -1)
+		if err != nil || len(uuids) != 1 {
+			t.Errorf("%s: %d provenance entries for %s, want exactly one: %v\n%s", tr.Name, len(uuids), imgs[i].DigestStr(), err, out)
+		}
+	}
 }
 
 func readFile(t *testing.T, path string) string {

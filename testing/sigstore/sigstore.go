@@ -13,9 +13,13 @@ package sigstore
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,6 +60,8 @@ type Stack struct {
 	FulcioRoots, RekorKey []byte
 	// TreeID is Rekor's Trillian tree.
 	TreeID int64
+
+	rekor *rekor
 }
 
 // rekorV1 serializes the tests that run Rekor v1: it binds its metrics on
@@ -72,7 +78,7 @@ func Start(t testing.TB, iss Issuer) *Stack {
 	dsn := startPostgres(t)
 	trillian := startTrillian(t, dsn)
 	s := &Stack{}
-	s.RekorURL, s.RekorKey, s.TreeID = startRekor(t, trillian)
+	s.startRekor(t, trillian)
 	s.FulcioURL, s.FulcioRoots = startFulcio(t, iss)
 	return s
 }
@@ -175,26 +181,42 @@ func startTrillian(t testing.TB, dsn string) string {
 	return rpc
 }
 
+// rekor is how Rekor was started, to stop and start it again as the same
+// log: its port, signing key (a file, not memory) and tree.
+type rekor struct {
+	proc                *process
+	trillian, redisPort string
+	port                int
+	keyFile             string
+}
+
 // startRekor runs rekor-server on the Trillian log server (it creates its
-// tree), with an in-memory signing key and its search index in an
-// in-process Redis. It returns Rekor's URL, its PEM public key and tree.
-func startRekor(t testing.TB, trillian string) (string, []byte, int64) {
+// tree on the first start), with its signing key in a file and its search
+// index in an in-process Redis, and fills in the stack's Rekor fields.
+func (s *Stack) startRekor(t testing.TB, trillian string) {
 	t.Helper()
 	redis := miniredis.RunT(t)
-	host, port, _ := strings.Cut(trillian, ":")
-	rport := freePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", rport)
-	p := start(t, "rekor-server", tool(t, "rekor-server"), nil, "serve",
-		"--trillian_log_server.address="+host, "--trillian_log_server.port="+port,
-		"--rekor_server.address=127.0.0.1", "--port="+strconv.Itoa(rport), "--rekor_server.signer=memory",
-		"--search_index.storage_provider=redis", "--redis_server.address=127.0.0.1", "--redis_server.port="+redis.Port(),
-		"--enable_attestation_storage=false", "--log_type=prod")
-	p.waitFor(t, "serving its log", httpOK(url+"/api/v1/log"))
-	key, err := get(url + "/api/v1/log/publicKey")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "rekor-key.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.rekor = &rekor{trillian: trillian, redisPort: redis.Port(), port: freePort(t), keyFile: keyFile}
+	s.RekorURL = fmt.Sprintf("http://127.0.0.1:%d", s.rekor.port)
+	s.StartRekor(t)
+	pub, err := get(s.RekorURL + "/api/v1/log/publicKey")
 	if err != nil {
 		t.Fatalf("rekor-server: %v", err)
 	}
-	info, err := get(url + "/api/v1/log")
+	s.RekorKey = pub
+	info, err := get(s.RekorURL + "/api/v1/log")
 	if err != nil {
 		t.Fatalf("rekor-server: %v", err)
 	}
@@ -204,9 +226,29 @@ func startRekor(t testing.TB, trillian string) (string, []byte, int64) {
 	if err := json.Unmarshal(info, &log); err != nil {
 		t.Fatalf("rekor-server /api/v1/log: %v\n%s", err, info)
 	}
-	tree, _ := strconv.ParseInt(log.TreeID, 10, 64)
-	return url, key, tree
+	s.TreeID, _ = strconv.ParseInt(log.TreeID, 10, 64)
 }
+
+// StartRekor (re)starts Rekor: the same port, key and, once it has one,
+// tree.
+func (s *Stack) StartRekor(t testing.TB) {
+	t.Helper()
+	r := s.rekor
+	host, port, _ := strings.Cut(r.trillian, ":")
+	args := []string{"serve",
+		"--trillian_log_server.address=" + host, "--trillian_log_server.port=" + port,
+		"--rekor_server.address=127.0.0.1", "--port=" + strconv.Itoa(r.port), "--rekor_server.signer=" + r.keyFile,
+		"--search_index.storage_provider=redis", "--redis_server.address=127.0.0.1", "--redis_server.port=" + r.redisPort,
+		"--enable_attestation_storage=false", "--log_type=prod"}
+	if s.TreeID != 0 {
+		args = append(args, fmt.Sprintf("--trillian_log_server.tlog_id=%d", s.TreeID))
+	}
+	r.proc = start(t, "rekor-server", tool(t, "rekor-server"), nil, args...)
+	r.proc.waitFor(t, "serving its log", httpOK(s.RekorURL+"/api/v1/log"))
+}
+
+// StopRekor stops Rekor (its database and index stay).
+func (s *Stack) StopRekor() { s.rekor.proc.stop() }
 
 // startFulcio runs Fulcio with an ephemeral CA, trusting one Kubernetes
 // issuer (audience "sigstore"), without a CT log. It returns Fulcio's URL
