@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -341,6 +342,30 @@ func TestSignerKeyless(t *testing.T) {
 			if err != nil || !regexp.MustCompile(`(?m)^[0-9a-f]{64,80}$`).MatchString(out) {
 				t.Fatalf("rekor-cli search --sha %s: %v\n%s", d.DigestStr(), err, out)
 			}
+		}
+	})
+
+	t.Run("one certificate serves both runs (reused within its window), stored in the layers", func(t *testing.T) {
+		serial := func(img name.Digest) string {
+			sigs, err := ociremote.Signatures(img.Context().Tag("sha256-" + strings.TrimPrefix(img.DigestStr(), "sha256:") + ".sig"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, err := sigs.Get()
+			if err != nil || len(list) != 1 {
+				t.Fatalf("%d signatures of %s: %v", len(list), img, err)
+			}
+			cert, err := list[0].Cert()
+			if err != nil || cert == nil {
+				t.Fatalf("the signature of %s carries no certificate: %v", img, err)
+			}
+			if b, err := list[0].Bundle(); err != nil || b == nil {
+				t.Fatalf("the signature of %s carries no Rekor bundle: %v", img, err)
+			}
+			return cert.SerialNumber.String()
+		}
+		if a, b := serial(img), serial(img2); a != b {
+			t.Errorf("two certificates (serials %s, %s) for two runs a second apart: the certificate is not reused", a, b)
 		}
 	})
 
