@@ -105,21 +105,27 @@ func keylessVerifierOptions(tm root.TrustedMaterial, tlog bool) []verify.Verifie
 	return opts
 }
 
-// trustRoot reads a keyless trust root, inline or from its Secret, and
+// trustRoot reads a keyless trust root, inline or from its Secret or
+// ConfigMap, and
 // returns it with the bytes it was made of (for the policy's fingerprint).
 func trustRoot(ctx context.Context, tr v1alpha1.TrustRoot, deps Deps) (root.TrustedMaterial, []byte, error) {
 	trusted, fulcio, rekor, ctlog := []byte(tr.TrustedRoot), []byte(tr.FulcioRoots), []byte(tr.RekorPublicKey), []byte(tr.CTLogPublicKey)
 	pemGiven := len(fulcio)+len(rekor)+len(ctlog) > 0
-	switch {
-	case tr.SecretRef != nil && (pemGiven || len(trusted) > 0), len(trusted) > 0 && pemGiven:
-		return nil, nil, errors.New("give exactly one of secretRef, trustedRoot and the PEM fields")
-	case tr.SecretRef != nil:
-		data, err := secret(ctx, deps, tr.SecretRef.Namespace, tr.SecretRef.Name)
+	refs := 0
+	for _, given := range []bool{tr.SecretRef != nil, tr.ConfigMapRef != nil, len(trusted) > 0, pemGiven} {
+		if given {
+			refs++
+		}
+	}
+	if refs != 1 {
+		return nil, nil, errors.New("give exactly one of secretRef, configMapRef, trustedRoot and the PEM fields")
+	}
+	if tr.SecretRef != nil || tr.ConfigMapRef != nil {
+		data, where, err := trustRootData(ctx, tr, deps)
 		if err != nil {
 			return nil, nil, err
 		}
 		trusted, fulcio, rekor, ctlog = data[TrustedRootKey], data[FulcioRootsKey], data[RekorPublicKeyKey], data[CTLogPublicKeyKey]
-		where := fmt.Sprintf("secret %s/%s", tr.SecretRef.Namespace, tr.SecretRef.Name)
 		switch {
 		case len(trusted) > 0 && len(fulcio)+len(rekor)+len(ctlog) > 0:
 			return nil, nil, fmt.Errorf("%s holds both %s and PEM keys (%s, %s, %s): keep one", where, TrustedRootKey, FulcioRootsKey, RekorPublicKeyKey, CTLogPublicKeyKey)
@@ -147,6 +153,28 @@ func trustRoot(ctx context.Context, tr v1alpha1.TrustRoot, deps Deps) (root.Trus
 		return nil, nil, err
 	}
 	return tm, material.Sum(nil), nil
+}
+
+// trustRootData reads the Secret or ConfigMap a trust root names.
+func trustRootData(ctx context.Context, tr v1alpha1.TrustRoot, deps Deps) (map[string][]byte, string, error) {
+	if tr.SecretRef != nil {
+		data, err := secret(ctx, deps, tr.SecretRef.Namespace, tr.SecretRef.Name)
+		return data, fmt.Sprintf("secret %s/%s", tr.SecretRef.Namespace, tr.SecretRef.Name), err
+	}
+	ref := tr.ConfigMapRef
+	where := fmt.Sprintf("configmap %s/%s", ref.Namespace, ref.Name)
+	if deps.ConfigMaps == nil {
+		return nil, where, fmt.Errorf("%s: ConfigMaps cannot be read here", where)
+	}
+	cm, err := deps.ConfigMaps(ctx, ref.Namespace, ref.Name)
+	if err != nil {
+		return nil, where, fmt.Errorf("reading %s: %w", where, err)
+	}
+	data := make(map[string][]byte, len(cm))
+	for k, v := range cm {
+		data[k] = []byte(v)
+	}
+	return data, where, nil
 }
 
 // pemTrustRoot makes a trusted root of PEM material without validity

@@ -89,7 +89,7 @@ func TestCompileKeylessTrustRoot(t *testing.T) {
 		mutate func(a *v1alpha1.Authority)
 		want   string
 	}{
-		{"inline PEM and a trusted root", func(a *v1alpha1.Authority) { a.Keyless.TrustRoot.TrustedRoot = "{}" }, "exactly one of secretRef, trustedRoot and the PEM fields"},
+		{"inline PEM and a trusted root", func(a *v1alpha1.Authority) { a.Keyless.TrustRoot.TrustedRoot = "{}" }, "exactly one of secretRef, configMapRef, trustedRoot and the PEM fields"},
 		{"a trusted root that is not one", func(a *v1alpha1.Authority) {
 			a.Keyless.TrustRoot = v1alpha1.TrustRoot{TrustedRoot: `{"mediaType": "nope"}`}
 		}, "not a sigstore trusted root"},
@@ -99,6 +99,12 @@ func TestCompileKeylessTrustRoot(t *testing.T) {
 		{"a Secret with neither", func(a *v1alpha1.Authority) {
 			a.Keyless.TrustRoot = v1alpha1.TrustRoot{SecretRef: &v1alpha1.SecretRef{Namespace: "ns", Name: "none"}}
 		}, "has neither trusted_root.json nor fulcio.pem"},
+		{"a ConfigMap that cannot be read here", func(a *v1alpha1.Authority) {
+			a.Keyless.TrustRoot = v1alpha1.TrustRoot{ConfigMapRef: &v1alpha1.SecretRef{Namespace: "ns", Name: "root"}}
+		}, "configmap ns/root: ConfigMaps cannot be read here"},
+		{"a ConfigMap and a Secret", func(a *v1alpha1.Authority) {
+			a.Keyless.TrustRoot = v1alpha1.TrustRoot{ConfigMapRef: &v1alpha1.SecretRef{Namespace: "ns", Name: "root"}, SecretRef: &v1alpha1.SecretRef{Namespace: "ns", Name: "none"}}
+		}, "exactly one of secretRef, configMapRef"},
 		{"no root among the certificates", func(a *v1alpha1.Authority) {
 			a.Keyless.TrustRoot.FulcioRoots = string(fulcio.Issue(t, ciIssuer, "x").PEM)
 		}, "hold no root"},

@@ -254,9 +254,9 @@ type Identity struct {
 // TrustRoot is the keyless trust material: a sigstore trusted root
 // (trusted_root.json, as `cosign trusted-root create` writes it and the
 // public-good TUF repository ships it, with validity periods), or PEM
-// fields; inline or from a Secret (key trusted_root.json, or keys
-// fulcio.pem, rekor.pub and, optionally, ctlog.pub).
-// +kubebuilder:validation:XValidation:rule="[has(self.secretRef), has(self.trustedRoot), has(self.fulcioRoots) || has(self.rekorPublicKey) || has(self.ctLogPublicKey)].filter(x, x).size() == 1",message="a trust root is given by exactly one of secretRef, trustedRoot and the PEM fields (fulcioRoots, rekorPublicKey, ctLogPublicKey)"
+// fields; inline or from a Secret or ConfigMap (key trusted_root.json, or
+// keys fulcio.pem, rekor.pub and, optionally, ctlog.pub).
+// +kubebuilder:validation:XValidation:rule="[has(self.secretRef), has(self.configMapRef), has(self.trustedRoot), has(self.fulcioRoots) || has(self.rekorPublicKey) || has(self.ctLogPublicKey)].filter(x, x).size() == 1",message="a trust root is given by exactly one of secretRef, configMapRef, trustedRoot and the PEM fields (fulcioRoots, rekorPublicKey, ctLogPublicKey)"
 type TrustRoot struct {
 	// TrustedRoot is a sigstore trusted_root.json
 	// (application/vnd.dev.sigstore.trustedroot+json;version=0.1): Fulcio
@@ -280,6 +280,11 @@ type TrustRoot struct {
 	// +kubebuilder:validation:MaxLength=16384
 	// +optional
 	CTLogPublicKey string `json:"ctLogPublicKey,omitempty"`
+	// ConfigMapRef names a ConfigMap with the key trusted_root.json, or the
+	// keys fulcio.pem, rekor.pub and optionally ctlog.pub (trust roots are
+	// public: a ConfigMap is the usual home).
+	// +optional
+	ConfigMapRef *SecretRef `json:"configMapRef,omitempty"`
 	// SecretRef names a Secret with the key trusted_root.json, or the keys
 	// fulcio.pem, rekor.pub and optionally ctlog.pub.
 	// +optional

@@ -388,11 +388,13 @@ func TestSignerKeyless(t *testing.T) {
 			}
 		}
 	})
-	t.Run("the gate admits it under a keyless authority requiring the log", func(t *testing.T) {
+	t.Run("the gate admits it under a keyless authority requiring the log, its trusted root in a ConfigMap", func(t *testing.T) {
+		applyAll(t, env.Client, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "sigstore-trust-root"},
+			Data: map[string]string{images.TrustedRootKey: readFile(t, k.trustedRoot)}})
 		p := imagePolicy("keyless-signer", reg.Host, func(s *v1alpha1.ClusterImagePolicySpec) {
 			s.Authorities = []v1alpha1.Authority{{Name: "signer", Keyless: &v1alpha1.KeylessAuthority{
 				Identities: []v1alpha1.Identity{{Issuer: iss.URL, Subject: signerID}},
-				TrustRoot:  v1alpha1.TrustRoot{TrustedRoot: readFile(t, k.trustedRoot)},
+				TrustRoot:  v1alpha1.TrustRoot{ConfigMapRef: &v1alpha1.SecretRef{Namespace: signerNS, Name: "sigstore-trust-root"}},
 			}}}
 		})
 		applyImagePolicy(t, env.Client, p, metav1.ConditionTrue)
