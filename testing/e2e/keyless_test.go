@@ -149,18 +149,34 @@ func TestKeyless(t *testing.T) {
 		}
 	})
 
+	// The same on a registry without the referrers API (cosign v3 writes
+	// the sha256-<hex> tag schema there).
+	plain := registry.Start(t)
+	imgPlain := plain.PushRandom(t, "team-a/keyless", "1.0")
+	k.sign(t, imgPlain, signerToken, k.signingConfig)
+	t.Run("tollgate verify admits it on a registry without the referrers API", func(t *testing.T) {
+		code, got, out := tollgateVerify(t, tollgate, append(keylessFlags(signerID, k.trustedRoot), imgPlain.String())...)
+		if code != 0 || !got.Verified {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+	})
+
 	// The gate: one policy with the PEM trust root inline, requiring the
 	// log (the default for keyless).
 	p := imagePolicy("keyless", reg.Host, func(s *v1alpha1.ClusterImagePolicySpec) {
+		s.Images = append(s.Images, v1alpha1.ImagePattern{Glob: plain.Host + "/**"})
 		s.Authorities = []v1alpha1.Authority{{Name: "signer", Keyless: &v1alpha1.KeylessAuthority{
 			Identities: []v1alpha1.Identity{{Issuer: k.issuer, Subject: signerID}},
 			TrustRoot:  v1alpha1.TrustRoot{FulcioRoots: string(stack.FulcioRoots), RekorPublicKey: string(stack.RekorKey)},
 		}, Transparency: v1alpha1.TransparencyRequire}}
 	})
 	applyImagePolicy(t, env.Client, p, metav1.ConditionTrue)
-	t.Run("the gate admits it", func(t *testing.T) {
+	t.Run("the gate admits it, from both registries", func(t *testing.T) {
 		if err := env.Client.Create(t.Context(), podOf(gatedNS, "keyless", img.String())); err != nil {
 			t.Fatalf("the gate denied a keylessly signed image: %v", err)
+		}
+		if err := env.Client.Create(t.Context(), podOf(gatedNS, "keyless-plain", imgPlain.String())); err != nil {
+			t.Fatalf("the gate denied a keylessly signed image on a registry without the referrers API: %v", err)
 		}
 	})
 
