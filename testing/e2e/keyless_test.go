@@ -279,42 +279,12 @@ func withEntriesOf(t *testing.T, bundle, donor []byte) []byte {
 // identity and the log (no --insecure-ignore-tlog), and the gate admits it
 // under a keyless authority requiring the log.
 func TestSignerKeyless(t *testing.T) {
-	dir := t.TempDir()
-	env := startGuarded(t, namespace(signerNS, nil), serviceAccount(signerNS, "tekton-builder"),
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}},
-		namespace(gatedNS, map[string]string{imagegate.LabelGate: imagegate.GateEnforce}))
-	iss := sigstore.IssuerOf(t, env)
-	stack := sigstore.Start(t, iss)
-	tokenFile := writeFile(t, filepath.Join(dir, "oidc-token"), []byte(sigstore.Token(t, env, signerNS, "tollgate-signer")))
-	cm := &corev1.ConfigMap{}
-	if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
-		t.Fatal(err)
-	}
-	cm.Data = map[string]string{
-		"artifacts.taskrun.format":         "slsa/v2alpha4",
-		"artifacts.taskrun.storage":        "oci",
-		"artifacts.pipelinerun.format":     "slsa/v2alpha4",
-		"artifacts.pipelinerun.storage":    "oci",
-		"artifacts.oci.storage":            "oci",
-		"signers.x509.fulcio.enabled":      "true",
-		"signers.x509.fulcio.address":      stack.FulcioURL,
-		"signers.x509.fulcio.issuer":       iss.URL,
-		"signers.x509.fulcio.provider":     "filesystem",
-		"signers.x509.identity.token.file": tokenFile,
-		"transparency.enabled":             "true",
-		"transparency.url":                 stack.RekorURL,
-	}
-	if err := env.Client.Update(t.Context(), cm); err != nil {
-		t.Fatal(err)
-	}
-	store, err := oci.New("", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
-	reg := registry.Start(t)
-	alice := env.As(t, Alice)
-	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
+	w := startKeylessSigner(t, map[string]string{
+		"artifacts.pipelinerun.format":  "slsa/v2alpha4",
+		"artifacts.pipelinerun.storage": "oci",
+		"signers.x509.fulcio.provider":  "filesystem",
+	})
+	env, iss, stack, reg, alice, tekton, dir := w.env, w.iss, w.stack, w.reg, w.alice, w.tekton, w.dir
 	signerID := images.ServiceAccountIdentity(signerNS, "tollgate-signer")
 
 	img := reg.PushRandom(t, "team-a/keyless-built", "1.0")
@@ -425,37 +395,8 @@ func TestSignerKeyless(t *testing.T) {
 // TransparencyFailed Event), and once it is back every run is signed, with
 // exactly one provenance entry each.
 func TestSignerRekorOutage(t *testing.T) {
-	dir := t.TempDir()
-	env := startGuarded(t, namespace(signerNS, nil), serviceAccount(signerNS, "tekton-builder"),
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}})
-	iss := sigstore.IssuerOf(t, env)
-	stack := sigstore.Start(t, iss)
-	tokenFile := writeFile(t, filepath.Join(dir, "oidc-token"), []byte(sigstore.Token(t, env, signerNS, "tollgate-signer")))
-	cm := &corev1.ConfigMap{}
-	if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
-		t.Fatal(err)
-	}
-	cm.Data = map[string]string{
-		"artifacts.taskrun.format":         "slsa/v2alpha4",
-		"artifacts.taskrun.storage":        "oci",
-		"artifacts.oci.storage":            "oci",
-		"signers.x509.fulcio.enabled":      "true",
-		"signers.x509.fulcio.address":      stack.FulcioURL,
-		"signers.x509.identity.token.file": tokenFile,
-		"transparency.enabled":             "true",
-		"transparency.url":                 stack.RekorURL,
-	}
-	if err := env.Client.Update(t.Context(), cm); err != nil {
-		t.Fatal(err)
-	}
-	store, err := oci.New("", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
-	reg := registry.Start(t)
-	alice := env.As(t, Alice)
-	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
+	w := startKeylessSigner(t, nil)
+	env, stack, reg, alice, tekton, dir := w.env, w.stack, w.reg, w.alice, w.tekton, w.dir
 
 	stack.StopRekor()
 	const backlog = 5
@@ -498,6 +439,62 @@ func TestSignerRekorOutage(t *testing.T) {
 			t.Errorf("%s: %d provenance entries for %s, want exactly one: %v\n%s", tr.Name, len(uuids), imgs[i].DigestStr(), err, out)
 		}
 	}
+}
+
+// keylessSigner is a signer signing keylessly against real Fulcio and
+// Rekor, with everything a test drives it with.
+type keylessSigner struct {
+	env           *envtest.Env
+	iss           sigstore.Issuer
+	stack         *sigstore.Stack
+	reg           *registry.Registry
+	alice, tekton client.Client
+	dir           string
+}
+
+// startKeylessSigner starts the guarded API server (a gated namespace
+// too), Fulcio and Rekor trusting it, and the signer with the article's
+// keyless chains-config (the addresses the harness's, the signer's own
+// token in a file) plus extra keys.
+func startKeylessSigner(t *testing.T, extra map[string]string) *keylessSigner {
+	t.Helper()
+	w := &keylessSigner{dir: t.TempDir()}
+	w.env = startGuarded(t, namespace(signerNS, nil), serviceAccount(signerNS, "tekton-builder"),
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}},
+		namespace(gatedNS, map[string]string{imagegate.LabelGate: imagegate.GateEnforce}))
+	w.iss = sigstore.IssuerOf(t, w.env)
+	w.stack = sigstore.Start(t, w.iss)
+	tokenFile := writeFile(t, filepath.Join(w.dir, "oidc-token"), []byte(sigstore.Token(t, w.env, signerNS, "tollgate-signer")))
+	cm := &corev1.ConfigMap{}
+	if err := w.env.Client.Get(t.Context(), client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data = map[string]string{
+		"artifacts.taskrun.format":         "slsa/v2alpha4",
+		"artifacts.taskrun.storage":        "oci",
+		"artifacts.oci.storage":            "oci",
+		"signers.x509.fulcio.enabled":      "true",
+		"signers.x509.fulcio.address":      w.stack.FulcioURL,
+		"signers.x509.fulcio.issuer":       w.iss.URL,
+		"signers.x509.identity.token.file": tokenFile,
+		"transparency.enabled":             "true",
+		"transparency.url":                 w.stack.RekorURL,
+	}
+	for k, v := range extra {
+		cm.Data[k] = v
+	}
+	if err := w.env.Client.Update(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
+	store, err := oci.New("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = startSigner(t, w.env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
+	w.reg = registry.Start(t)
+	w.alice = w.env.As(t, Alice)
+	w.tekton = w.env.As(t, envtest.TektonController, "system:serviceaccounts")
+	return w
 }
 
 func readFile(t *testing.T, path string) string {

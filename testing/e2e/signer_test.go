@@ -567,30 +567,14 @@ func TestSigner(t *testing.T) {
 		if out, err := cosignCLI(t, t.TempDir(), kmsEnv, "generate-key-pair", "--kms", ref); err != nil {
 			t.Fatalf("cosign generate-key-pair --kms %s: %v\n%s", ref, err, out)
 		}
-		cm := &corev1.ConfigMap{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
-			t.Fatal(err)
-		}
-		cm.Data = map[string]string{
+		reconfigure(t, env, map[string]string{
 			"artifacts.taskrun.format":  "slsa/v2alpha4",
 			"artifacts.taskrun.storage": "oci",
 			"artifacts.taskrun.signer":  "kms",
 			"artifacts.oci.signer":      "kms",
 			"signers.kms.kmsref":        ref,
-		}
-		if err := env.Client.Update(ctx, cm); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Second)
-		img := reg.PushRandom(t, "team-a/awskms-signed", "1.0")
-		tr := taskRun(ns, "awskms-signed", "tekton-builder", safeStep("build"))
-		if err := alice.Create(ctx, tr); err != nil {
-			t.Fatal(err)
-		}
-		complete(t, env, tekton, tr, str("IMAGE_URL", img.Repository.Name()), str("IMAGE_DIGEST", img.DigestStr()))
-		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
-			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
-		}
+		})
+		img := buildSigned(t, env, alice, tekton, reg, "awskms-signed")
 		for _, args := range [][]string{
 			{"verify", "--key", ref, "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
 			{"verify-attestation", "--key", ref, "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
@@ -610,30 +594,14 @@ func TestSigner(t *testing.T) {
 	})
 
 	t.Run("in sigstore-bundle encoding, cosign v3 verifies the bundles the signer attaches as referrers", func(t *testing.T) {
-		cm := &corev1.ConfigMap{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
-			t.Fatal(err)
-		}
-		cm.Data = map[string]string{
+		reconfigure(t, env, map[string]string{
 			"artifacts.taskrun.format":    "slsa/v2alpha4",
 			"artifacts.taskrun.storage":   "oci",
 			"artifacts.oci.storage":       "oci",
 			"storage.oci.encoding-format": "sigstore-bundle",
 			"transparency.enabled":        "false",
-		}
-		if err := env.Client.Update(ctx, cm); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Second)
-		img := reg.PushRandom(t, "team-a/bundled", "1.0")
-		tr := taskRun(ns, "bundled", "tekton-builder", safeStep("build"))
-		if err := alice.Create(ctx, tr); err != nil {
-			t.Fatal(err)
-		}
-		complete(t, env, tekton, tr, str("IMAGE_URL", img.Repository.Name()), str("IMAGE_DIGEST", img.DigestStr()))
-		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
-			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
-		}
+		})
+		img := buildSigned(t, env, alice, tekton, reg, "bundled")
 		for _, args := range [][]string{
 			{"verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
 			{"verify-attestation", "--key", "cosign.pub", "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
@@ -680,6 +648,38 @@ func TestSigner(t *testing.T) {
 // signerFixtures generates a cosign key pair in dir (cosign.key, cosign.pub)
 // and returns the signer's namespace, its signing-secrets as `cosign
 // generate-key-pair k8s://…` would write them, and a chains-config.
+// reconfigure replaces the chains-config's data and gives the signer's
+// cache a moment to see it.
+func reconfigure(t *testing.T, env *envtest.Env, data map[string]string) {
+	t.Helper()
+	cm := &corev1.ConfigMap{}
+	if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data = data
+	if err := env.Client.Update(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+}
+
+// buildSigned runs a TaskRun RUN as alice that builds a new image
+// team-a/RUN (completed as Tekton would), waits for the signer to sign it,
+// and returns the image.
+func buildSigned(t *testing.T, env *envtest.Env, alice, tekton client.Client, reg *registry.Registry, run string) name.Digest {
+	t.Helper()
+	img := reg.PushRandom(t, "team-a/"+run, "1.0")
+	tr := taskRun(ns, run, "tekton-builder", safeStep("build"))
+	if err := alice.Create(t.Context(), tr); err != nil {
+		t.Fatal(err)
+	}
+	complete(t, env, tekton, tr, imageResults(img)...)
+	if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
+		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
+	}
+	return img
+}
+
 func signerFixtures(t testing.TB, dir string, chainsConfig map[string]string) []client.Object {
 	t.Helper()
 	if out, err := cosignCLIB(t, dir, []string{"COSIGN_PASSWORD=pw"}, "generate-key-pair"); err != nil {
