@@ -45,6 +45,9 @@ const (
 	// ReasonTransparencyFailed: the transparency log did not take an entry;
 	// the run is retried.
 	ReasonTransparencyFailed = "TransparencyFailed"
+	// ReasonCertificateFailed: keyless signing could not get a certificate
+	// (the identity token, or Fulcio); the run is retried.
+	ReasonCertificateFailed = "CertificateFailed"
 )
 
 // failure is a reason a run cannot be signed; permanent ones are not retried.

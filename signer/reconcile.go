@@ -184,17 +184,25 @@ func (r *Reconciler) reconcile(ctx context.Context, rn *run) (reconcile.Result, 
 		return reconcile.Result{RequeueAfter: notReadyRetry}, nil
 	}
 	artSigner, imageSigner, err := r.trust.signers(ctx, snap, rn.artifact(snap.Config))
-	if err != nil {
+	if err != nil && !snap.Config.Fulcio.Enabled {
 		log.Info("cannot sign yet", "reason", err.Error())
 		return reconcile.Result{RequeueAfter: notReadyRetry}, nil
 	}
-	tlog, err := r.trust.logFor(snap.Config, rn)
-	if err != nil {
-		log.Info("cannot sign yet", "reason", err.Error())
+	tlog, err2 := r.trust.logFor(snap.Config, rn)
+	if err2 != nil {
+		log.Info("cannot sign yet", "reason", err2.Error())
 		return reconcile.Result{RequeueAfter: notReadyRetry}, nil
 	}
 	start := time.Now()
-	annotations, f := r.sign(ctx, rn, snap.Config, artSigner, imageSigner, tlog)
+	var annotations map[string]string
+	var f *failure
+	if err != nil {
+		// Keyless: Fulcio, or the identity token, failed. The run says why
+		// and waits for them, as for the transparency log.
+		f = outage(ReasonCertificateFailed, "%v", err)
+	} else {
+		annotations, f = r.sign(ctx, rn, snap.Config, artSigner, imageSigner, tlog)
+	}
 	if f == nil {
 		annotations[AnnotationSigned] = "true"
 		if err := r.finish(ctx, rn.obj, annotations); err != nil {

@@ -390,13 +390,46 @@ func TestSignerKeyless(t *testing.T) {
 	})
 }
 
-// TestSignerRekorOutage: Rekor stops while a backlog of finished runs
-// waits; nothing is marked signed while it is down (each run says why in a
-// TransparencyFailed Event), and once it is back every run is signed, with
-// exactly one provenance entry each.
-func TestSignerRekorOutage(t *testing.T) {
+// TestSignerKeylessOutages: a token Fulcio refuses leaves the run unsigned,
+// saying why (CertificateFailed), until the token is good; Rekor stops
+// while a backlog of finished runs waits — nothing is marked signed while
+// it is down (each run says why in a TransparencyFailed Event), and once it
+// is back every run is signed, with exactly one provenance entry each.
+func TestSignerKeylessOutages(t *testing.T) {
 	w := startKeylessSigner(t, nil)
 	env, stack, reg, alice, tekton, dir := w.env, w.stack, w.reg, w.alice, w.tekton, w.dir
+
+	t.Run("a token Fulcio refuses: the run says so and waits; with a good token it is signed", func(t *testing.T) {
+		// The signer's token with its signature broken: it parses, Fulcio
+		// refuses it.
+		parts := strings.Split(w.token, ".")
+		sig := []byte(parts[2])
+		sig[len(sig)/2] ^= 1
+		parts[2] = string(sig)
+		writeFile(t, w.tokenFile, []byte(strings.Join(parts, ".")))
+		img := reg.PushRandom(t, "team-a/token-refused", "1.0")
+		tr := taskRun(ns, "token-refused", "tekton-builder", safeStep("build"))
+		if err := alice.Create(t.Context(), tr); err != nil {
+			t.Fatal(err)
+		}
+		complete(t, env, tekton, tr, imageResults(img)...)
+		if !waitFor(t.Context(), 30*time.Second, func() bool {
+			evs := strings.Join(eventReasons(t, env.Client, tr), "\n")
+			return strings.Contains(evs, signer.ReasonCertificateFailed+": ") && strings.Contains(evs, "refused the certificate request")
+		}) {
+			t.Fatalf("no CertificateFailed event: %v", eventReasons(t, env.Client, tr))
+		}
+		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(tr), tr); err != nil {
+			t.Fatal(err)
+		}
+		if got := tr.GetAnnotations()[signer.AnnotationSigned]; got != "" {
+			t.Fatalf("signed = %q without a certificate", got)
+		}
+		writeFile(t, w.tokenFile, []byte(w.token))
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
+			t.Fatalf("signed = %q with the token fixed; events: %v", got, eventReasons(t, env.Client, tr))
+		}
+	})
 
 	stack.StopRekor()
 	const backlog = 5
@@ -450,6 +483,8 @@ type keylessSigner struct {
 	reg           *registry.Registry
 	alice, tekton client.Client
 	dir           string
+	// tokenFile holds the signer's token, token it.
+	tokenFile, token string
 }
 
 // startKeylessSigner starts the guarded API server (a gated namespace
@@ -464,7 +499,9 @@ func startKeylessSigner(t *testing.T, extra map[string]string) *keylessSigner {
 		namespace(gatedNS, map[string]string{imagegate.LabelGate: imagegate.GateEnforce}))
 	w.iss = sigstore.IssuerOf(t, w.env)
 	w.stack = sigstore.Start(t, w.iss)
-	tokenFile := writeFile(t, filepath.Join(w.dir, "oidc-token"), []byte(sigstore.Token(t, w.env, signerNS, "tollgate-signer")))
+	w.token = sigstore.Token(t, w.env, signerNS, "tollgate-signer")
+	w.tokenFile = writeFile(t, filepath.Join(w.dir, "oidc-token"), []byte(w.token))
+	tokenFile := w.tokenFile
 	cm := &corev1.ConfigMap{}
 	if err := w.env.Client.Get(t.Context(), client.ObjectKey{Namespace: signerNS, Name: "chains-config"}, cm); err != nil {
 		t.Fatal(err)
