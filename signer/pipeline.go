@@ -2,6 +2,8 @@ package signer
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -148,9 +150,15 @@ func (p *publication) provenance(ctx context.Context, cfg config.Config, art con
 	if err != nil {
 		return transient(ReasonProvenanceFailed, "signing provenance: %v", err)
 	}
-	m, f := p.logged(ctx, s, func(l *sign.Log) (*sign.Entry, error) { return l.Attestation(ctx, s, env) })
-	if f != nil {
-		return f
+	// The intoto entry serves tekton storage and the legacy layout; a
+	// bundle carries its own (dsse) entry.
+	cert, chain := s.Certificate()
+	m := oci.Material{Cert: cert, Chain: chain}
+	if slices.Contains(art.Storage, config.StorageTekton) || cfg.OCIEncoding != config.EncodingBundle {
+		var f *failure
+		if m, f = p.logged(ctx, s, func(l *sign.Log) (*sign.Entry, error) { return l.Attestation(ctx, s, env) }); f != nil {
+			return f
+		}
 	}
 	for _, backend := range art.Storage {
 		switch backend {
@@ -252,7 +260,18 @@ func (p *publication) attach(ctx context.Context, cfg config.Config, s *sign.Sig
 		if leaf := s.Leaf(); leaf != nil {
 			certDER = leaf.Raw
 		}
-		b, err := oci.Bundle(env, der, certDER)
+		var entries []json.RawMessage
+		if p.log != nil {
+			e, url, err := p.log.DSSE(ctx, s, env)
+			if err != nil {
+				return outage(ReasonTransparencyFailed, "%v: the run is signed once the log takes its entries", err)
+			}
+			entries = append(entries, e)
+			if _, ok := p.out[AnnotationTransparency]; !ok {
+				p.out[AnnotationTransparency] = url
+			}
+		}
+		b, err := oci.Bundle(env, der, certDER, entries...)
 		if err != nil {
 			return permanent(ReasonStorageFailed, "%v", err)
 		}

@@ -333,9 +333,6 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("artifacts.oci.storage: tekton storage of image signatures is not supported by Tollgate yet; use oci"))
 		}
 	}
-	if c.OCIEncoding == EncodingBundle && c.TransparencyEnabled {
-		errs = append(errs, errors.New("storage.oci.encoding-format: sigstore-bundle with transparency.enabled is not supported by Tollgate yet (bundles are written without log entries); use dsse, or transparency.enabled: false"))
-	}
 	if c.Fulcio.Enabled && c.Fulcio.TokenFile == "" {
 		errs = append(errs, errors.New("signers.x509.identity.token.file: keyless signing needs the identity token's file"))
 	}

@@ -3,15 +3,20 @@ package sign
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	rekorclient "github.com/sigstore/rekor/pkg/client"
 	"github.com/sigstore/rekor/pkg/generated/client"
 	"github.com/sigstore/rekor/pkg/generated/models"
+	sgsign "github.com/sigstore/sigstore-go/pkg/sign"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // Log uploads signatures to a Rekor transparency log (transparency.url),
@@ -95,4 +100,44 @@ func (l *Log) entry(e *models.LogEntryAnon, err error) (*Entry, error) {
 		URL:      fmt.Sprintf("%s/api/v1/log/entries?logIndex=%d", l.url, *e.LogIndex),
 		Bundle:   cbundle.EntryToBundle(e),
 	}, nil
+}
+
+// DSSE uploads a dsse entry of a DSSE envelope — the entry type cosign v3
+// writes for the envelopes of its bundles — and returns the entry as a
+// sigstore bundle's tlogEntries element (JSON: inclusion promise and
+// proof) and its address.
+func (l *Log) DSSE(ctx context.Context, s *Signer, envelope []byte) (json.RawMessage, string, error) {
+	pem, err := s.verifier()
+	if err != nil {
+		return nil, "", err
+	}
+	var env struct {
+		PayloadType string `json:"payloadType"`
+		Payload     []byte `json:"payload"`
+		Signatures  []struct {
+			KeyID string `json:"keyid"`
+			Sig   []byte `json:"sig"`
+		} `json:"signatures"`
+	}
+	if err := json.Unmarshal(envelope, &env); err != nil {
+		return nil, "", fmt.Errorf("reading the DSSE envelope: %w", err)
+	}
+	pe := &protodsse.Envelope{Payload: env.Payload, PayloadType: env.PayloadType}
+	for _, sg := range env.Signatures {
+		pe.Signatures = append(pe.Signatures, &protodsse.Signature{Sig: sg.Sig, Keyid: sg.KeyID})
+	}
+	b := &protobundle.Bundle{Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: pe}, VerificationMaterial: &protobundle.VerificationMaterial{}}
+	r := sgsign.NewRekor(&sgsign.RekorOptions{BaseURL: l.url})
+	if err := r.GetTransparencyLogEntry(ctx, pem, b); err != nil {
+		return nil, "", fmt.Errorf("uploading to the transparency log %s: %w", l.url, err)
+	}
+	entries := b.GetVerificationMaterial().GetTlogEntries()
+	if len(entries) != 1 || entries[0].GetInclusionPromise() == nil {
+		return nil, "", errors.New("the transparency log answered no entry with a signed entry timestamp")
+	}
+	j, err := protojson.Marshal(entries[0])
+	if err != nil {
+		return nil, "", err
+	}
+	return j, fmt.Sprintf("%s/api/v1/log/entries?logIndex=%d", l.url, entries[0].GetLogIndex()), nil
 }

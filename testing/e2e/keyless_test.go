@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -374,6 +375,26 @@ func TestSignerKeyless(t *testing.T) {
 			}
 		}
 	})
+	t.Run("in sigstore-bundle encoding, cosign v3 verifies the keyless bundles with the log", func(t *testing.T) {
+		cfg := maps.Clone(w.config)
+		cfg["storage.oci.encoding-format"] = "sigstore-bundle"
+		reconfigure(t, env, cfg)
+		img := buildSigned(t, env, alice, tekton, reg, "keyless-bundled")
+		for _, args := range [][]string{
+			{"verify"},
+			{"verify-attestation", "--type", "slsaprovenance1"},
+		} {
+			args = append(args, "--insecure-ignore-sct", "--trusted-root", k.trustedRoot, "--certificate-identity", signerID, "--certificate-oidc-issuer", iss.URL, "--allow-insecure-registry", img.String())
+			if out, err := cosign3(t, k.dir, args...); err != nil {
+				t.Fatalf("cosign v3 %s: %v\n%s", args[0], err, out)
+			}
+		}
+		if code, got, out := tollgateVerify(t, tollgateBinary(t), "--certificate-identity", signerID, "--certificate-oidc-issuer", iss.URL, "--trusted-root", k.trustedRoot, img.String()); code != 0 || !got.Verified {
+			t.Fatalf("tollgate verify: exit %d\n%s", code, out)
+		}
+		reconfigure(t, env, w.config)
+	})
+
 	t.Run("the gate admits it under a keyless authority requiring the log, its trusted root in a ConfigMap", func(t *testing.T) {
 		applyAll(t, env.Client, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "sigstore-trust-root"},
 			Data: map[string]string{images.TrustedRootKey: readFile(t, k.trustedRoot)}})
@@ -485,6 +506,8 @@ type keylessSigner struct {
 	dir           string
 	// tokenFile holds the signer's token, token it.
 	tokenFile, token string
+	// config is the chains-config's data.
+	config map[string]string
 }
 
 // startKeylessSigner starts the guarded API server (a gated namespace
@@ -520,6 +543,7 @@ func startKeylessSigner(t *testing.T, extra map[string]string) *keylessSigner {
 	for k, v := range extra {
 		cm.Data[k] = v
 	}
+	w.config = maps.Clone(cm.Data)
 	if err := w.env.Client.Update(t.Context(), cm); err != nil {
 		t.Fatal(err)
 	}

@@ -39,16 +39,19 @@ func SignStatement(img name.Digest) ([]byte, error) {
 }
 
 // Bundle wraps a DSSE envelope (JSON, as sign.Signer.Envelope returns it)
-// in a sigstore bundle without a transparency log entry: signed by a key
-// (the public key's hint, the SHA-256 of its DER, base64) — what `cosign
-// attest --key` writes without a log — or, given certDER, by a keyless
-// signer's certificate.
-func Bundle(envelope, publicKeyDER, certDER []byte) ([]byte, error) {
+// in a sigstore bundle: signed by a key (the public key's hint, the SHA-256
+// of its DER, base64) — what `cosign attest --key` writes — or, given
+// certDER, by a keyless signer's certificate; with the envelope's
+// transparency log entries (JSON, as sign.Log.DSSE returns them), or none.
+func Bundle(envelope, publicKeyDER, certDER []byte, tlogEntries ...json.RawMessage) ([]byte, error) {
 	var env json.RawMessage
 	if err := json.Unmarshal(envelope, &env); err != nil {
 		return nil, fmt.Errorf("reading the DSSE envelope: %w", err)
 	}
-	material := map[string]any{"tlogEntries": []any{}}
+	if tlogEntries == nil {
+		tlogEntries = []json.RawMessage{}
+	}
+	material := map[string]any{"tlogEntries": tlogEntries}
 	if len(certDER) > 0 {
 		material["certificate"] = map[string]any{"rawBytes": base64.StdEncoding.EncodeToString(certDER)}
 	} else {
