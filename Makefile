@@ -34,7 +34,7 @@ image: ## the OCI image in bin/image (an OCI layout; IMAGE=REGISTRY/REPO:TAG als
 	$(GO) run ./build/image -out bin/image -version $(VERSION) -commit $(COMMIT) -epoch $$(git log -1 --format=%ct) $(if $(IMAGE),-push $(IMAGE))
 
 .PHONY: tools
-tools: ## build the test tools into the cache (once; ~45 min cold): kube-apiserver, etcd, controller-gen, cosign v2 and v3, helm, Fulcio, Rekor, Trillian
+tools: ## build the test tools into the cache (once; ~40 min cold): kube-apiserver, etcd, controller-gen, cosign v2 and v3, helm, Fulcio, Rekor, Trillian
 	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign cosign3 helm $(notdir $(KEYLESS_TOOLS))
 
 bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS):
