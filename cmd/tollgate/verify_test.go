@@ -280,3 +280,49 @@ type dockerConfig struct{}
 func (dockerConfig) Keychain(context.Context, string, string, []string) (authn.Keychain, string, error) {
 	return authn.DefaultKeychain, "docker-config", nil
 }
+
+// TestVerifyKeylessFlags: cosign's keyless flags make a keyless authority
+// (the identity anchored, the log required); each missing or conflicting
+// piece is a usage error that says which. (Keyless attestations, which
+// need an intoto log entry, are verified end to end with the real cosign,
+// Fulcio and Rekor in testing/e2e.)
+func TestVerifyKeylessFlags(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := registry.Start(t)
+	fulcio := signing.NewFulcio(t)
+	dir := t.TempDir()
+	roots, rekor := filepath.Join(dir, "fulcio.pem"), filepath.Join(dir, "rekor.pub")
+	os.WriteFile(roots, fulcio.RootPEM, 0o600)
+	os.WriteFile(rekor, fulcio.RekorPEM, 0o600)
+	const issuer, subject = "https://token.actions.githubusercontent.com", "https://github.com/org/app/.github/workflows/release.yaml@refs/heads/main"
+	img := reg.PushRandom(t, "app/keyless", "v1")
+	c := fulcio.Issue(t, issuer, subject)
+	c.Sign(t, img, signing.Options{Cert: c})
+	id := []string{"--certificate-identity", subject, "--certificate-oidc-issuer", issuer}
+	pem := []string{"--ca-roots", roots, "--rekor-public-key", rekor}
+
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		code      int
+		out, errs string
+	}{
+		{"the signature verifies for the identity", append(append(append([]string{"verify"}, id...), pem...), img.String()), 1, "signature: signed by keyless (" + issuer + " " + subject + ")", ""},
+		{"another identity does not", append(append([]string{"verify", "--certificate-identity", "https://github.com/evil/app", "--certificate-oidc-issuer", issuer}, pem...), img.String()), 1, "none of the expected identities matched", ""},
+		{"an identity regexp must match the whole subject", append(append([]string{"verify", "--certificate-identity-regexp", "https://github.com/org", "--certificate-oidc-issuer", issuer}, pem...), img.String()), 1, "none of the expected identities matched", ""},
+		{"no trust root", append(append([]string{"verify"}, id...), img.String()), 2, "", "give the trust root"},
+		{"no issuer", append([]string{"verify", "--certificate-identity", subject}, append(pem, img.String())...), 2, "", "--certificate-oidc-issuer"},
+		{"two identities", append(append([]string{"verify", "--certificate-identity-regexp", ".*"}, id...), append(pem, img.String())...), 2, "", "exactly one of --certificate-identity and --certificate-identity-regexp"},
+		{"a trusted root and PEM", append(append([]string{"verify", "--trusted-root", roots}, id...), append(pem, img.String())...), 2, "", "not both"},
+		{"keyless and --key", append(append([]string{"verify", "--key", rekor}, id...), append(pem, img.String())...), 2, "", "give one of --key, --policy and the keyless flags"},
+		{"a trusted root that is not one", append(append([]string{"verify", "--trusted-root", roots}, id...), img.String()), 2, "", "not a sigstore trusted root"},
+		{"the log required without its key", append(append([]string{"verify", "--ca-roots", roots}, id...), img.String()), 2, "", "no Rekor log is trusted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := tollgate(tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.errs) {
+				t.Fatalf("exit %d (want %d); want stdout with %q, stderr with %q:\nstdout:\n%s\nstderr:\n%s", code, tc.code, tc.out, tc.errs, out, errOut)
+			}
+		})
+	}
+}

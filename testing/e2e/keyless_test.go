@@ -379,7 +379,7 @@ func TestSignerKeyless(t *testing.T) {
 		cfg := maps.Clone(w.config)
 		cfg["storage.oci.encoding-format"] = "sigstore-bundle"
 		reconfigure(t, env, cfg)
-		img := buildSigned(t, env, alice, tekton, reg, "keyless-bundled")
+		img, _ := buildSigned(t, env, alice, tekton, reg, "keyless-bundled")
 		for _, args := range [][]string{
 			{"verify"},
 			{"verify-attestation", "--type", "slsaprovenance1"},
@@ -556,6 +556,29 @@ func startKeylessSigner(t *testing.T, extra map[string]string) *keylessSigner {
 	w.alice = w.env.As(t, Alice)
 	w.tekton = w.env.As(t, envtest.TektonController, "system:serviceaccounts")
 	return w
+}
+
+// TestSignerTransparencyManual: with transparency.enabled "manual" only
+// the runs that ask (chains.tekton.dev/transparency-upload: "true") have
+// their signatures logged.
+func TestSignerTransparencyManual(t *testing.T) {
+	w := startKeylessSigner(t, map[string]string{"transparency.enabled": "manual"})
+	search := func(img name.Digest) int {
+		out, err := runTool(t, "rekor-cli", w.dir, nil, "search", "--rekor_server", w.stack.RekorURL, "--sha", img.DigestStr())
+		n := len(regexp.MustCompile(`(?m)^[0-9a-f]{64,80}$`).FindAllString(out, -1))
+		if err != nil && n > 0 {
+			t.Fatalf("rekor-cli search: %v\n%s", err, out)
+		}
+		return n
+	}
+	quiet, tr := buildSigned(t, w.env, w.alice, w.tekton, w.reg, "manual-quiet")
+	if e := tr.GetAnnotations()[signer.AnnotationTransparency]; e != "" || search(quiet) != 0 {
+		t.Errorf("a run that did not ask was logged (%s = %q)", signer.AnnotationTransparency, e)
+	}
+	asked, tr := buildSigned(t, w.env, w.alice, w.tekton, w.reg, "manual-asked", signer.AnnotationTransparencyUpload, "true")
+	if e := tr.GetAnnotations()[signer.AnnotationTransparency]; e == "" || search(asked) != 1 {
+		t.Errorf("a run that asked was not logged once (%s = %q)", signer.AnnotationTransparency, e)
+	}
 }
 
 func readFile(t *testing.T, path string) string {

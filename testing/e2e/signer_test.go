@@ -574,7 +574,7 @@ func TestSigner(t *testing.T) {
 			"artifacts.oci.signer":      "kms",
 			"signers.kms.kmsref":        ref,
 		})
-		img := buildSigned(t, env, alice, tekton, reg, "awskms-signed")
+		img, _ := buildSigned(t, env, alice, tekton, reg, "awskms-signed")
 		for _, args := range [][]string{
 			{"verify", "--key", ref, "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
 			{"verify-attestation", "--key", ref, "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
@@ -601,7 +601,7 @@ func TestSigner(t *testing.T) {
 			"storage.oci.encoding-format": "sigstore-bundle",
 			"transparency.enabled":        "false",
 		})
-		img := buildSigned(t, env, alice, tekton, reg, "bundled")
+		img, _ := buildSigned(t, env, alice, tekton, reg, "bundled")
 		for _, args := range [][]string{
 			{"verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
 			{"verify-attestation", "--key", "cosign.pub", "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
@@ -663,13 +663,16 @@ func reconfigure(t *testing.T, env *envtest.Env, data map[string]string) {
 	time.Sleep(time.Second)
 }
 
-// buildSigned runs a TaskRun RUN as alice that builds a new image
-// team-a/RUN (completed as Tekton would), waits for the signer to sign it,
-// and returns the image.
-func buildSigned(t *testing.T, env *envtest.Env, alice, tekton client.Client, reg *registry.Registry, run string) name.Digest {
+// buildSigned runs a TaskRun RUN as alice (with annotations, key and
+// value pairs) that builds a new image team-a/RUN (completed as Tekton
+// would), waits for the signer to sign it, and returns the image and run.
+func buildSigned(t *testing.T, env *envtest.Env, alice, tekton client.Client, reg *registry.Registry, run string, annotations ...string) (name.Digest, *pipelinev1.TaskRun) {
 	t.Helper()
 	img := reg.PushRandom(t, "team-a/"+run, "1.0")
 	tr := taskRun(ns, run, "tekton-builder", safeStep("build"))
+	for i := 0; i+1 < len(annotations); i += 2 {
+		metav1.SetMetaDataAnnotation(&tr.ObjectMeta, annotations[i], annotations[i+1])
+	}
 	if err := alice.Create(t.Context(), tr); err != nil {
 		t.Fatal(err)
 	}
@@ -677,7 +680,7 @@ func buildSigned(t *testing.T, env *envtest.Env, alice, tekton client.Client, re
 	if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
 		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
 	}
-	return img
+	return img, tr
 }
 
 func signerFixtures(t testing.TB, dir string, chainsConfig map[string]string) []client.Object {
