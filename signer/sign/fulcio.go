@@ -160,7 +160,7 @@ func (k *Keyless) certify(ctx context.Context) (*Signer, time.Time, error) {
 		return nil, time.Time{}, fmt.Errorf("fulcio %s answered no PEM certificate chain: %v", k.opts.URL, err)
 	}
 	leaf := certs[0]
-	if !leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(priv.Public()) {
+	if pub, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(priv.Public()) {
 		return nil, time.Time{}, fmt.Errorf("fulcio %s certified another key than the one it was sent", k.opts.URL)
 	}
 	leafPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})

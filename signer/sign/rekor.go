@@ -31,7 +31,6 @@ type Log struct {
 // log's signed entry timestamp over the entry) that lets it be verified
 // offline.
 type Entry struct {
-	UUID     string
 	LogIndex int64
 	// URL is the entry's address, as Chains records it in the
 	// chains.tekton.dev/transparency annotation.
@@ -90,12 +89,7 @@ func (l *Log) entry(e *models.LogEntryAnon, err error) (*Entry, error) {
 	if e == nil || e.LogIndex == nil || e.Verification == nil || len(e.Verification.SignedEntryTimestamp) == 0 {
 		return nil, errors.New("the transparency log answered an entry without its index or signed entry timestamp")
 	}
-	uuid := ""
-	if id, err := cosign.ComputeLeafHash(e); err == nil {
-		uuid = fmt.Sprintf("%x", id)
-	}
 	return &Entry{
-		UUID:     uuid,
 		LogIndex: *e.LogIndex,
 		URL:      fmt.Sprintf("%s/api/v1/log/entries?logIndex=%d", l.url, *e.LogIndex),
 		Bundle:   cbundle.EntryToBundle(e),
