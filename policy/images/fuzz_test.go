@@ -2,7 +2,9 @@ package images_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"strings"
@@ -123,7 +125,7 @@ func FuzzVerify(f *testing.F) {
 				t.Fatalf("the verification hung: %v", err)
 			}
 			if err == nil && res.Verified() && p == keyed {
-				t.Fatalf("verified with a key that signed nothing: %+v", res)
+				t.Fatalf("verified with a key and a root that signed nothing: %+v", res)
 			}
 		}
 	})
@@ -138,9 +140,19 @@ func FuzzVerifyBundles(f *testing.F) {
 	fx := newFixture(f)
 	img := fx.reg.PushRandom(f, "fuzz/bundled", "v1")
 	stranger := signing.NewKey(f) // signs nothing the fuzzer is given
+	// A keyless authority too, whose root issued nothing the fuzzer is
+	// given: certificates, chains and log entries go through sigstore-go's
+	// keyless path.
+	root := signing.NewFulcio(f)
 	p := compile(f, v1alpha1.ClusterImagePolicySpec{
-		Images:       []v1alpha1.ImagePattern{{Glob: "**"}},
-		Authorities:  []v1alpha1.Authority{{Name: "stranger", Key: &v1alpha1.KeyAuthority{Data: string(stranger.PublicPEM)}}},
+		Images: []v1alpha1.ImagePattern{{Glob: "**"}},
+		Authorities: []v1alpha1.Authority{
+			{Name: "stranger", Key: &v1alpha1.KeyAuthority{Data: string(stranger.PublicPEM)}},
+			{Name: "keyless", Keyless: &v1alpha1.KeylessAuthority{
+				Identities: []v1alpha1.Identity{{IssuerRegExp: ".*", SubjectRegExp: ".*"}},
+				TrustRoot:  v1alpha1.TrustRoot{FulcioRoots: string(root.RootPEM), RekorPublicKey: string(root.RekorPEM)},
+			}},
+		},
 		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: slsa.PredicateV1}},
 	})
 	good := fx.key.Bundle(f, img, slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/signer"), signing.BundleOptions{})
@@ -148,6 +160,9 @@ func FuzzVerifyBundles(f *testing.F) {
 	f.Add(fx.key.Bundle(f, img, signing.PredicateCosignSign, map[string]any{}, signing.BundleOptions{Tamper: true}), []byte(nil))
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{"payload":"e30=","payloadType":"application/vnd.in-toto+json","signatures":[]}}`), []byte(nil))
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle+json;version=0.1","verificationMaterial":{"x509CertificateChain":{"certificates":[{"rawBytes":"AAAA"}]},"tlogEntries":[{}]}}`), []byte(nil))
+	other := signing.NewFulcio(f).Issue(f, "https://issuer.example", "https://subject.example")
+	certDER, _ := pem.Decode(other.PEM)
+	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"`+base64.StdEncoding.EncodeToString(certDER.Bytes)+`"},"tlogEntries":[{"logIndex":"1","logId":{"keyId":"AAAA"},"kindVersion":{"kind":"dsse","version":"0.0.1"},"integratedTime":"1","inclusionPromise":{"signedEntryTimestamp":"AAAA"},"canonicalizedBody":"e30="}]},"dsseEnvelope":{"payload":"e30=","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"AAAA"}]}}`), []byte(nil))
 	f.Add([]byte("null"), []byte(`{"manifests":[{"digest":"sha256:00","artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"}]}`))
 	f.Add([]byte(nil), []byte(`{"manifests":{"a":1}}`))
 
@@ -194,7 +209,7 @@ func FuzzVerifyBundles(f *testing.F) {
 			t.Fatalf("the verification hung: %v", err)
 		}
 		if err == nil && res.Verified() {
-			t.Fatalf("verified with a key that signed nothing: %+v", res)
+			t.Fatalf("verified with a key and a root that signed nothing: %+v", res)
 		}
 	})
 }
