@@ -487,14 +487,7 @@ const issuer, subject = "https://token.actions.githubusercontent.com", "https://
 // requires SLSA v1 provenance.
 func keylessPolicy(t testing.TB, fulcio *signing.Fulcio) *images.Policy {
 	t.Helper()
-	return compile(t, v1alpha1.ClusterImagePolicySpec{
-		Images: []v1alpha1.ImagePattern{{Glob: "**"}},
-		Authorities: []v1alpha1.Authority{{Name: "ci", Keyless: &v1alpha1.KeylessAuthority{
-			Identities: []v1alpha1.Identity{{Issuer: issuer, Subject: subject}},
-			TrustRoot:  v1alpha1.TrustRoot{FulcioRoots: string(fulcio.RootPEM), RekorPublicKey: string(fulcio.RekorPEM)},
-		}}},
-		Attestations: []v1alpha1.AttestationRequirement{{Name: "provenance", PredicateType: slsa.PredicateV1}},
-	})
+	return compile(t, keylessSpec(fulcio, "", subject))
 }
 
 // TestVerifyCraftedAttestations: layers an attacker who can push to a

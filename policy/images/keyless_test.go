@@ -15,8 +15,10 @@ import (
 	"github.com/tollgate-dev/tollgate/testing/signing"
 )
 
-const ciIssuer = "https://token.actions.githubusercontent.com"
+const ciIssuer = issuer
 
+// keylessSpec is a policy trusting fulcio's certificates for subject from
+// ciIssuer, requiring SLSA v1 provenance.
 func keylessSpec(fulcio *signing.Fulcio, transparency v1alpha1.TransparencyMode, subject string) v1alpha1.ClusterImagePolicySpec {
 	return v1alpha1.ClusterImagePolicySpec{
 		Images: []v1alpha1.ImagePattern{{Glob: "**"}},
