@@ -29,9 +29,21 @@ help: ## list the targets
 build: ## build bin/tollgate
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/tollgate ./cmd/tollgate
 
+# make image: the OCI image in bin/image; IMAGE=REGISTRY/REPO:TAG pushes it,
+# KEY=cosign.key (password in COSIGN_PASSWORD) or KEY=awskms://… signs it and
+# attests its SLSA provenance and CycloneDX SBOM (needs IMAGE).
+IMAGE_FLAGS = -out bin/image -version $(VERSION) -commit $(COMMIT) -epoch $$(git log -1 --format=%ct) $(if $(KEY),-key $(KEY))
+
 .PHONY: image
-image: ## the OCI image in bin/image (an OCI layout; IMAGE=REGISTRY/REPO:TAG also pushes it): linux/amd64 and linux/arm64, static, non-root, reproducible
-	$(GO) run ./build/image -out bin/image -version $(VERSION) -commit $(COMMIT) -epoch $$(git log -1 --format=%ct) $(if $(IMAGE),-push $(IMAGE))
+image: ## the OCI image in bin/image: linux/amd64 and linux/arm64, static, non-root, reproducible; IMAGE=REGISTRY/REPO:TAG pushes it, KEY=cosign.key|KMS-ref signs and attests it (SLSA provenance, CycloneDX SBOM)
+	$(GO) run ./build/image $(IMAGE_FLAGS) $(if $(IMAGE),-push $(IMAGE))
+
+.PHONY: release
+release: bin/helm ## VERSION=vX.Y.Z IMAGE=REGISTRY/REPO [KEY=…]: push the image as IMAGE:VERSION, point charts/tollgate/values.yaml at its digest, package the chart into bin/
+	@[ "$(origin VERSION)" = "command line" ] || { echo "make release: set VERSION=vX.Y.Z (the image tag and chart version)"; exit 2; }
+	@[ -n "$(IMAGE)" ] || { echo "make release: set IMAGE=REGISTRY/REPO (pushed as IMAGE:$(VERSION))"; exit 2; }
+	$(GO) run ./build/image $(IMAGE_FLAGS) -push $(IMAGE):$(VERSION) -values charts/tollgate/values.yaml
+	bin/helm package charts/tollgate --version $(patsubst v%,%,$(VERSION)) --app-version $(VERSION) -d bin
 
 .PHONY: tools
 tools: ## build the test tools into the cache (once; ~40 min cold): kube-apiserver, etcd, controller-gen, cosign v2 and v3, helm, Fulcio, Rekor, Trillian

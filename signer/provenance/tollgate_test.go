@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
+	"github.com/tollgate-dev/tollgate/signer/hints"
 )
 
 // A run the run guard admitted carries its stamp into every format, with the
@@ -127,4 +128,27 @@ func TestRecordNamesTheProducingTask(t *testing.T) {
 			t.Errorf("ref %q", ref)
 		}
 	})
+}
+
+func TestBuildStatement(t *testing.T) {
+	b := Build{Subjects: []hints.Artifact{{Name: "reg/tollgate", Digest: map[string]string{"sha256": "ab"}}}, BuildType: "bt", BuilderID: "id",
+		External: map[string]any{"version": "v1"}, Dependencies: []hints.Artifact{{Name: "git+https://x", Digest: map[string]string{"gitCommit": "c"}}}}
+	st, err := BuildStatement(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"predicateType":"https://slsa.dev/provenance/v1"`, `"buildType":"bt"`, `"id":"id"`, `"uri":"git+https://x"`, `"name":"reg/tollgate"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("no %s in %s", want, out)
+		}
+	}
+	for _, bad := range []Build{{BuildType: "bt", BuilderID: "id"}, {Subjects: b.Subjects, BuilderID: "id"}, {Subjects: b.Subjects, BuildType: "bt"}} {
+		if _, err := BuildStatement(bad); err == nil {
+			t.Errorf("%+v: no error", bad)
+		}
+	}
 }

@@ -22,8 +22,10 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/controlplane"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -196,7 +198,7 @@ func run() int {
 	say("\n== 7. A gated namespace admits only signed images with provenance from this builder")
 	gate := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"tollgate.dev/gate": "enforce"}}}
 	policy := &v1alpha1.ClusterImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "built-here"}, Spec: v1alpha1.ClusterImagePolicySpec{
-		Images:      []v1alpha1.ImagePattern{{Glob: st.Registry + "/**"}},
+		Images:      []v1alpha1.ImagePattern{{Glob: st.Registry + "/team-a/**"}},
 		Authorities: []v1alpha1.Authority{{Name: "tollgate-signer", Key: &v1alpha1.KeyAuthority{SecretRef: &v1alpha1.SecretKeyRef{Namespace: "tollgate-system", Name: "tollgate-signing-pub", Key: "cosign.pub"}}}},
 		Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: slsa.PredicateV1, Rego: builderRule,
 			Producer: &v1alpha1.ProducerRequirement{Namespaces: []string{"team-a"}}}},
@@ -207,19 +209,7 @@ func run() int {
 			return 1
 		}
 	}
-	ready := waitFor(ctx, 30*time.Second, func() bool {
-		p := &v1alpha1.ClusterImagePolicy{}
-		if admin.Get(ctx, client.ObjectKey{Name: policy.Name}, p) != nil {
-			return false
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == "Ready" && c.Status == metav1.ConditionTrue && c.ObservedGeneration == p.Generation {
-				return true
-			}
-		}
-		return false
-	})
-	check(ready, "namespace shop labelled tollgate.dev/gate=enforce; ClusterImagePolicy built-here is Ready")
+	check(waitReady(ctx, admin, policy.Name), "namespace shop labelled tollgate.dev/gate=enforce; ClusterImagePolicy built-here is Ready")
 	tag := img.Context().Tag("1.0").String()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "widget-api"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: tag}}}}
 	err = admin.Create(ctx, pod)
@@ -234,6 +224,11 @@ func run() int {
 		err = admin.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "sideloaded"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: unsigned.Context().Tag("1.0").String()}}}})
 	}
 	check(err != nil && strings.Contains(err.Error(), "no signature is attached"), "denied:\n%s", indent(errString(err)))
+
+	say("\n== 9. Tollgate's own image: built here (make image), signed, with its SLSA provenance and SBOM")
+	if !ownImage(ctx, admin, root, dir, st.Registry) {
+		return 1
+	}
 
 	say("")
 	if failed {
@@ -253,6 +248,148 @@ import data.tollgate.lib
 deny contains sprintf("built by %q, not by this cluster's Tekton", [lib.builder_id(a.statement)]) if {
 	some a in input.attestations
 	lib.builder_id(a.statement) != "https://tollgate.dev/builders/dev"
+}
+`
+
+// ownImage builds Tollgate's image as `make image` does (one platform, to
+// keep the demo short), pushes it to the dev registry, signs and attests it
+// with a release key, and shows the gate admitting it in a gated namespace
+// under a policy that asks for this builder's provenance and an SBOM, and
+// denying a rebuild nobody signed.
+func ownImage(ctx context.Context, admin client.Client, root, dir, registry string) bool {
+	keys := filepath.Join(dir, "release")
+	if err := os.MkdirAll(keys, 0o700); err != nil {
+		check(false, "%v", err)
+		return false
+	}
+	gen := exec.Command(filepath.Join(root, "bin", "cosign"), "generate-key-pair")
+	gen.Dir, gen.Env = keys, append(os.Environ(), "COSIGN_PASSWORD=demo")
+	if out, err := gen.CombinedOutput(); err != nil {
+		check(false, "cosign generate-key-pair: %s", firstLine(out, err))
+		return false
+	}
+	check(true, "a release key pair (cosign generate-key-pair)")
+	commit, epoch := "unknown", "0"
+	if out, err := exec.Command("git", "-C", root, "log", "-1", "--format=%H %ct").Output(); err == nil {
+		if f := strings.Fields(string(out)); len(f) == 2 {
+			commit, epoch = f[0], f[1]
+		}
+	}
+	say("   building (the first build compiles every package statically; later ones reuse Go's build cache)...")
+	build := exec.CommandContext(ctx, "go", "run", "./build/image", "-platforms", "linux/amd64", "-out", filepath.Join(dir, "image"),
+		"-version", "demo", "-commit", commit, "-epoch", epoch,
+		"-push", registry+"/tollgate/tollgate:demo", "-key", filepath.Join(keys, "cosign.key"))
+	build.Dir, build.Env = root, append(os.Environ(), "COSIGN_PASSWORD=demo")
+	var stderr bytes.Buffer
+	build.Stderr = &stderr
+	out, err := build.Output()
+	own, perr := name.NewDigest(strings.TrimSpace(string(out)))
+	check(err == nil && perr == nil, "built, pushed, signed and attested: %s", strings.TrimSpace(string(out)))
+	if err != nil || perr != nil {
+		say("%s", indent(stderr.String()))
+		return false
+	}
+	for _, typ := range []string{"", "slsaprovenance1", "cyclonedx"} {
+		args := []string{"verify", "--key", filepath.Join(keys, "cosign.pub"), "--insecure-ignore-tlog", own.String()}
+		if typ != "" {
+			args = append([]string{"verify-attestation", "--type", typ}, args[1:]...)
+		}
+		c := exec.Command(filepath.Join(root, "bin", "cosign"), args...)
+		c.Env = append(os.Environ(), "TUF_ROOT="+filepath.Join(dir, "tuf"))
+		out, err := c.CombinedOutput()
+		check(err == nil, "cosign %s: %s", strings.Join(args[:len(args)-4], " "), firstLine(out, err))
+	}
+	pub, err := os.ReadFile(filepath.Join(keys, "cosign.pub"))
+	if err != nil {
+		check(false, "%v", err)
+		return false
+	}
+	policy := &v1alpha1.ClusterImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "tollgate-release"}, Spec: v1alpha1.ClusterImagePolicySpec{
+		Images:      []v1alpha1.ImagePattern{{Glob: registry + "/tollgate/**"}},
+		Authorities: []v1alpha1.Authority{{Name: "release-key", Key: &v1alpha1.KeyAuthority{Data: string(pub)}}},
+		Attestations: []v1alpha1.AttestationRequirement{
+			{Name: "slsa", PredicateType: slsa.PredicateV1, Rego: releaseBuilderRule},
+			{Name: "sbom", PredicateType: "https://cyclonedx.org/bom"},
+		},
+	}}
+	if err := admin.Create(ctx, policy); err != nil {
+		check(false, "creating ClusterImagePolicy %s: %v", policy.Name, err)
+		return false
+	}
+	check(waitReady(ctx, admin, policy.Name), "ClusterImagePolicy tollgate-release: the release key, provenance from make image, a CycloneDX SBOM")
+	tag := own.Context().Tag("demo").String()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "tollgate"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "tollgate", Image: tag}}}}
+	err = admin.Create(ctx, pod)
+	check(err == nil && pod.Spec.Containers[0].Image == tag+"@"+own.DigestStr(), "Tollgate's own image is admitted and pinned: %s", pod.Spec.Containers[0].Image)
+	if err != nil {
+		say("   %v", err)
+	}
+	patched, err := rebuild(own, "patched")
+	if err == nil {
+		err = admin.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "tollgate-patched"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "tollgate", Image: patched.Context().Tag("patched").String()}}}})
+	}
+	check(err != nil && strings.Contains(err.Error(), "no signature is attached"), "a rebuild with one file added, pushed but not signed, is denied:\n%s", indent(errString(err)))
+	return true
+}
+
+// rebuild pushes the image of img's first platform with one more file, as
+// tag: same repository, another digest, no signature.
+func rebuild(img name.Digest, tag string) (name.Digest, error) {
+	idx, err := remote.Index(img)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	m, err := idx.IndexManifest()
+	if err != nil || len(m.Manifests) == 0 {
+		return name.Digest{}, fmt.Errorf("the index of %s: %v", img, err)
+	}
+	base, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	extra, err := random.Layer(512, types.OCILayer)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	patched, err := mutate.AppendLayers(base, extra)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	ref := img.Context().Tag(tag)
+	if err := remote.Write(ref, patched); err != nil {
+		return name.Digest{}, err
+	}
+	h, err := patched.Digest()
+	if err != nil {
+		return name.Digest{}, err
+	}
+	return img.Context().Digest(h.String()), nil
+}
+
+func waitReady(ctx context.Context, admin client.Client, policy string) bool {
+	return waitFor(ctx, 30*time.Second, func() bool {
+		p := &v1alpha1.ClusterImagePolicy{}
+		if admin.Get(ctx, client.ObjectKey{Name: policy}, p) != nil {
+			return false
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == "Ready" && c.Status == metav1.ConditionTrue && c.ObservedGeneration == p.Generation {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+const releaseBuilderRule = `package demo.release
+
+import rego.v1
+
+import data.tollgate.lib
+
+deny contains sprintf("built by %q, not by make image", [lib.builder_id(a.statement)]) if {
+	some a in input.attestations
+	lib.builder_id(a.statement) != "https://tollgate.dev/builders/make-image"
 }
 `
 
