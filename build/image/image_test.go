@@ -119,7 +119,42 @@ func TestReproducible(t *testing.T) {
 	}
 	pushedRef := mustRef(t, ref).Context().Digest(d1.String())
 	t.Run("signed and attested, verified by cosign", func(t *testing.T) { signedAndAttested(t, built, o, pushedRef) })
+	t.Run("crane shows the platform and a non-root user", func(t *testing.T) { craneShows(t, root, ref) })
 	t.Run("the chart installs the pushed digest", func(t *testing.T) { chartInstalls(t, root, pushedRef) })
+}
+
+// craneShows: what a user checks with crane (built from go-containerregistry,
+// the version this module requires) — the index lists the platform, and
+// its config runs the binary as 65532.
+func craneShows(t *testing.T, root, ref string) {
+	crane := filepath.Join(t.TempDir(), "crane")
+	build := exec.Command("go", "build", "-o", crane, "github.com/google/go-containerregistry/cmd/crane")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building crane: %v\n%s", err, out)
+	}
+	out, err := exec.Command(crane, "manifest", ref).Output()
+	if err != nil {
+		t.Fatalf("crane manifest: %v", err)
+	}
+	var idx struct {
+		MediaType string
+		Manifests []struct{ Platform struct{ OS, Architecture string } }
+	}
+	if err := json.Unmarshal(out, &idx); err != nil || len(idx.Manifests) != 1 || idx.Manifests[0].Platform.Architecture != "amd64" || idx.MediaType != "application/vnd.oci.image.index.v1+json" {
+		t.Errorf("crane manifest: %v %s", err, out)
+	}
+	out, err = exec.Command(crane, "config", "--platform", "linux/amd64", ref).Output()
+	if err != nil {
+		t.Fatalf("crane config: %v", err)
+	}
+	var cf struct {
+		Architecture string
+		Config       struct{ User string }
+	}
+	if err := json.Unmarshal(out, &cf); err != nil || cf.Config.User != User || cf.Architecture != "amd64" {
+		t.Errorf("crane config: %v %s", err, out)
+	}
 }
 
 // signedAndAttested: the index and its platform image signed with a key
