@@ -19,7 +19,9 @@ FUZZTIME ?= 30s
 
 # The keyless and KMS servers (one module: testing/tools/sigstore).
 KEYLESS_TOOLS := bin/fulcio bin/rekor-server bin/rekor-cli bin/trillian_log_server bin/trillian_log_signer bin/local-kms
-TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS)
+# Tekton Pipelines' controller and webhook (testing/tools/tekton; TEKTON_VERSION=… for another release).
+TEKTON_TOOLS := bin/tekton-controller bin/tekton-webhook
+TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS) $(TEKTON_TOOLS)
 
 .PHONY: help
 help: ## list the targets
@@ -47,9 +49,9 @@ release: bin/helm ## VERSION=vX.Y.Z IMAGE=REGISTRY/REPO [KEY=…]: push the imag
 
 .PHONY: tools
 tools: ## build the test tools into the cache (once; ~40 min cold): kube-apiserver, etcd, controller-gen, cosign v2 and v3, helm, Fulcio, Rekor, Trillian
-	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign cosign3 helm $(notdir $(KEYLESS_TOOLS))
+	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign cosign3 helm $(notdir $(KEYLESS_TOOLS)) $(notdir $(TEKTON_TOOLS))
 
-bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS):
+bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS) $(TEKTON_TOOLS):
 	./testing/tools/build.sh $(notdir $@)
 
 .PHONY: demo

@@ -130,8 +130,10 @@ func (c *ControlPlane) Kubeconfig(name string, groups ...string) ([]byte, error)
 	return u.KubeConfig()
 }
 
-// TektonCRDs are the Tekton v1 CRDs installed, from the pipeline module.
-var TektonCRDs = []string{"300-pipelinerun.yaml", "300-taskrun.yaml", "300-task.yaml", "300-pipeline.yaml", "300-stepaction.yaml", "300-customrun.yaml"}
+// TektonCRDs are the CRDs of Tekton Pipelines installed (all of its release's,
+// so that its controller runs), from the pipeline module.
+var TektonCRDs = []string{"300-pipelinerun.yaml", "300-taskrun.yaml", "300-task.yaml", "300-pipeline.yaml", "300-stepaction.yaml", "300-customrun.yaml",
+	"300-resolutionrequest.yaml", "300-verificationpolicy.yaml"}
 
 // CRDs returns the Tekton v1 CRDs (conversion set to None: no Tekton
 // conversion webhook runs here) and Tollgate's, from the checkout at root.

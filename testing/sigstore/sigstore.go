@@ -42,6 +42,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/testing/proc"
 )
 
 // Issuer is an OIDC issuer Fulcio trusts: the kube-apiserver's service
@@ -120,11 +121,11 @@ func startPostgres(t testing.TB) string {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	port := freePort(t)
-	p := start(t, "postgres", filepath.Join(bindir, "postgres"), attr, "-D", data, "-p", strconv.Itoa(port), "-k", dir,
+	port := proc.FreePort(t)
+	p := proc.Start(t, "postgres", filepath.Join(bindir, "postgres"), attr, "-D", data, "-p", strconv.Itoa(port), "-k", dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
-	p.stopSignal = syscall.SIGINT // fast shutdown: its children stop with it
-	p.waitFor(t, "accepting connections", func() error {
+	p.StopSignal = syscall.SIGINT // fast shutdown: its children stop with it
+	p.WaitFor(t, "accepting connections", func() error {
 		out, err := exec.Command(filepath.Join(bindir, "pg_isready"), "-h", "127.0.0.1", "-p", strconv.Itoa(port)).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
@@ -171,20 +172,20 @@ func trillianSchema(t testing.TB) string {
 func startTrillian(t testing.TB, dsn string) string {
 	t.Helper()
 	common := []string{"--storage_system=postgresql", "--quota_system=postgresql", "--postgresql_uri=" + dsn}
-	rpc := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	server := start(t, "trillian_log_server", tool(t, "trillian_log_server"), nil,
-		append(common, "--rpc_endpoint="+rpc, fmt.Sprintf("--http_endpoint=127.0.0.1:%d", freePort(t)))...)
-	server.waitFor(t, "serving gRPC", dialOK(rpc))
-	start(t, "trillian_log_signer", tool(t, "trillian_log_signer"), nil,
+	rpc := fmt.Sprintf("127.0.0.1:%d", proc.FreePort(t))
+	server := proc.Start(t, "trillian_log_server", proc.Tool(t, root(), "trillian_log_server"), nil,
+		append(common, "--rpc_endpoint="+rpc, fmt.Sprintf("--http_endpoint=127.0.0.1:%d", proc.FreePort(t)))...)
+	server.WaitFor(t, "serving gRPC", proc.DialOK(rpc))
+	proc.Start(t, "trillian_log_signer", proc.Tool(t, root(), "trillian_log_signer"), nil,
 		append(common, "--force_master", "--sequencer_interval=50ms",
-			fmt.Sprintf("--rpc_endpoint=127.0.0.1:%d", freePort(t)), fmt.Sprintf("--http_endpoint=127.0.0.1:%d", freePort(t)))...)
+			fmt.Sprintf("--rpc_endpoint=127.0.0.1:%d", proc.FreePort(t)), fmt.Sprintf("--http_endpoint=127.0.0.1:%d", proc.FreePort(t)))...)
 	return rpc
 }
 
 // rekor is how Rekor was started, to stop and start it again as the same
 // log: its port, signing key (a file, not memory) and tree.
 type rekor struct {
-	proc                *process
+	proc                *proc.Process
 	trillian, redisPort string
 	port                int
 	keyFile             string
@@ -208,7 +209,7 @@ func (s *Stack) startRekor(t testing.TB, trillian string) {
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.rekor = &rekor{trillian: trillian, redisPort: redis.Port(), port: freePort(t), keyFile: keyFile}
+	s.rekor = &rekor{trillian: trillian, redisPort: redis.Port(), port: proc.FreePort(t), keyFile: keyFile}
 	s.RekorURL = fmt.Sprintf("http://127.0.0.1:%d", s.rekor.port)
 	s.StartRekor(t)
 	pub, err := get(s.RekorURL + "/api/v1/log/publicKey")
@@ -243,12 +244,12 @@ func (s *Stack) StartRekor(t testing.TB) {
 	if s.TreeID != 0 {
 		args = append(args, fmt.Sprintf("--trillian_log_server.tlog_id=%d", s.TreeID))
 	}
-	r.proc = start(t, "rekor-server", tool(t, "rekor-server"), nil, args...)
-	r.proc.waitFor(t, "serving its log", httpOK(s.RekorURL+"/api/v1/log"))
+	r.proc = proc.Start(t, "rekor-server", proc.Tool(t, root(), "rekor-server"), nil, args...)
+	r.proc.WaitFor(t, "serving its log", proc.HTTPOK(s.RekorURL+"/api/v1/log"))
 }
 
 // StopRekor stops Rekor (its database and index stay).
-func (s *Stack) StopRekor() { s.rekor.proc.stop() }
+func (s *Stack) StopRekor() { s.rekor.proc.Stop() }
 
 // startFulcio runs Fulcio with an ephemeral CA, trusting one Kubernetes
 // issuer (audience "sigstore"), without a CT log. It returns Fulcio's URL
@@ -266,13 +267,13 @@ func startFulcio(t testing.TB, iss Issuer) (string, []byte) {
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := proc.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	p := start(t, "fulcio", tool(t, "fulcio"), nil, "serve", "--ca", "ephemeralca", "--config-path", cfgPath,
+	p := proc.Start(t, "fulcio", proc.Tool(t, root(), "fulcio"), nil, "serve", "--ca", "ephemeralca", "--config-path", cfgPath,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--grpc-host", "127.0.0.1", "--grpc-port", strconv.Itoa(freePort(t)), "--metrics-port", strconv.Itoa(freePort(t)),
+		"--grpc-host", "127.0.0.1", "--grpc-port", strconv.Itoa(proc.FreePort(t)), "--metrics-port", strconv.Itoa(proc.FreePort(t)),
 		"--ct-log-url", "", "--legacy-unix-domain-socket", filepath.Join(dir, "legacy.sock"))
-	p.waitFor(t, "serving its root", httpOK(url+"/api/v1/rootCert"))
+	p.WaitFor(t, "serving its root", proc.HTTPOK(url+"/api/v1/rootCert"))
 	roots, err := get(url + "/api/v1/rootCert")
 	if err != nil {
 		t.Fatalf("fulcio: %v", err)
@@ -364,12 +365,12 @@ func Token(t testing.TB, env *envtest.Env, ns, name string) string {
 // in cosign alike.
 func StartLocalKMS(t testing.TB) []string {
 	t.Helper()
-	port := freePort(t)
-	p := &process{name: "local-kms", cmd: exec.Command(tool(t, "local-kms")), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "KMS_DATA_PATH="+t.TempDir(), "KMS_REGION=us-east-1",
+	port := proc.FreePort(t)
+	p := proc.New("local-kms", proc.Tool(t, root(), "local-kms"))
+	p.Cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "KMS_DATA_PATH="+t.TempDir(), "KMS_REGION=us-east-1",
 		"KMS_ACCOUNT_ID=111122223333", "KMS_SEED_PATH="+filepath.Join(t.TempDir(), "no-seed.yaml"))
-	p.run(t)
-	p.waitFor(t, "accepting connections", dialOK(fmt.Sprintf("127.0.0.1:%d", port)))
+	p.Run(t)
+	p.WaitFor(t, "accepting connections", proc.DialOK(fmt.Sprintf("127.0.0.1:%d", port)))
 	return []string{
 		fmt.Sprintf("AWS_ENDPOINT_URL=http://127.0.0.1:%d", port),
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=tollgate-test", "AWS_SECRET_ACCESS_KEY=tollgate-test",

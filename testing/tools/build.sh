@@ -27,17 +27,19 @@ pkg_of() {
     rekor-server|rekor-cli) echo github.com/sigstore/rekor/cmd/$1 ;;
     trillian_log_server|trillian_log_signer) echo github.com/google/trillian/cmd/$1 ;;
     local-kms) echo github.com/nsmithuk/local-kms ;;
+    tekton-controller|tekton-webhook) echo github.com/tektoncd/pipeline/cmd/${1#tekton-} ;;
     *) echo "build.sh: unknown tool $1 (known: $all)" >&2; return 2 ;;
   esac
 }
 
-all="kube-apiserver etcd cosign cosign3 helm controller-gen fulcio rekor-server rekor-cli trillian_log_server trillian_log_signer local-kms"
+all="kube-apiserver etcd cosign cosign3 helm controller-gen fulcio rekor-server rekor-cli trillian_log_server trillian_log_signer local-kms tekton-controller tekton-webhook"
 
 # The keyless servers share one module (testing/tools/sigstore), so their
 # builds share compiled packages.
 dir_of() {
   case $1 in
     fulcio|rekor-server|rekor-cli|trillian_log_server|trillian_log_signer|local-kms) echo "$here/sigstore" ;;
+    tekton-controller|tekton-webhook) echo "$here/tekton" ;;
     *) echo "$here/$1" ;;
   esac
 }
@@ -54,6 +56,7 @@ mod_of() {
     rekor-server|rekor-cli) echo github.com/sigstore/rekor ;;
     trillian_log_server|trillian_log_signer) echo github.com/google/trillian ;;
     local-kms) echo github.com/nsmithuk/local-kms ;;
+    tekton-controller|tekton-webhook) echo github.com/tektoncd/pipeline ;;
   esac
 }
 
@@ -85,6 +88,12 @@ build() {
   mod=$(mod_of "$name")
   dir=$(dir_of "$name")
   version=$(cd "$dir" && go list -m -f '{{.Version}}' "$mod")
+  # TEKTON_VERSION=vX.Y.Z builds another Tekton Pipelines release than
+  # testing/tools/tekton pins (its own cache entry; bin/ points at it).
+  local other=""
+  if [[ $name == tekton-* && -n ${TEKTON_VERSION:-} && $TEKTON_VERSION != "$version" ]]; then
+    version=$TEKTON_VERSION other=1
+  fi
   out="$cache/$name-$version-$gover"
   if [ -x "$out/$name" ]; then
     ln -sfn "$out/$name" "$root/bin/$name"
@@ -110,6 +119,13 @@ build() {
     cosign|cosign3) echo "tools:   this takes about 5 minutes on 2 cores" ;;
   esac
   start=$(date +%s)
+  if [ -n "$other" ]; then
+    local tmp
+    tmp=$(mktemp -d)
+    cp "$dir/go.mod" "$dir/go.sum" "$tmp/"
+    dir=$tmp
+    (cd "$dir" && go get "$mod@$version" && go mod tidy)
+  fi
   (
     cd "$dir"
     go mod download

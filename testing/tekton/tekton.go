@@ -1,0 +1,483 @@
+// Package tekton runs the real Tekton Pipelines — its controller and its
+// webhook, built from the Go module proxy (testing/tools/tekton) — against
+// a test control plane, with the ConfigMaps, service accounts and RBAC of
+// Tekton's own release manifests (config/ in the pipeline module), and a
+// node stand-in (Node) that plays the kubelet and Tekton's entrypoint for
+// the Pods Tekton creates, so that Tekton itself runs TaskRuns and
+// PipelineRuns to the end.
+//
+// The API server reaches Tekton's webhook the way it reaches Tollgate's in
+// these tests, by URL on loopback: Tekton's webhook reconciles its own
+// webhook configurations (rules, CA bundle, paths) as in a cluster, where
+// they name its Service; a loopback twin of each ("tollgate-test.NAME")
+// carries what it reconciled with the Service replaced by the URL, and the
+// originals select no object (there is no Service to call here).
+package tekton
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/testing/proc"
+)
+
+// Namespace is where Tekton's components live, as in its release.
+const Namespace = "tekton-pipelines"
+
+// Service accounts of the controller and the webhook (config/200-serviceaccount.yaml).
+const (
+	ControllerServiceAccount = "tekton-pipelines-controller"
+	WebhookServiceAccount    = "tekton-pipelines-webhook"
+)
+
+// Images the controller puts into the Pods it creates (its -*-image flags).
+// The node stand-in does not pull them; they are pinned as a release pins them.
+var (
+	EntrypointImage = "ghcr.io/tektoncd/pipeline/entrypoint@sha256:" + strings.Repeat("1", 64)
+	NopImage        = "ghcr.io/tektoncd/pipeline/nop@sha256:" + strings.Repeat("2", 64)
+	ShellImage      = "cgr.dev/chainguard/busybox@sha256:19f02276bf8dbdd62f069b922f10c65262cc34b710eea26ff928129a736be791"
+)
+
+// Options of Start.
+type Options struct {
+	// FeatureFlags are set in the feature-flags ConfigMap over the release's.
+	FeatureFlags map[string]string
+	// Defaults are set in config-defaults over the release's.
+	Defaults map[string]string
+	// Node configures the node stand-in.
+	Node NodeOptions
+}
+
+// Tekton is Tekton Pipelines running against a test control plane.
+type Tekton struct {
+	// Version is the Tekton Pipelines release running.
+	Version string
+	// Node is the node stand-in running its Pods.
+	Node *Node
+
+	env        *envtest.Env
+	webhookURL string
+	controller *proc.Process
+	webhook    *proc.Process
+}
+
+// Start starts Tekton's webhook and controller and the node stand-in for
+// the test's control plane, and stops them when the test ends. It returns
+// once Tekton's webhook answers for its resources through the API server.
+func Start(t testing.TB, env *envtest.Env, opts Options) *Tekton {
+	t.Helper()
+	ctx := t.Context()
+	version, dir := release(t)
+	tk := &Tekton{Version: version, env: env}
+	config := filepath.Join(dir, "config")
+	// The namespace, service accounts, RBAC and ConfigMaps of the release.
+	for _, f := range []string{"100-namespace/100-namespace.yaml", "200-serviceaccount.yaml", "200-clusterrole.yaml", "200-role.yaml",
+		"201-clusterrolebinding.yaml", "201-rolebinding.yaml", "clusterrole-aggregate-edit.yaml", "clusterrole-aggregate-view.yaml"} {
+		apply(t, env.Client, filepath.Join(config, f), nil)
+	}
+	cms, _ := filepath.Glob(filepath.Join(config, "config-*.yaml"))
+	for _, f := range cms {
+		apply(t, env.Client, f, func(u *unstructured.Unstructured) {
+			switch u.GetName() {
+			case "feature-flags":
+				setData(u, opts.FeatureFlags)
+			case "config-defaults":
+				setData(u, opts.Defaults)
+			case "pipelines-info":
+				setData(u, map[string]string{"version": version})
+			}
+		})
+	}
+	tk.startWebhook(t, config)
+	tk.startController(t)
+	tk.Node = StartNode(t, env, opts.Node)
+	// Tekton's webhook is in the loop once its defaulting answers through
+	// the API server: a TaskRun without a timeout gets the default one.
+	probe := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+		"metadata": map[string]any{"namespace": Namespace, "generateName": "probe-"},
+		"spec":     map[string]any{"taskSpec": map[string]any{"steps": []any{map[string]any{"name": "s", "image": ShellImage, "script": "true"}}}},
+	}}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := env.Client.Create(ctx, probe, client.DryRunAll)
+		if err == nil {
+			if _, ok, _ := unstructured.NestedString(probe.Object, "spec", "timeout"); ok {
+				break
+			}
+			err = fmt.Errorf("no default timeout: Tekton's defaulting did not run")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Tekton's webhook is not in the loop after a minute: %v\nwebhook:\n%s", err, tk.webhook.Output())
+		}
+		probe.Object["spec"] = map[string]any{"taskSpec": map[string]any{"steps": []any{map[string]any{"name": "s", "image": ShellImage, "script": "true"}}}}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return tk
+}
+
+// release is the Tekton Pipelines version the tools module pins (or
+// TEKTON_VERSION) and its module directory (release manifests in config/).
+func release(t testing.TB) (version, dir string) {
+	t.Helper()
+	version = os.Getenv("TEKTON_VERSION")
+	if version == "" {
+		list := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/tektoncd/pipeline")
+		list.Dir = filepath.Join(envtest.Root(), "testing", "tools", "tekton")
+		out, err := list.Output()
+		if err != nil {
+			t.Fatalf("the Tekton version of testing/tools/tekton: %v", err)
+		}
+		version = strings.TrimSpace(string(out))
+	}
+	dl := exec.Command("go", "mod", "download", "-json", "github.com/tektoncd/pipeline@"+version)
+	dl.Dir = filepath.Join(envtest.Root(), "testing", "tools", "tekton")
+	out, err := dl.Output()
+	if err != nil {
+		t.Fatalf("the Tekton Pipelines %s module: %v\n%s", version, err, out)
+	}
+	var m struct{ Dir string }
+	if err := jsonUnmarshal(out, &m); err != nil || m.Dir == "" {
+		t.Fatalf("the Tekton Pipelines %s module: %v %s", version, err, out)
+	}
+	return version, m.Dir
+}
+
+// apply creates every object of a manifest file, edited by edit.
+func apply(t testing.TB, c client.Client, file string, edit func(*unstructured.Unstructured)) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if err.Error() == "EOF" {
+				return
+			}
+			t.Fatalf("%s: %v", file, err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if edit != nil {
+			edit(u)
+		}
+		if err := c.Create(t.Context(), u); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("%s: creating %s %s: %v", file, u.GetKind(), u.GetName(), err)
+		}
+	}
+}
+
+func setData(u *unstructured.Unstructured, data map[string]string) {
+	for k, v := range data {
+		_ = unstructured.SetNestedField(u.Object, v, "data", k)
+	}
+}
+
+// kubeconfig writes a kubeconfig that authenticates as a service account
+// of Tekton's namespace (a bound token, as a projected one in a Pod).
+func (tk *Tekton) kubeconfig(t testing.TB, sa string) string {
+	t.Helper()
+	expiry := int64(24 * 3600)
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}
+	acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: sa}}
+	if err := tk.env.Client.SubResource("token").Create(t.Context(), acct, tr); err != nil {
+		t.Fatalf("a token for %s/%s: %v", Namespace, sa, err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: tk.env.Config.Host, CertificateAuthorityData: tk.env.Config.CAData}
+	cfg.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	cfg.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: sa}
+	cfg.CurrentContext = "test"
+	file := filepath.Join(t.TempDir(), sa+".kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, file); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// env is the environment of a Tekton process: what its Deployment sets,
+// with loopback ports of its own.
+func (tk *Tekton) processEnv(t testing.TB, sa string, extra ...string) []string {
+	return append(append(os.Environ(),
+		"SYSTEM_NAMESPACE="+Namespace,
+		"KUBECONFIG="+tk.kubeconfig(t, sa),
+		"KUBERNETES_MIN_VERSION=v1.28.0",
+		"CONFIG_LOGGING_NAME=config-logging",
+		"CONFIG_OBSERVABILITY_NAME=config-observability",
+		"CONFIG_FEATURE_FLAGS_NAME=feature-flags",
+		"METRICS_DOMAIN=tekton.dev/pipeline",
+		"METRICS_PROMETHEUS_HOST=127.0.0.1",
+		"METRICS_PROMETHEUS_PORT="+strconv.Itoa(proc.FreePort(t)),
+		"PROFILING_PORT="+strconv.Itoa(proc.FreePort(t)),
+		"PROBES_PORT="+strconv.Itoa(proc.FreePort(t)),
+	), extra...)
+}
+
+// startController runs Tekton's controller as its service account.
+func (tk *Tekton) startController(t testing.TB) {
+	t.Helper()
+	p := proc.New("tekton-controller", proc.Tool(t, envtest.Root(), "tekton-controller"),
+		"-entrypoint-image", EntrypointImage, "-nop-image", NopImage,
+		"-sidecarlogresults-image", "ghcr.io/tektoncd/pipeline/sidecarlogresults@sha256:"+strings.Repeat("3", 64),
+		"-workingdirinit-image", "ghcr.io/tektoncd/pipeline/workingdirinit@sha256:"+strings.Repeat("4", 64),
+		"-shell-image", ShellImage,
+		"-shell-image-win", "mcr.microsoft.com/powershell:nanoserver@sha256:b6d5ff841b78bdf2dfed7550000fd4f3437385b8fa686ec0f010be24777654d6")
+	p.Cmd.Env = tk.processEnv(t, ControllerServiceAccount,
+		"CONFIG_DEFAULTS_NAME=config-defaults",
+		"CONFIG_LEADERELECTION_NAME=config-leader-election-controller",
+		"CONFIG_SPIRE=config-spire")
+	p.Run(t)
+	tk.controller = p
+}
+
+// ControllerOutput is what the controller logged so far.
+func (tk *Tekton) ControllerOutput() string { return tk.controller.Output() }
+
+// startWebhook runs Tekton's webhook with a serving certificate for
+// loopback in its webhook-certs Secret (it keeps a valid one), creates its
+// webhook configurations as the release does but selecting no object, and
+// keeps a loopback twin of each in step with what it reconciles.
+func (tk *Tekton) startWebhook(t testing.TB, config string) {
+	t.Helper()
+	caPEM, certPEM, keyPEM := servingCert(t)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: "webhook-certs"},
+		Data: map[string][]byte{"ca-cert.pem": caPEM, "server-cert.pem": certPEM, "server-key.pem": keyPEM}}
+	if err := tk.env.Client.Create(t.Context(), secret); err != nil {
+		t.Fatalf("Tekton's webhook-certs: %v", err)
+	}
+	apply(t, tk.env.Client, filepath.Join(config, "500-webhooks.yaml"), func(u *unstructured.Unstructured) {
+		if u.GetKind() == "Secret" {
+			return
+		}
+		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
+		for i := range hooks {
+			h := hooks[i].(map[string]any)
+			h["objectSelector"] = map[string]any{"matchLabels": map[string]any{unreachable: "true"}}
+		}
+		_ = unstructured.SetNestedSlice(u.Object, hooks, "webhooks")
+	})
+	port := proc.FreePort(t)
+	tk.webhookURL = fmt.Sprintf("https://127.0.0.1:%d", port)
+	p := proc.New("tekton-webhook", proc.Tool(t, envtest.Root(), "tekton-webhook"))
+	p.Cmd.Env = tk.processEnv(t, WebhookServiceAccount,
+		"CONFIG_LEADERELECTION_NAME=config-leader-election-webhook",
+		"WEBHOOK_PORT="+strconv.Itoa(port),
+		"WEBHOOK_ADMISSION_CONTROLLER_NAME=webhook.pipeline.tekton.dev",
+		"WEBHOOK_SERVICE_NAME=tekton-pipelines-webhook",
+		"WEBHOOK_SECRET_NAME=webhook-certs")
+	p.Run(t)
+	tk.webhook = p
+	p.WaitFor(t, "serving", proc.DialOK(fmt.Sprintf("127.0.0.1:%d", port)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			tk.mirror(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		// The twins call a webhook that is gone.
+		for _, name := range []string{"webhook.pipeline.tekton.dev"} {
+			_ = tk.env.Client.Delete(context.Background(), &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: twin(name)}})
+		}
+		for _, name := range []string{"validation.webhook.pipeline.tekton.dev", "config.webhook.pipeline.tekton.dev"} {
+			_ = tk.env.Client.Delete(context.Background(), &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: twin(name)}})
+		}
+	})
+}
+
+// WebhookOutput is what Tekton's webhook logged so far.
+func (tk *Tekton) WebhookOutput() string { return tk.webhook.Output() }
+
+// unreachable labels nothing: the originals' object selector.
+const unreachable = "tollgate.test/tekton-webhook-service-unreachable"
+
+func twin(name string) string { return "tollgate-test." + name }
+
+// releaseSelectors are the object selectors of the release's webhooks.
+var releaseSelectors = map[string]*metav1.LabelSelector{
+	"config.webhook.pipeline.tekton.dev": {MatchLabels: map[string]string{"app.kubernetes.io/part-of": "tekton-pipelines"}},
+}
+
+// mirror writes the loopback twin of each webhook configuration Tekton's
+// webhook reconciled (one with a CA bundle and a path).
+func (tk *Tekton) mirror(ctx context.Context) {
+	c := tk.env.Client
+	m := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if c.Get(ctx, client.ObjectKey{Name: "webhook.pipeline.tekton.dev"}, m) == nil {
+		if hooks, ok := tk.twinHooks(m.Webhooks); ok {
+			want := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: twin(m.Name)}}
+			for _, h := range hooks {
+				want.Webhooks = append(want.Webhooks, h.(admissionregistrationv1.MutatingWebhook))
+			}
+			upsert(ctx, c, want, &admissionregistrationv1.MutatingWebhookConfiguration{}, func(cur client.Object) {
+				cur.(*admissionregistrationv1.MutatingWebhookConfiguration).Webhooks = want.Webhooks
+			})
+		}
+	}
+	for _, name := range []string{"validation.webhook.pipeline.tekton.dev", "config.webhook.pipeline.tekton.dev"} {
+		v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		if c.Get(ctx, client.ObjectKey{Name: name}, v) != nil {
+			continue
+		}
+		hooks, ok := tk.twinHooks(v.Webhooks)
+		if !ok {
+			continue
+		}
+		want := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: twin(name)}}
+		for _, h := range hooks {
+			want.Webhooks = append(want.Webhooks, h.(admissionregistrationv1.ValidatingWebhook))
+		}
+		upsert(ctx, c, want, &admissionregistrationv1.ValidatingWebhookConfiguration{}, func(cur client.Object) {
+			cur.(*admissionregistrationv1.ValidatingWebhookConfiguration).Webhooks = want.Webhooks
+		})
+	}
+}
+
+// twinHooks: each reconciled webhook with the URL for the Service and the
+// release's object selector; false until Tekton has reconciled them all.
+func (tk *Tekton) twinHooks(hooks any) ([]any, bool) {
+	var out []any
+	convert := func(cc admissionregistrationv1.WebhookClientConfig, name string) (admissionregistrationv1.WebhookClientConfig, *metav1.LabelSelector, bool) {
+		if len(cc.CABundle) == 0 || cc.Service == nil || cc.Service.Path == nil {
+			return cc, nil, false
+		}
+		url := tk.webhookURL + *cc.Service.Path
+		return admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: cc.CABundle}, releaseSelectors[name], true
+	}
+	switch hs := hooks.(type) {
+	case []admissionregistrationv1.MutatingWebhook:
+		if len(hs) == 0 {
+			return nil, false
+		}
+		for _, h := range hs {
+			cc, sel, ok := convert(h.ClientConfig, h.Name)
+			if !ok || len(h.Rules) == 0 {
+				return nil, false
+			}
+			h = *h.DeepCopy()
+			h.ClientConfig, h.ObjectSelector = cc, sel
+			out = append(out, h)
+		}
+	case []admissionregistrationv1.ValidatingWebhook:
+		if len(hs) == 0 {
+			return nil, false
+		}
+		for _, h := range hs {
+			cc, sel, ok := convert(h.ClientConfig, h.Name)
+			if !ok || (len(h.Rules) == 0 && h.ObjectSelector == nil) {
+				return nil, false
+			}
+			h = *h.DeepCopy()
+			h.ClientConfig, h.ObjectSelector = cc, sel
+			out = append(out, h)
+		}
+	}
+	return out, true
+}
+
+// upsert creates want, or updates the object's webhooks when they differ.
+func upsert(ctx context.Context, c client.Client, want, cur client.Object, set func(client.Object)) {
+	if err := c.Get(ctx, client.ObjectKeyFromObject(want), cur); apierrors.IsNotFound(err) {
+		_ = c.Create(ctx, want)
+		return
+	} else if err != nil {
+		return
+	}
+	before := cur.DeepCopyObject()
+	set(cur)
+	if !equalJSON(before, cur) {
+		_ = c.Update(ctx, cur)
+	}
+}
+
+// servingCert is a CA and a serving certificate for 127.0.0.1 and the
+// webhook Service's names, valid for a year (Tekton's webhook replaces one
+// that ends within a day).
+func servingCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tekton-webhook-test-ca"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := "tekton-pipelines-webhook"
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: svc + "." + Namespace + ".svc"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour),
+		DNSNames:    []string{svc, svc + "." + Namespace, svc + "." + Namespace + ".svc", svc + "." + Namespace + ".svc.cluster.local"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
+
+func jsonUnmarshal(b []byte, into any) error { return json.Unmarshal(b, into) }
+
+// equalJSON compares two objects by their JSON.
+func equalJSON(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
