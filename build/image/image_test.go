@@ -139,7 +139,9 @@ func craneShows(t *testing.T, root, ref string) {
 	}
 	var idx struct {
 		MediaType string
-		Manifests []struct{ Platform struct{ OS, Architecture string } }
+		Manifests []struct {
+			Platform struct{ OS, Architecture string }
+		}
 	}
 	if err := json.Unmarshal(out, &idx); err != nil || len(idx.Manifests) != 1 || idx.Manifests[0].Platform.Architecture != "amd64" || idx.MediaType != "application/vnd.oci.image.index.v1+json" {
 		t.Errorf("crane manifest: %v %s", err, out)
