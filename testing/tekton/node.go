@@ -204,7 +204,8 @@ type podRun struct {
 	pod    *corev1.Pod
 	ctx    context.Context
 	cancel context.CancelFunc
-	// volumes maps a volume's name to its directory.
+	// dir is the Pod's directory; volumes maps a volume's name to its own.
+	dir     string
 	volumes map[string]string
 
 	mu     sync.Mutex
@@ -248,8 +249,8 @@ func (r *podRun) log(container string) *logBuffer {
 // steps together, then its phase.
 func (r *podRun) run() {
 	p := r.pod
-	podDir := filepath.Join(r.node.dir, "pods", p.Namespace, p.Name+"-"+string(p.UID)[:8])
-	if err := r.makeVolumes(podDir); err != nil {
+	r.dir = filepath.Join(r.node.dir, "pods", p.Namespace, p.Name+"-"+string(p.UID)[:8])
+	if err := r.makeVolumes(r.dir); err != nil {
 		r.fail("volumes", err)
 		return
 	}
@@ -433,7 +434,9 @@ func (r *podRun) annotations(p *corev1.Pod) {
 type mounts []struct{ path, dir string }
 
 func (r *podRun) mountsOf(c corev1.Container) mounts {
-	var m mounts
+	// What a container writes under /tekton outside its volumes (the
+	// termination message) stays in its own directory.
+	m := mounts{{"/tekton", filepath.Join(r.dir, "containers", c.Name, "tekton")}}
 	for _, vm := range c.VolumeMounts {
 		dir, ok := r.volumes[vm.Name]
 		if !ok {
@@ -455,13 +458,48 @@ func (m mounts) path(p string) string {
 	return p
 }
 
-// text rewrites every mount path in a script, an argument or a value.
-func (m mounts) text(s string) string {
-	var pairs []string
+// mounted reports whether a host path is in one of the mounts' directories.
+func (m mounts) mounted(p string) bool {
 	for _, mt := range m {
-		pairs = append(pairs, mt.path, mt.dir)
+		if p == mt.dir || strings.HasPrefix(p, mt.dir+"/") {
+			return true
+		}
 	}
-	return strings.NewReplacer(pairs...).Replace(s)
+	return false
+}
+
+// text rewrites every mount path in a script, an argument or a value:
+// an absolute path that starts where a path cannot continue (not after a
+// letter, digit, '.', '_', '-' or '/') and whose mount path ends at a '/'
+// or where a name cannot continue.
+func (m mounts) text(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if s[i] == '/' && (i == 0 || !pathChar(s[i-1])) {
+			if mt, ok := m.at(s[i:]); ok {
+				b.WriteString(mt.dir)
+				i += len(mt.path)
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String()
+}
+
+// at is the (longest) mount whose path starts s as whole path elements.
+func (m mounts) at(s string) (struct{ path, dir string }, bool) {
+	for _, mt := range m {
+		if strings.HasPrefix(s, mt.path) && (len(s) == len(mt.path) || s[len(mt.path)] == '/' || !pathChar(s[len(mt.path)])) {
+			return mt, true
+		}
+	}
+	return struct{ path, dir string }{}, false
+}
+
+func pathChar(c byte) bool {
+	return c == '.' || c == '_' || c == '-' || c == '/' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // initContainer plays one of Tekton's init containers.
@@ -586,6 +624,11 @@ func (r *podRun) step(c corev1.Container) (int, string) {
 	if *ep != "" {
 		command = append([]string{*ep}, command...)
 	}
+	if len(command) > 0 {
+		// Tekton's entrypoint code reads the script (step artifacts) at the
+		// path it gets: the rewritten one.
+		command[0] = m.path(command[0])
+	}
 	term := m.path(*termPath)
 	_ = os.MkdirAll(filepath.Dir(term), 0o755)
 	var waits []string
@@ -615,6 +658,9 @@ func (r *podRun) step(c corev1.Container) (int, string) {
 		e.ResultsDirectory = ""
 	}
 	err := e.Go()
+	if err != nil {
+		fmt.Fprintf(out, "entrypoint: %v\n", err)
+	}
 	msg, _ := os.ReadFile(term)
 	return exitCode(err, *onError), string(msg)
 }
@@ -693,10 +739,10 @@ func (rn runner) Run(ctx context.Context, args ...string) error {
 	if len(args) == 0 {
 		return nil
 	}
-	// The script Tekton placed, its paths rewritten.
-	if script := rn.m.path(args[0]); script != args[0] {
-		if b, err := os.ReadFile(script); err == nil {
-			if err := os.WriteFile(script, []byte(rn.m.text(string(b))), 0o755); err != nil {
+	// The script Tekton placed (in a mount), its paths rewritten.
+	if rn.m.mounted(args[0]) {
+		if b, err := os.ReadFile(args[0]); err == nil {
+			if err := os.WriteFile(args[0], []byte(rn.m.text(string(b))), 0o755); err != nil {
 				return err
 			}
 		}

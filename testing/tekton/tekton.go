@@ -121,25 +121,29 @@ func Start(t testing.TB, env *envtest.Env, opts Options) *Tekton {
 	tk.startController(t)
 	tk.Node = StartNode(t, env, opts.Node)
 	// Tekton's webhook is in the loop once its defaulting answers through
-	// the API server: a TaskRun without a timeout gets the default one.
-	probe := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
-		"metadata": map[string]any{"namespace": Namespace, "generateName": "probe-"},
-		"spec":     map[string]any{"taskSpec": map[string]any{"steps": []any{map[string]any{"name": "s", "image": ShellImage, "script": "true"}}}},
-	}}
+	// the API server: a Task's untyped parameter becomes a string one.
 	deadline := time.Now().Add(time.Minute)
 	for {
+		probe := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "tekton.dev/v1", "kind": "Task",
+			"metadata": map[string]any{"namespace": Namespace, "name": "tollgate-test-probe"},
+			"spec": map[string]any{"params": []any{map[string]any{"name": "p"}},
+				"steps": []any{map[string]any{"name": "s", "image": ShellImage, "script": "true"}}},
+		}}
 		err := env.Client.Create(ctx, probe, client.DryRunAll)
 		if err == nil {
-			if _, ok, _ := unstructured.NestedString(probe.Object, "spec", "timeout"); ok {
+			if typ, _, _ := unstructured.NestedString(probe.Object, "spec", "params", "0", "type"); typ == "string" {
 				break
 			}
-			err = fmt.Errorf("no default timeout: Tekton's defaulting did not run")
+			params, _, _ := unstructured.NestedSlice(probe.Object, "spec", "params")
+			if len(params) == 1 && params[0].(map[string]any)["type"] == "string" {
+				break
+			}
+			err = fmt.Errorf("the parameter has no type: Tekton's defaulting did not run")
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("Tekton's webhook is not in the loop after a minute: %v\nwebhook:\n%s", err, tk.webhook.Output())
 		}
-		probe.Object["spec"] = map[string]any{"taskSpec": map[string]any{"steps": []any{map[string]any{"name": "s", "image": ShellImage, "script": "true"}}}}
 		time.Sleep(200 * time.Millisecond)
 	}
 	return tk

@@ -1,0 +1,251 @@
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"knative.dev/pkg/apis"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tollgate-dev/tollgate/signer"
+	"github.com/tollgate-dev/tollgate/signer/storage/oci"
+	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/testing/registry"
+	"github.com/tollgate-dev/tollgate/testing/tekton"
+)
+
+// craneBin builds crane (go-containerregistry's CLI, this module's version)
+// for the steps the node stand-in runs: the "build" pushes with it.
+func craneBin(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "crane"), "github.com/google/go-containerregistry/cmd/crane")
+	build.Dir = envtest.Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building crane: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// articlePipelineRun is the seed article's PipelineRun shape, inline: a
+// fetch-source task that makes a git checkout in the shared workspace and
+// reports its commit and URL, then a build task that pushes an image built
+// from it to IMAGE and reports IMAGE_URL and IMAGE_DIGEST; restricted
+// steps with limits, as tekton-builder.
+func articlePipelineRun(name, image string) *pipelinev1.PipelineRun {
+	step := func(n, script string) pipelinev1.Step {
+		return pipelinev1.Step{Name: n, Image: "registry.example/tools@sha256:4e3c8e2c1d6a1b0e6f6c4f1a8e2c3d4b5a697886756453423120100f0e0d0c0b",
+			Script: script, SecurityContext: restricted(), ComputeResources: limits("500m", "256Mi")}
+	}
+	fetch := pipelinev1.TaskSpec{
+		Workspaces: []pipelinev1.WorkspaceDeclaration{{Name: "output"}},
+		Params:     pipelinev1.ParamSpecs{{Name: "url", Type: pipelinev1.ParamTypeString}},
+		Results:    []pipelinev1.TaskResult{{Name: "commit"}, {Name: "url"}},
+		Steps: []pipelinev1.Step{step("clone", `set -e
+cd $(workspaces.output.path)
+git init -q -b main src && cd src
+printf 'FROM scratch\n' > Dockerfile
+git -c user.email=ci@example.com -c user.name=ci add Dockerfile
+git -c user.email=ci@example.com -c user.name=ci commit -q -m build
+printf '%s' "$(git rev-parse HEAD)" > $(results.commit.path)
+printf '%s' "$(params.url)" > $(results.url.path)
+`)},
+	}
+	build := pipelinev1.TaskSpec{
+		Workspaces: []pipelinev1.WorkspaceDeclaration{{Name: "source"}},
+		Params:     pipelinev1.ParamSpecs{{Name: "IMAGE", Type: pipelinev1.ParamTypeString}},
+		Results:    []pipelinev1.TaskResult{{Name: "IMAGE_URL"}, {Name: "IMAGE_DIGEST"}},
+		Steps: []pipelinev1.Step{step("build-and-push", `set -e
+cd $(workspaces.source.path)/src
+tar -cf /tmp/layer-$$.tar Dockerfile
+crane append -f /tmp/layer-$$.tar -t "$(params.IMAGE)" >/dev/null
+rm /tmp/layer-$$.tar
+printf '%s' "$(params.IMAGE)" > $(results.IMAGE_URL.path)
+printf '%s' "$(crane digest "$(params.IMAGE)")" > $(results.IMAGE_DIGEST.path)
+`)},
+	}
+	claim := &corev1.PersistentVolumeClaim{Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+		Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+	return &pipelinev1.PipelineRun{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: pipelinev1.PipelineRunSpec{
+			TaskRunTemplate: pipelinev1.PipelineTaskRunTemplate{ServiceAccountName: "tekton-builder"},
+			Params: pipelinev1.Params{
+				{Name: "repo-url", Value: *pipelinev1.NewStructuredValues("https://github.com/acme/widget-api")},
+				{Name: "image-ref", Value: *pipelinev1.NewStructuredValues(image)},
+			},
+			Workspaces: []pipelinev1.WorkspaceBinding{{Name: "shared-data", VolumeClaimTemplate: claim}},
+			PipelineSpec: &pipelinev1.PipelineSpec{
+				Params:     pipelinev1.ParamSpecs{{Name: "repo-url", Type: pipelinev1.ParamTypeString}, {Name: "image-ref", Type: pipelinev1.ParamTypeString}},
+				Workspaces: []pipelinev1.PipelineWorkspaceDeclaration{{Name: "shared-data"}},
+				Tasks: []pipelinev1.PipelineTask{
+					{Name: "fetch-source", TaskSpec: &pipelinev1.EmbeddedTask{TaskSpec: fetch},
+						Workspaces: []pipelinev1.WorkspacePipelineTaskBinding{{Name: "output", Workspace: "shared-data"}},
+						Params:     pipelinev1.Params{{Name: "url", Value: *pipelinev1.NewStructuredValues("$(params.repo-url)")}}},
+					{Name: "build-push", RunAfter: []string{"fetch-source"}, TaskSpec: &pipelinev1.EmbeddedTask{TaskSpec: build},
+						Workspaces: []pipelinev1.WorkspacePipelineTaskBinding{{Name: "source", Workspace: "shared-data"}},
+						Params:     pipelinev1.Params{{Name: "IMAGE", Value: *pipelinev1.NewStructuredValues("$(params.image-ref)")}}},
+				},
+				Results: []pipelinev1.PipelineResult{
+					{Name: "IMAGE_URL", Value: *pipelinev1.NewStructuredValues("$(tasks.build-push.results.IMAGE_URL)")},
+					{Name: "IMAGE_DIGEST", Value: *pipelinev1.NewStructuredValues("$(tasks.build-push.results.IMAGE_DIGEST)")},
+					{Name: "CHAINS-GIT_COMMIT", Value: *pipelinev1.NewStructuredValues("$(tasks.fetch-source.results.commit)")},
+					{Name: "CHAINS-GIT_URL", Value: *pipelinev1.NewStructuredValues("$(tasks.fetch-source.results.url)")},
+				},
+			},
+		},
+	}
+}
+
+// startTekton starts Tollgate's run guard and signer (oci storage,
+// slsa/v2alpha4 for TaskRuns and PipelineRuns; TaskRuns in tekton storage
+// too, so that fetch-source, which builds no image, is signed) and the real Tekton with
+// set-security-context, and a loopback registry team-a owns.
+func startTekton(t *testing.T) (*envtest.Env, *tekton.Tekton, *registry.Registry, string) {
+	t.Helper()
+	dir := t.TempDir()
+	reg := registry.Start(t)
+	env := startGuarded(t, append(signerFixtures(t, dir, map[string]string{
+		"artifacts.taskrun.format":      "slsa/v2alpha4",
+		"artifacts.taskrun.storage":     "tekton,oci",
+		"artifacts.pipelinerun.format":  "slsa/v2alpha4",
+		"artifacts.pipelinerun.storage": "oci",
+		"artifacts.oci.storage":         "oci",
+		"builder.id":                    "https://tollgate.dev/builders/test",
+	}), serviceAccount(signerNS, "tekton-builder"), repositoryOwners("team-a-owns", ns, reg.Host+"/team-a/**"))...)
+	store, err := oci.New("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
+	tk := tekton.Start(t, env, tekton.Options{
+		FeatureFlags: map[string]string{"set-security-context": "true"},
+		Node:         tekton.NodeOptions{Path: []string{craneBin(t)}},
+	})
+	return env, tk, reg, dir
+}
+
+// waitDone waits until a run's Succeeded condition is no longer Unknown.
+func waitDone(t *testing.T, env *envtest.Env, tk *tekton.Tekton, obj client.Object, d time.Duration) *apis.Condition {
+	t.Helper()
+	ctx := t.Context()
+	var cond *apis.Condition
+	ok := waitFor(ctx, d, func() bool {
+		if env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj) != nil {
+			return false
+		}
+		switch o := obj.(type) {
+		case *pipelinev1.PipelineRun:
+			cond = o.Status.GetCondition(apis.ConditionSucceeded)
+		case *pipelinev1.TaskRun:
+			cond = o.Status.GetCondition(apis.ConditionSucceeded)
+		}
+		return cond != nil && cond.Status != corev1.ConditionUnknown
+	})
+	if !ok {
+		t.Fatalf("%s did not finish within %s: %+v\nTekton controller:\n%s\nnode:\n%s", obj.GetName(), d, cond, tail(tk.ControllerOutput(), 40), tk.Node.Logs())
+	}
+	return cond
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestTektonArticlePipeline: the seed article's PipelineRun, run by the
+// real Tekton controller: the run, its child TaskRuns and their Pods are
+// admitted by Tollgate (restricted Pods, set-security-context), Tekton runs
+// it to the end, and the signer signs both TaskRuns and the PipelineRun;
+// cosign verifies the image and its provenance.
+func TestTektonArticlePipeline(t *testing.T) {
+	env, tk, reg, dir := startTekton(t)
+	ctx := t.Context()
+	alice := env.As(t, Alice)
+	image := reg.Host + "/team-a/widget-api:1.0"
+	pr := articlePipelineRun("build-and-push", image)
+	if err := alice.Create(ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	if c := waitDone(t, env, tk, pr, 3*time.Minute); !c.IsTrue() {
+		t.Fatalf("the PipelineRun failed: %+v\n%s", c, childStates(t, env, pr))
+	}
+	if len(pr.Status.ChildReferences) != 2 {
+		t.Fatalf("child references: %+v", pr.Status.ChildReferences)
+	}
+	// Tekton created the Pods (admitted by the run guard's Pod check), with
+	// set-security-context's restricted init containers.
+	pods := &corev1.PodList{}
+	if err := env.Client.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"tekton.dev/pipelineRun": pr.Name}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 2 {
+		t.Fatalf("%d Pods for the PipelineRun", len(pods.Items))
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodSucceeded {
+			t.Errorf("Pod %s: %s", p.Name, p.Status.Phase)
+		}
+		for _, c := range p.Spec.InitContainers {
+			if sc := c.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+				t.Errorf("Pod %s: init container %s is not restricted: %+v", p.Name, c.Name, sc)
+			}
+		}
+	}
+	for _, ref := range pr.Status.ChildReferences {
+		tr := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ref.Name}}
+		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
+			t.Errorf("TaskRun %s: signed = %q; events: %v", ref.Name, got, eventReasons(t, env.Client, tr))
+		}
+	}
+	if got := waitAnnotation(t, env.Client, pr, signer.AnnotationSigned); got != "true" {
+		t.Errorf("PipelineRun: signed = %q; events: %v", got, eventReasons(t, env.Client, pr))
+	}
+	var digest string
+	for _, r := range pr.Status.Results {
+		if r.Name == "IMAGE_DIGEST" {
+			digest = r.Value.StringVal
+		}
+	}
+	if !strings.HasPrefix(digest, "sha256:") {
+		t.Fatalf("pipeline results: %+v", pr.Status.Results)
+	}
+	ref := reg.Host + "/team-a/widget-api@" + digest
+	for _, args := range [][]string{
+		{"verify", "--key", filepath.Join(dir, "cosign.pub"), "--insecure-ignore-tlog", ref},
+		{"verify-attestation", "--key", filepath.Join(dir, "cosign.pub"), "--insecure-ignore-tlog", "--type", "slsaprovenance1", ref},
+	} {
+		if out, err := cosignCLI(t, dir, nil, args...); err != nil {
+			t.Errorf("cosign %s: %v\n%s", args[0], err, out)
+		}
+	}
+}
+
+// childStates describes a PipelineRun's TaskRuns and their steps, for a
+// failure message.
+func childStates(t *testing.T, env *envtest.Env, pr *pipelinev1.PipelineRun) string {
+	var b strings.Builder
+	for _, ref := range pr.Status.ChildReferences {
+		tr := &pipelinev1.TaskRun{}
+		if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: pr.Namespace, Name: ref.Name}, tr); err != nil {
+			fmt.Fprintf(&b, "TaskRun %s: %v\n", ref.Name, err)
+			continue
+		}
+		fmt.Fprintf(&b, "TaskRun %s: %+v\n", ref.Name, tr.Status.GetCondition(apis.ConditionSucceeded))
+		for _, s := range tr.Status.Steps {
+			fmt.Fprintf(&b, "  step %s: %+v\n", s.Name, s.ContainerState)
+		}
+	}
+	return b.String()
+}
