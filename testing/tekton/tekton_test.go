@@ -58,13 +58,13 @@ func TestTaskRun(t *testing.T) {
 func TestMountsText(t *testing.T) {
 	m := mounts{{"/workspace/source", "/d/src"}, {"/tekton/results", "/d/res"}, {"/workspace", "/d/ws"}, {"/tekton", "/d/c/tekton"}}
 	for in, want := range map[string]string{
-		"cd /workspace/source && ls":          "cd /d/src && ls",
+		"cd /workspace/source && ls":         "cd /d/src && ls",
 		`printf x > "/tekton/results/IMAGE"`: `printf x > "/d/res/IMAGE"`,
-		"/workspace/other/x":                  "/d/ws/other/x",
-		"/workspace2/x /tekton-internal/y":    "/workspace2/x /tekton-internal/y",
-		"/tmp/volumes/tekton/x":               "/tmp/volumes/tekton/x",
-		"A=/tekton/termination":               "A=/d/c/tekton/termination",
-		"/tekton":                             "/d/c/tekton",
+		"/workspace/other/x":                 "/d/ws/other/x",
+		"/workspace2/x /tekton-internal/y":   "/workspace2/x /tekton-internal/y",
+		"/tmp/volumes/tekton/x":              "/tmp/volumes/tekton/x",
+		"A=/tekton/termination":              "A=/d/c/tekton/termination",
+		"/tekton":                            "/d/c/tekton",
 	} {
 		if got := m.text(in); got != want {
 			t.Errorf("text(%q) = %q, want %q", in, got, want)
