@@ -83,6 +83,11 @@ bench: $(TEST_TOOLS) ## benchmarks: run guard in-process and through the API ser
 golden: ## regenerate signer/provenance/testdata/chains from Tekton Chains v0.24.0 itself
 	cd testing/tools/chainsgolden && $(GO) run . -out ../../../signer/provenance/testdata/chains
 
+.PHONY: tekton-golden
+tekton-golden: $(TEST_TOOLS) ## capture the article's runs from the real Tekton controller (runs/tekton), then make golden
+	TOLLGATE_CAPTURE_RUNS=$(CURDIR)/signer/provenance/testdata/chains/runs/tekton $(GO) test -count=1 -run '^TestTektonArticlePipeline$$' ./testing/e2e
+	$(MAKE) golden
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -212,6 +214,9 @@ func TestTektonArticlePipeline(t *testing.T) {
 	if got := waitAnnotation(t, env.Client, pr, signer.AnnotationSigned); got != "true" {
 		t.Errorf("PipelineRun: signed = %q; events: %v", got, eventReasons(t, env.Client, pr))
 	}
+	if dir := os.Getenv("TOLLGATE_CAPTURE_RUNS"); dir != "" {
+		captureRuns(t, env, pr, dir)
+	}
 	var digest string
 	for _, r := range pr.Status.Results {
 		if r.Name == "IMAGE_DIGEST" {
@@ -248,4 +253,47 @@ func childStates(t *testing.T, env *envtest.Env, pr *pipelinev1.PipelineRun) str
 		}
 	}
 	return b.String()
+}
+
+// captureRuns writes a PipelineRun and its TaskRuns as the real Tekton
+// left them, for Chains' golden statements (make tekton-golden): without
+// what Tollgate and the signer added (their annotations and finalizers,
+// so that the statement is exactly Chains'), managed fields and resource
+// versions.
+func captureRuns(t *testing.T, env *envtest.Env, pr *pipelinev1.PipelineRun, dir string) {
+	t.Helper()
+	clean := func(o client.Object) {
+		a := o.GetAnnotations()
+		for k := range a {
+			if strings.HasPrefix(k, "tollgate.dev/") || strings.HasPrefix(k, "chains.tekton.dev/") {
+				delete(a, k)
+			}
+		}
+		o.SetAnnotations(a)
+		o.SetFinalizers(nil)
+		o.SetManagedFields(nil)
+		o.SetResourceVersion("")
+	}
+	write := func(name string, o client.Object) {
+		clean(o)
+		b, err := json.MarshalIndent(o, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := pr.DeepCopy()
+	run.APIVersion, run.Kind = "tekton.dev/v1", "PipelineRun"
+	write("pipelinerun-article.json", run)
+	for _, ref := range pr.Status.ChildReferences {
+		tr := &pipelinev1.TaskRun{}
+		if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: pr.Namespace, Name: ref.Name}, tr); err != nil {
+			t.Fatal(err)
+		}
+		tr.APIVersion, tr.Kind = "tekton.dev/v1", "TaskRun"
+		write("taskrun-article-"+ref.PipelineTaskName+".json", tr)
+	}
+	t.Logf("captured the runs in %s", dir)
 }

@@ -48,6 +48,21 @@ type golden struct {
 // metadata Chains' Go types encode with "creationTimestamp": null.
 const ownFixtures = "tollgate"
 
+// tektonFixtures are runs the real Tekton controller produced in Tollgate's
+// end-to-end test (TestTektonArticlePipeline with TOLLGATE_CAPTURE_RUNS, in
+// the output's runs/tekton): the seed article's PipelineRun and its TaskRuns.
+const tektonFixtures = "tekton"
+
+// local reports whether a fixture directory is kept in the output (not
+// read from the Chains module).
+func local(dir string) bool { return dir == ownFixtures || dir == tektonFixtures }
+
+var article = []fixture{
+	{tektonFixtures, "taskrun-article-fetch-source.json", nil},
+	{tektonFixtures, "taskrun-article-build-push.json", nil},
+	{tektonFixtures, "pipelinerun-article.json", []string{"taskrun-article-fetch-source.json", "taskrun-article-build-push.json"}},
+}
+
 type fixture struct {
 	dir      string
 	run      string
@@ -74,7 +89,7 @@ func main() {
 		new      func(config.Config) (formats.Payloader, error)
 		fixtures []fixture
 	}{
-		{"slsa/v1", slsav1.NewFormatter, []fixture{
+		{"slsa/v1", slsav1.NewFormatter, append([]fixture{
 			{"pipeline-v1", "taskrun1.json", nil},
 			{"pipeline-v1", "taskrun2.json", nil},
 			{"pipeline-v1", "taskrun-multiple-subjects.json", nil},
@@ -82,16 +97,16 @@ func main() {
 			{"pipeline-v1", "pipelinerun_structured_results.json", []string{"taskrun1.json", "taskrun2.json"}},
 			{"tollgate", "pipelinerun-vct.json", []string{"taskrun1.json", "taskrun2.json"}},
 			{"tollgate", "taskrun-vct.json", nil},
-		}},
-		{"slsa/v2alpha3", v2alpha3.NewFormatter, []fixture{
+		}, article...)},
+		{"slsa/v2alpha3", v2alpha3.NewFormatter, append([]fixture{
 			{"slsa-v2alpha3", "taskrun1.json", nil},
 			{"slsa-v2alpha3", "taskrun2.json", nil},
 			{"slsa-v2alpha3", "taskrun-multiple-subjects.json", nil},
 			{"slsa-v2alpha3", "pipelinerun1.json", []string{"taskrun1.json", "taskrun2.json"}},
 			{"tollgate", "pipelinerun-vct.json", []string{"taskrun1.json", "taskrun2.json"}},
 			{"tollgate", "taskrun-vct.json", nil},
-		}},
-		{"slsa/v2alpha4", v2alpha4.NewFormatter, []fixture{
+		}, article...)},
+		{"slsa/v2alpha4", v2alpha4.NewFormatter, append([]fixture{
 			{"slsa-v2alpha4", "taskrun1.json", nil},
 			{"slsa-v2alpha4", "taskrun2.json", nil},
 			{"slsa-v2alpha4", "taskrun3.json", nil},
@@ -103,7 +118,7 @@ func main() {
 			{"slsa-v2alpha4", "pipelinerun-remote-resolver.json", nil},
 			{"tollgate", "pipelinerun-vct.json", []string{"taskrun1.json", "taskrun2.json"}},
 			{"tollgate", "taskrun-vct.json", nil},
-		}},
+		}, article...)},
 	}
 	ctx := context.Background()
 	n := 0
@@ -124,8 +139,8 @@ func main() {
 					continue // deep inspection only changes PipelineRun provenance
 				}
 				dir := filepath.Join(testdata, fx.dir)
-				if fx.dir == ownFixtures {
-					dir = filepath.Join(*out, "runs", ownFixtures)
+				if local(fx.dir) {
+					dir = filepath.Join(*out, "runs", fx.dir)
 				}
 				obj, err := load(dir, fx)
 				if err != nil {
@@ -163,7 +178,7 @@ func main() {
 				// Keep a copy of the inputs next to the goldens, so Tollgate's
 				// tests do not depend on the Chains module being downloaded.
 				for _, in := range append([]string{fx.run}, fx.children...) {
-					if fx.dir == ownFixtures {
+					if local(fx.dir) {
 						break // already there
 					}
 					src := filepath.Join(testdata, fx.dir, in)
