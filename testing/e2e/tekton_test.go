@@ -297,3 +297,90 @@ func captureRuns(t *testing.T, env *envtest.Env, pr *pipelinev1.PipelineRun, dir
 	}
 	t.Logf("captured the runs in %s", dir)
 }
+
+// TestTektonRunOutcomes: what the real controller does with a failing
+// step, a cancellation, a timeout and a retried task, and what the signer
+// makes of it — every finished run signed once (tekton storage), never an
+// attempt the controller retries: the retried build's final image is the
+// one signed.
+func TestTektonRunOutcomes(t *testing.T) {
+	env, tk, reg, dir := startTekton(t)
+	ctx := t.Context()
+	alice := env.As(t, Alice)
+	step := func(n, script string) pipelinev1.Step {
+		s := safeStep(n)
+		s.Script = script
+		return s
+	}
+	failing := taskRun(ns, "failing-step", "tekton-builder", step("ok", "true"), step("broken", "echo broken >&2; exit 3"), step("never", "true"))
+	cancelled := taskRun(ns, "cancelled", "tekton-builder", step("long", "sleep 60"))
+	timedOut := taskRun(ns, "timed-out", "tekton-builder", step("long", "sleep 60"))
+	timedOut.Spec.Timeout = &metav1.Duration{Duration: 3 * time.Second}
+	for _, tr := range []*pipelinev1.TaskRun{failing, cancelled, timedOut} {
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatalf("creating %s: %v", tr.Name, err)
+		}
+	}
+	retried := articlePipelineRun("retried", reg.Host+"/team-a/retried:1.0")
+	build := &retried.Spec.PipelineSpec.Tasks[1]
+	build.Retries = 1
+	build.TaskSpec.Steps[0].Script = "if [ ! -f $(workspaces.source.path)/attempted ]; then touch $(workspaces.source.path)/attempted; echo first attempt fails >&2; exit 1; fi\n" + build.TaskSpec.Steps[0].Script
+	if err := alice.Create(ctx, retried); err != nil {
+		t.Fatal(err)
+	}
+
+	// Cancel the long TaskRun once its step runs, as a user does.
+	if !waitFor(ctx, time.Minute, func() bool {
+		_ = env.Client.Get(ctx, client.ObjectKeyFromObject(cancelled), cancelled)
+		return len(cancelled.Status.Steps) > 0 && cancelled.Status.Steps[0].Running != nil
+	}) {
+		t.Fatalf("the TaskRun to cancel never ran: %+v", cancelled.Status)
+	}
+	cancelled.Spec.Status = pipelinev1.TaskRunSpecStatusCancelled
+	if err := alice.Update(ctx, cancelled); err != nil {
+		t.Fatalf("cancelling: %v", err)
+	}
+
+	for _, c := range []struct {
+		tr     *pipelinev1.TaskRun
+		reason string
+	}{{failing, "Failed"}, {cancelled, "TaskRunCancelled"}, {timedOut, "TaskRunTimeout"}} {
+		cond := waitDone(t, env, tk, c.tr, 2*time.Minute)
+		if cond.IsTrue() || cond.Reason != c.reason {
+			t.Errorf("%s: %s %s: %s", c.tr.Name, cond.Status, cond.Reason, cond.Message)
+		}
+		if got := waitAnnotation(t, env.Client, c.tr, signer.AnnotationSigned); got != "true" {
+			t.Errorf("%s: signed = %q; events: %v", c.tr.Name, got, eventReasons(t, env.Client, c.tr))
+		}
+		if c.tr.Annotations["chains.tekton.dev/payload-taskrun-"+string(c.tr.UID)] == "" {
+			t.Errorf("%s: no provenance stored on the run", c.tr.Name)
+		}
+	}
+	if st := failing.Status.Steps; len(st) != 3 || st[1].Terminated == nil || st[1].Terminated.ExitCode != 3 || st[2].Terminated == nil || st[2].Terminated.Reason == "Completed" {
+		t.Errorf("failing steps: %+v", failing.Status.Steps)
+	}
+
+	if c := waitDone(t, env, tk, retried, 3*time.Minute); !c.IsTrue() {
+		t.Fatalf("the retried PipelineRun: %+v\n%s", c, childStates(t, env, retried))
+	}
+	buildRun := &pipelinev1.TaskRun{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "retried-build-push"}, buildRun); err != nil {
+		t.Fatal(err)
+	}
+	if len(buildRun.Status.RetriesStatus) != 1 {
+		t.Errorf("retries: %d, want 1", len(buildRun.Status.RetriesStatus))
+	}
+	if got := waitAnnotation(t, env.Client, buildRun, signer.AnnotationSigned); got != "true" {
+		t.Fatalf("the retried build: signed = %q; events: %v", got, eventReasons(t, env.Client, buildRun))
+	}
+	var digest string
+	for _, r := range buildRun.Status.Results {
+		if r.Name == "IMAGE_DIGEST" {
+			digest = r.Value.StringVal
+		}
+	}
+	ref := reg.Host + "/team-a/retried@" + digest
+	if out, err := cosignCLI(t, dir, nil, "verify", "--key", filepath.Join(dir, "cosign.pub"), "--insecure-ignore-tlog", ref); err != nil {
+		t.Errorf("the retried build's image is not signed: %v\n%s", err, out)
+	}
+}
