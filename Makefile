@@ -19,8 +19,8 @@ FUZZTIME ?= 30s
 
 # The keyless and KMS servers (one module: testing/tools/sigstore).
 KEYLESS_TOOLS := bin/fulcio bin/rekor-server bin/rekor-cli bin/trillian_log_server bin/trillian_log_signer bin/local-kms
-# Tekton Pipelines' controller and webhook (testing/tools/tekton; TEKTON_VERSION=… for another release).
-TEKTON_TOOLS := bin/tekton-controller bin/tekton-webhook
+# Tekton Pipelines' controller, webhook and resolvers (testing/tools/tekton; TEKTON_VERSION=… for another release).
+TEKTON_TOOLS := bin/tekton-controller bin/tekton-webhook bin/tekton-resolvers
 TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS) $(TEKTON_TOOLS)
 
 .PHONY: help

@@ -26,7 +26,7 @@ import (
 
 // craneBin builds crane (go-containerregistry's CLI, this module's version)
 // for the steps the node stand-in runs: the "build" pushes with it.
-func craneBin(t *testing.T) string {
+func craneBin(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(dir, "crane"), "github.com/google/go-containerregistry/cmd/crane")
@@ -109,25 +109,38 @@ printf '%s' "$(crane digest "$(params.IMAGE)")" > $(results.IMAGE_DIGEST.path)
 
 // startTekton starts Tollgate's run guard and signer (oci storage,
 // slsa/v2alpha4 for TaskRuns and PipelineRuns; TaskRuns in tekton storage
-// too, so that fetch-source, which builds no image, is signed) and the real Tekton with
-// set-security-context, and a loopback registry team-a owns.
-func startTekton(t *testing.T) (*envtest.Env, *tekton.Tekton, *registry.Registry, string) {
+// too, so that fetch-source, which builds no image, is signed) and the real
+// Tekton with set-security-context, and a loopback registry team-a owns.
+func startTekton(t testing.TB) (*envtest.Env, *tekton.Tekton, *registry.Registry, string) {
+	return startTektonWith(t, true)
+}
+
+// startTektonWith is startTekton, without Tollgate's webhooks unless
+// guarded (the signer runs either way).
+func startTektonWith(t testing.TB, guarded bool) (*envtest.Env, *tekton.Tekton, *registry.Registry, string) {
 	t.Helper()
 	dir := t.TempDir()
 	reg := registry.Start(t)
-	env := startGuarded(t, append(signerFixtures(t, dir, map[string]string{
+	fixtures := append(signerFixtures(t, dir, map[string]string{
 		"artifacts.taskrun.format":      "slsa/v2alpha4",
 		"artifacts.taskrun.storage":     "tekton,oci",
 		"artifacts.pipelinerun.format":  "slsa/v2alpha4",
 		"artifacts.pipelinerun.storage": "oci",
 		"artifacts.oci.storage":         "oci",
 		"builder.id":                    "https://tollgate.dev/builders/test",
-	}), serviceAccount(signerNS, "tekton-builder"), repositoryOwners("team-a-owns", ns, reg.Host+"/team-a/**"))...)
+	}), serviceAccount(signerNS, "tekton-builder"), repositoryOwners("team-a-owns", ns, reg.Host+"/team-a/**"))
+	var env *envtest.Env
+	if guarded {
+		env = startGuarded(t, fixtures...)
+	} else {
+		env = envtest.Start(t, envtest.Options{})
+		applyAll(t, env.Client, append(append(sampleState(t), aliceRBAC()...), fixtures...)...)
+	}
 	store, err := oci.New("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
+	_ = startSignerB(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
 	tk := tekton.Start(t, env, tekton.Options{
 		FeatureFlags: map[string]string{"set-security-context": "true"},
 		Node:         tekton.NodeOptions{Path: []string{craneBin(t)}},
@@ -384,3 +397,163 @@ func TestTektonRunOutcomes(t *testing.T) {
 		t.Errorf("the retried build's image is not signed: %v\n%s", err, out)
 	}
 }
+
+// runArticles creates n of the article's PipelineRuns at once (as alice
+// when set, else as admin) and waits until every one is finished and
+// signed; it returns each run's time from create to signed.
+func runArticles(t testing.TB, env *envtest.Env, c client.Client, reg *registry.Registry, prefix string, n int, timeout time.Duration) []time.Duration {
+	t.Helper()
+	ctx := t.Context()
+	created := map[string]time.Time{}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		pr := articlePipelineRun(name, fmt.Sprintf("%s/team-a/%s:1.0", reg.Host, name))
+		created[name] = time.Now()
+		if err := c.Create(ctx, pr); err != nil {
+			t.Fatalf("creating %s: %v", name, err)
+		}
+	}
+	signedAt := map[string]time.Duration{}
+	deadline := time.Now().Add(timeout)
+	for len(signedAt) < n && time.Now().Before(deadline) {
+		list := &pipelinev1.PipelineRunList{}
+		if err := env.Client.List(ctx, list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		for _, pr := range list.Items {
+			start, ok := created[pr.Name]
+			if _, done := signedAt[pr.Name]; !ok || done {
+				continue
+			}
+			if c := pr.Status.GetCondition(apis.ConditionSucceeded); c != nil && c.IsFalse() {
+				t.Fatalf("%s failed: %s: %s", pr.Name, c.Reason, c.Message)
+			}
+			if pr.Annotations[signer.AnnotationSigned] == "true" {
+				signedAt[pr.Name] = now.Sub(start)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(signedAt) < n {
+		var stuck []string
+		for name := range created {
+			if _, ok := signedAt[name]; !ok {
+				stuck = append(stuck, name)
+			}
+		}
+		t.Fatalf("%d of %d PipelineRuns not signed within %s: %v", len(stuck), n, timeout, stuck)
+	}
+	out := make([]time.Duration, 0, n)
+	for _, d := range signedAt {
+		out = append(out, d)
+	}
+	return out
+}
+
+// TestTektonConcurrent: 50 of the article's PipelineRuns at once, run by
+// the real controller through Tollgate's webhooks: none is stuck, none
+// fails, every one is signed, and Tekton never met a webhook error (no
+// Warning Event of Tekton's names an admission webhook).
+func TestTektonConcurrent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50 PipelineRuns through the real Tekton controller")
+	}
+	env, _, reg, _ := startTekton(t)
+	took := runArticles(t, env, env.As(t, Alice), reg, "load", 50, 6*time.Minute)
+	p50, p99 := percentiles(took)
+	t.Logf("50 PipelineRuns, create -> signed: p50 %.0f ms, p99 %.0f ms", p50, p99)
+	events := &corev1.EventList{}
+	if err := env.Client.List(t.Context(), events, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		if e.Type == corev1.EventTypeWarning && (strings.Contains(e.Message, "admission webhook") || strings.Contains(e.Message, "denied the request")) {
+			t.Errorf("%s %s: %s: %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+		}
+	}
+}
+
+// BenchmarkTektonPipelineToSigned: 50 of the article's PipelineRuns at
+// once through the real Tekton controller, create -> signed, with and
+// without Tollgate's webhooks (the signer runs in both): what Tollgate's
+// admission adds to a real pipeline.
+func BenchmarkTektonPipelineToSigned(b *testing.B) {
+	for _, guarded := range []bool{false, true} {
+		name := "without-webhooks"
+		if guarded {
+			name = "tollgate"
+		}
+		b.Run(name, func(b *testing.B) {
+			env, _, reg, _ := startTektonWith(b, guarded)
+			c := env.As(b, Alice)
+			b.ResetTimer()
+			var all []time.Duration
+			for i := 0; i < b.N; i++ {
+				all = append(all, runArticles(b, env, c, reg, fmt.Sprintf("bench-%d", i), 50, 10*time.Minute)...)
+			}
+			b.StopTimer()
+			p50, p99 := percentiles(all)
+			b.ReportMetric(p50, "p50-ms")
+			b.ReportMetric(p99, "p99-ms")
+		})
+	}
+}
+
+// TestTektonRemoteTask: TaskRuns whose Task Tekton resolves with its
+// cluster resolver (Tekton's resolvers running): a safe Task runs; an
+// unsafe one — admitted at creation, where only its reference is visible —
+// is caught when Tekton creates its Pod, and Tekton reports Tollgate's
+// reason on the run.
+func TestTektonRemoteTask(t *testing.T) {
+	dir := t.TempDir()
+	env := startGuarded(t, append(signerFixtures(t, dir, map[string]string{"artifacts.taskrun.storage": "tekton"}),
+		namespace("catalog", nil), serviceAccount(signerNS, "tekton-builder"))...)
+	tk := tekton.Start(t, env, tekton.Options{FeatureFlags: map[string]string{"set-security-context": "true"}, Resolvers: true})
+	ctx := t.Context()
+	safe := safeStep("build")
+	unsafe := safeStep("build")
+	unsafe.SecurityContext = &corev1.SecurityContext{Privileged: ptrTo(true)}
+	for name, s := range map[string]pipelinev1.Step{"safe-build": safe, "unsafe-build": unsafe} {
+		task := &pipelinev1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: "catalog", Name: name}, Spec: pipelinev1.TaskSpec{Steps: []pipelinev1.Step{s}}}
+		if err := env.Client.Create(ctx, task); err != nil {
+			t.Fatalf("creating Task %s: %v", name, err)
+		}
+	}
+	remote := func(name, task string) *pipelinev1.TaskRun {
+		return &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: pipelinev1.TaskRunSpec{
+			ServiceAccountName: "tekton-builder",
+			TaskRef: &pipelinev1.TaskRef{ResolverRef: pipelinev1.ResolverRef{Resolver: "cluster", Params: pipelinev1.Params{
+				{Name: "kind", Value: *pipelinev1.NewStructuredValues("task")},
+				{Name: "name", Value: *pipelinev1.NewStructuredValues(task)},
+				{Name: "namespace", Value: *pipelinev1.NewStructuredValues("catalog")},
+			}}},
+		}}
+	}
+	alice := env.As(t, Alice)
+	good, bad := remote("remote-safe", "safe-build"), remote("remote-unsafe", "unsafe-build")
+	for _, tr := range []*pipelinev1.TaskRun{good, bad} {
+		if err := alice.Create(ctx, tr); err != nil {
+			t.Fatalf("creating %s (only its reference is visible at creation): %v", tr.Name, err)
+		}
+	}
+	if c := waitDone(t, env, tk, good, 2*time.Minute); !c.IsTrue() {
+		t.Fatalf("the safe remote Task: %+v\nresolvers:\n%s", c, tail(tk.ResolversOutput(), 30))
+	}
+	if good.Status.Provenance == nil || good.Status.Provenance.RefSource == nil {
+		t.Errorf("Tekton recorded no refSource for the resolved Task: %+v", good.Status.Provenance)
+	}
+	c := waitDone(t, env, tk, bad, 2*time.Minute)
+	if c.IsTrue() || c.Reason != "PodCreationFailed" || !strings.Contains(c.Message, "tollgate denied Pod") || !strings.Contains(c.Message, "privileged") {
+		t.Errorf("the unsafe remote Task: %s %s: %s", c.Status, c.Reason, c.Message)
+	}
+	pods := &corev1.PodList{}
+	if err := env.Client.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{"tekton.dev/taskRun": bad.Name}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 0 {
+		t.Errorf("a Pod exists for the unsafe Task: %s", pods.Items[0].Name)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }

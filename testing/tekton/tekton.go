@@ -75,7 +75,14 @@ type Options struct {
 	Defaults map[string]string
 	// Node configures the node stand-in.
 	Node NodeOptions
+	// Resolvers also runs Tekton's remote resolvers (cmd/resolvers, in
+	// tekton-pipelines-resolvers as the release installs them): the cluster
+	// and bundles resolvers work here; hub, git and http need a network.
+	Resolvers bool
 }
+
+// ResolversNamespace is where Tekton's resolvers live, as in its release.
+const ResolversNamespace = "tekton-pipelines-resolvers"
 
 // Tekton is Tekton Pipelines running against a test control plane.
 type Tekton struct {
@@ -88,6 +95,7 @@ type Tekton struct {
 	webhookURL string
 	controller *proc.Process
 	webhook    *proc.Process
+	resolvers  *proc.Process
 }
 
 // Start starts Tekton's webhook and controller and the node stand-in for
@@ -119,6 +127,9 @@ func Start(t testing.TB, env *envtest.Env, opts Options) *Tekton {
 	}
 	tk.startWebhook(t, config)
 	tk.startController(t)
+	if opts.Resolvers {
+		tk.startResolvers(t, config)
+	}
 	tk.Node = StartNode(t, env, opts.Node)
 	// Tekton's webhook is in the loop once its defaulting answers through
 	// the API server: a Task's untyped parameter becomes a string one.
@@ -211,14 +222,19 @@ func setData(u *unstructured.Unstructured, data map[string]string) {
 }
 
 // kubeconfig writes a kubeconfig that authenticates as a service account
-// of Tekton's namespace (a bound token, as a projected one in a Pod).
+// of Tekton's namespace, or NAMESPACE/NAME (a bound token, as a projected
+// one in a Pod).
 func (tk *Tekton) kubeconfig(t testing.TB, sa string) string {
 	t.Helper()
+	ns := Namespace
+	if n, name, ok := strings.Cut(sa, "/"); ok {
+		ns, sa = n, name
+	}
 	expiry := int64(24 * 3600)
 	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}
-	acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: sa}}
+	acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}}
 	if err := tk.env.Client.SubResource("token").Create(t.Context(), acct, tr); err != nil {
-		t.Fatalf("a token for %s/%s: %v", Namespace, sa, err)
+		t.Fatalf("a token for %s/%s: %v", ns, sa, err)
 	}
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: tk.env.Config.Host, CertificateAuthorityData: tk.env.Config.CAData}
@@ -265,6 +281,44 @@ func (tk *Tekton) startController(t testing.TB) {
 		"CONFIG_SPIRE=config-spire")
 	p.Run(t)
 	tk.controller = p
+}
+
+// startResolvers runs Tekton's resolvers as their service account, with
+// the release's namespace, RBAC and ConfigMaps (config/resolvers). The hub
+// APIs point at a closed loopback port: nothing leaves the machine.
+func (tk *Tekton) startResolvers(t testing.TB, config string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(config, "resolvers", "*.yaml"))
+	for _, f := range files {
+		if strings.HasSuffix(f, "resolvers-deployment.yaml") || strings.HasSuffix(f, "resolvers-service.yaml") {
+			continue
+		}
+		apply(t, tk.env.Client, f, nil)
+	}
+	closed := fmt.Sprintf("http://127.0.0.1:%d", proc.FreePort(t))
+	p := proc.New("tekton-resolvers", proc.Tool(t, envtest.Root(), "tekton-resolvers"))
+	env := tk.processEnv(t, ResolversNamespace+"/tekton-pipelines-resolvers",
+		"CONFIG_LEADERELECTION_NAME=config-leader-election-resolvers",
+		"TEKTON_HUB_API="+closed, "ARTIFACT_HUB_API="+closed)
+	for i, e := range env {
+		switch {
+		case e == "SYSTEM_NAMESPACE="+Namespace:
+			env[i] = "SYSTEM_NAMESPACE=" + ResolversNamespace
+		case e == "METRICS_DOMAIN=tekton.dev/pipeline":
+			env[i] = "METRICS_DOMAIN=tekton.dev/resolution"
+		}
+	}
+	p.Cmd.Env = env
+	p.Run(t)
+	tk.resolvers = p
+}
+
+// ResolversOutput is what the resolvers logged so far (empty unless run).
+func (tk *Tekton) ResolversOutput() string {
+	if tk.resolvers == nil {
+		return ""
+	}
+	return tk.resolvers.Output()
 }
 
 // ControllerOutput is what the controller logged so far.

@@ -27,19 +27,19 @@ pkg_of() {
     rekor-server|rekor-cli) echo github.com/sigstore/rekor/cmd/$1 ;;
     trillian_log_server|trillian_log_signer) echo github.com/google/trillian/cmd/$1 ;;
     local-kms) echo github.com/nsmithuk/local-kms ;;
-    tekton-controller|tekton-webhook) echo github.com/tektoncd/pipeline/cmd/${1#tekton-} ;;
+    tekton-controller|tekton-webhook|tekton-resolvers) echo github.com/tektoncd/pipeline/cmd/${1#tekton-} ;;
     *) echo "build.sh: unknown tool $1 (known: $all)" >&2; return 2 ;;
   esac
 }
 
-all="kube-apiserver etcd cosign cosign3 helm controller-gen fulcio rekor-server rekor-cli trillian_log_server trillian_log_signer local-kms tekton-controller tekton-webhook"
+all="kube-apiserver etcd cosign cosign3 helm controller-gen fulcio rekor-server rekor-cli trillian_log_server trillian_log_signer local-kms tekton-controller tekton-webhook tekton-resolvers"
 
 # The keyless servers share one module (testing/tools/sigstore), so their
 # builds share compiled packages.
 dir_of() {
   case $1 in
     fulcio|rekor-server|rekor-cli|trillian_log_server|trillian_log_signer|local-kms) echo "$here/sigstore" ;;
-    tekton-controller|tekton-webhook) echo "$here/tekton" ;;
+    tekton-controller|tekton-webhook|tekton-resolvers) echo "$here/tekton" ;;
     *) echo "$here/$1" ;;
   esac
 }
@@ -56,7 +56,7 @@ mod_of() {
     rekor-server|rekor-cli) echo github.com/sigstore/rekor ;;
     trillian_log_server|trillian_log_signer) echo github.com/google/trillian ;;
     local-kms) echo github.com/nsmithuk/local-kms ;;
-    tekton-controller|tekton-webhook) echo github.com/tektoncd/pipeline ;;
+    tekton-controller|tekton-webhook|tekton-resolvers) echo github.com/tektoncd/pipeline ;;
   esac
 }
 
