@@ -58,11 +58,20 @@ func (b *syncBuffer) String() string {
 // by `make tools`).
 func Tool(t testing.TB, root, name string) string {
 	t.Helper()
-	bin := filepath.Join(root, "bin", name)
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("bin/%s is not built: run `make tools` (it builds the test servers from the Go module proxy once, cached in ~/.cache/tollgate): %v", name, err)
+	bin, err := ToolPath(root, name)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
+}
+
+// ToolPath is Tool for a caller that is not a test.
+func ToolPath(root, name string) (string, error) {
+	bin := filepath.Join(root, "bin", name)
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("bin/%s is not built: run `make tools` (it builds the test servers from the Go module proxy once, cached in ~/.cache/tollgate): %w", name, err)
+	}
+	return bin, nil
 }
 
 // New is a process not started yet: set Cmd.Env or Cmd.SysProcAttr, then Run.
@@ -79,17 +88,25 @@ func Start(t testing.TB, name, bin string, attr *syscall.SysProcAttr, args ...st
 	return p
 }
 
-// Run starts the process, stopped when the test ends.
-func (p *Process) Run(t testing.TB) {
-	t.Helper()
+// Launch starts the process; the caller stops it (Stop).
+func (p *Process) Launch() error {
 	p.Cmd.Stdout, p.Cmd.Stderr = p.out, p.out
 	if err := p.Cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", p.Name, err)
+		return fmt.Errorf("starting %s: %w", p.Name, err)
 	}
 	go func() {
 		p.err = p.Cmd.Wait()
 		close(p.done)
 	}()
+	return nil
+}
+
+// Run starts the process, stopped when the test ends.
+func (p *Process) Run(t testing.TB) {
+	t.Helper()
+	if err := p.Launch(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
@@ -135,31 +152,47 @@ func (p *Process) Stop() {
 // passes.
 func (p *Process) WaitFor(t testing.TB, what string, ready func() error) {
 	t.Helper()
+	if err := p.Await(what, ready); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Await is WaitFor for a caller that is not a test.
+func (p *Process) Await(what string, ready func() error) error {
 	deadline := time.Now().Add(time.Minute)
 	var err error
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited before %s: %v\n%s", p.Name, what, p.err, p.out)
+			return fmt.Errorf("%s exited before %s: %v\n%s", p.Name, what, p.err, p.out)
 		default:
 		}
 		if err = ready(); err == nil {
-			return
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s: not %s after a minute: %v\n%s", p.Name, what, err, p.out)
+	return fmt.Errorf("%s: not %s after a minute: %v\n%s", p.Name, what, err, p.out)
 }
 
 // FreePort returns a loopback port nothing listens on now.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := Port()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return port
+}
+
+// Port is FreePort for a caller that is not a test.
+func Port() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // HTTPOK is a readiness check: GET url answers 200.

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/tollgate-dev/tollgate/testing/envtest"
@@ -74,10 +75,13 @@ type NodeOptions struct {
 // stderr files (logs are kept in memory), node selection and scheduling.
 // Deleting a Pod stops its steps (their processes are killed).
 type Node struct {
-	env  *envtest.Env
 	opts NodeOptions
 	dir  string
 	kube kubernetes.Interface
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	shutdown func()
 
 	mu   sync.Mutex
 	pods map[types.UID]*podRun
@@ -90,11 +94,27 @@ const ManagedBy = "app.kubernetes.io/managed-by=tekton-pipelines"
 // StartNode starts the node stand-in; it stops with the test.
 func StartNode(t testing.TB, env *envtest.Env, opts NodeOptions) *Node {
 	t.Helper()
-	kube, err := kubernetes.NewForConfig(env.Config)
+	n, err := RunNode(env.Config, t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{env: env, opts: opts, dir: t.TempDir(), kube: kube, pods: map[types.UID]*podRun{}}
+	t.Cleanup(func() {
+		n.Stop()
+		if t.Failed() {
+			t.Logf("node stand-in:\n%s", n.Logs())
+		}
+	})
+	return n
+}
+
+// RunNode starts the node stand-in with its scratch directory dir; Stop
+// stops it (and every step still running).
+func RunNode(cfg *rest.Config, dir string, opts NodeOptions) (*Node, error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{opts: opts, dir: dir, kube: kube, pods: map[types.UID]*podRun{}, stop: make(chan struct{})}
 	factory := informers.NewSharedInformerFactory(kube, 0)
 	inf := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.LabelSelector = ManagedBy
@@ -112,40 +132,43 @@ func StartNode(t testing.TB, env *envtest.Env, opts NodeOptions) *Node {
 		},
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	// The service account controller's part: every namespace has "default".
-	nsInf := factory.Core().V1().Namespaces().Informer()
-	_, err = nsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(o any) {
+	_, err = factory.Core().V1().Namespaces().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(o any) {
 		if ns, ok := o.(*corev1.Namespace); ok {
 			sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "default"}}
 			_, _ = kube.CoreV1().ServiceAccounts(ns.Name).Create(context.Background(), sa, metav1.CreateOptions{})
 		}
 	}})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	stop := make(chan struct{})
-	factory.Start(stop)
-	go inf.Run(stop)
-	t.Cleanup(func() {
-		close(stop)
-		factory.Shutdown()
+	factory.Start(n.stop)
+	go inf.Run(n.stop)
+	n.shutdown = factory.Shutdown
+	return n, nil
+}
+
+// Stop stops watching and kills every step still running.
+func (n *Node) Stop() {
+	n.stopOnce.Do(func() {
+		close(n.stop)
+		n.shutdown()
 		n.mu.Lock()
 		for _, r := range n.pods {
 			r.cancel()
 		}
 		n.mu.Unlock()
 		n.wg.Wait()
-		if t.Failed() {
-			t.Logf("node stand-in:\n%s", n.Logs())
-		}
 	})
-	return n
 }
 
 // Logs are every step's output so far, by Pod and container.
 func (n *Node) Logs() string {
+	if n == nil {
+		return ""
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var b strings.Builder

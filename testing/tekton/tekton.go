@@ -24,6 +24,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"io"
 	"fmt"
 	"math/big"
 	"net"
@@ -42,6 +44,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,18 +87,31 @@ type Options struct {
 // ResolversNamespace is where Tekton's resolvers live, as in its release.
 const ResolversNamespace = "tekton-pipelines-resolvers"
 
-// Tekton is Tekton Pipelines running against a test control plane.
+// Tekton is Tekton Pipelines running against a control plane.
 type Tekton struct {
 	// Version is the Tekton Pipelines release running.
 	Version string
 	// Node is the node stand-in running its Pods.
 	Node *Node
 
-	env        *envtest.Env
+	cfg        Config
+	c          client.Client
 	webhookURL string
 	controller *proc.Process
 	webhook    *proc.Process
 	resolvers  *proc.Process
+	stopMirror func()
+}
+
+// Config of Run.
+type Config struct {
+	// RestConfig reaches the API server as a cluster admin.
+	RestConfig *rest.Config
+	// Root is the Tollgate checkout (bin/ and testing/tools/tekton).
+	Root string
+	// Dir is a scratch directory, removed by the caller.
+	Dir string
+	Options
 }
 
 // Start starts Tekton's webhook and controller and the node stand-in for
@@ -103,36 +119,86 @@ type Tekton struct {
 // once Tekton's webhook answers for its resources through the API server.
 func Start(t testing.TB, env *envtest.Env, opts Options) *Tekton {
 	t.Helper()
-	ctx := t.Context()
-	version, dir := release(t)
-	tk := &Tekton{Version: version, env: env}
+	tk, err := Run(t.Context(), Config{RestConfig: env.Config, Root: envtest.Root(), Dir: t.TempDir(), Options: opts})
+	if tk != nil {
+		t.Cleanup(func() {
+			tk.Stop()
+			if t.Failed() {
+				t.Logf("tekton-controller's output:\n%s\ntekton-webhook's output:\n%s\nnode stand-in:\n%s", tk.ControllerOutput(), tk.WebhookOutput(), tk.Node.Logs())
+			}
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// Run starts Tekton's webhook and controller (and resolvers when asked)
+// and the node stand-in against a control plane; Stop stops them. It
+// returns once Tekton's webhook answers for its resources through the API
+// server. On an error, what was started is stopped.
+func Run(ctx context.Context, cfg Config) (tk *Tekton, err error) {
+	c, err := client.New(cfg.RestConfig, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	version, dir, err := release(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	tk = &Tekton{Version: version, cfg: cfg, c: c}
+	defer func() {
+		if err != nil {
+			tk.Stop()
+			tk = nil
+		}
+	}()
 	config := filepath.Join(dir, "config")
 	// The namespace, service accounts, RBAC and ConfigMaps of the release.
 	for _, f := range []string{"100-namespace/100-namespace.yaml", "200-serviceaccount.yaml", "200-clusterrole.yaml", "200-role.yaml",
 		"201-clusterrolebinding.yaml", "201-rolebinding.yaml", "clusterrole-aggregate-edit.yaml", "clusterrole-aggregate-view.yaml"} {
-		apply(t, env.Client, filepath.Join(config, f), nil)
+		if err := apply(ctx, c, filepath.Join(config, f), nil); err != nil {
+			return tk, err
+		}
 	}
 	cms, _ := filepath.Glob(filepath.Join(config, "config-*.yaml"))
 	for _, f := range cms {
-		apply(t, env.Client, f, func(u *unstructured.Unstructured) {
+		err := apply(ctx, c, f, func(u *unstructured.Unstructured) {
 			switch u.GetName() {
 			case "feature-flags":
-				setData(u, opts.FeatureFlags)
+				setData(u, cfg.FeatureFlags)
 			case "config-defaults":
-				setData(u, opts.Defaults)
+				setData(u, cfg.Defaults)
 			case "pipelines-info":
 				setData(u, map[string]string{"version": version})
 			}
 		})
+		if err != nil {
+			return tk, err
+		}
 	}
-	tk.startWebhook(t, config)
-	tk.startController(t)
-	if opts.Resolvers {
-		tk.startResolvers(t, config)
+	if err := tk.startWebhook(ctx, config); err != nil {
+		return tk, err
 	}
-	tk.Node = StartNode(t, env, opts.Node)
-	// Tekton's webhook is in the loop once its defaulting answers through
-	// the API server: a Task's untyped parameter becomes a string one.
+	if err := tk.startController(ctx); err != nil {
+		return tk, err
+	}
+	if cfg.Resolvers {
+		if err := tk.startResolvers(ctx, config); err != nil {
+			return tk, err
+		}
+	}
+	if tk.Node, err = RunNode(cfg.RestConfig, filepath.Join(cfg.Dir, "node"), cfg.Node); err != nil {
+		return tk, err
+	}
+	return tk, tk.awaitWebhook(ctx)
+}
+
+// awaitWebhook returns once Tekton's webhook is in the loop: its
+// defaulting answers through the API server (a Task's untyped parameter
+// becomes a string one).
+func (tk *Tekton) awaitWebhook(ctx context.Context) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		probe := &unstructured.Unstructured{Object: map[string]any{
@@ -141,67 +207,91 @@ func Start(t testing.TB, env *envtest.Env, opts Options) *Tekton {
 			"spec": map[string]any{"params": []any{map[string]any{"name": "p"}},
 				"steps": []any{map[string]any{"name": "s", "image": ShellImage, "script": "true"}}},
 		}}
-		err := env.Client.Create(ctx, probe, client.DryRunAll)
+		err := tk.c.Create(ctx, probe, client.DryRunAll)
 		if err == nil {
-			if typ, _, _ := unstructured.NestedString(probe.Object, "spec", "params", "0", "type"); typ == "string" {
-				break
-			}
 			params, _, _ := unstructured.NestedSlice(probe.Object, "spec", "params")
 			if len(params) == 1 && params[0].(map[string]any)["type"] == "string" {
-				break
+				return nil
 			}
 			err = fmt.Errorf("the parameter has no type: Tekton's defaulting did not run")
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Tekton's webhook is not in the loop after a minute: %v\nwebhook:\n%s", err, tk.webhook.Output())
+			return fmt.Errorf("tekton's webhook is not in the loop after a minute: %v\nwebhook:\n%s", err, tk.webhook.Output())
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return tk
+}
+
+// Stop stops the node stand-in and Tekton's processes, and removes the
+// webhook configurations' loopback twins (they would call a webhook that
+// is gone).
+func (tk *Tekton) Stop() {
+	if tk.Node != nil {
+		tk.Node.Stop()
+	}
+	for _, p := range []*proc.Process{tk.resolvers, tk.controller} {
+		if p != nil {
+			p.Stop()
+		}
+	}
+	if tk.stopMirror != nil {
+		tk.stopMirror()
+		ctx := context.Background()
+		_ = tk.c.Delete(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: twin("webhook.pipeline.tekton.dev")}})
+		for _, name := range []string{"validation.webhook.pipeline.tekton.dev", "config.webhook.pipeline.tekton.dev"} {
+			_ = tk.c.Delete(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: twin(name)}})
+		}
+	}
+	if tk.webhook != nil {
+		tk.webhook.Stop()
+	}
 }
 
 // release is the Tekton Pipelines version the tools module pins (or
 // TEKTON_VERSION) and its module directory (release manifests in config/).
-func release(t testing.TB) (version, dir string) {
-	t.Helper()
+func release(root string) (version, dir string, err error) {
+	tools := filepath.Join(root, "testing", "tools", "tekton")
 	version = os.Getenv("TEKTON_VERSION")
 	if version == "" {
 		list := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/tektoncd/pipeline")
-		list.Dir = filepath.Join(envtest.Root(), "testing", "tools", "tekton")
+		list.Dir = tools
 		out, err := list.Output()
 		if err != nil {
-			t.Fatalf("the Tekton version of testing/tools/tekton: %v", err)
+			return "", "", fmt.Errorf("the Tekton version of testing/tools/tekton: %w", err)
 		}
 		version = strings.TrimSpace(string(out))
 	}
 	dl := exec.Command("go", "mod", "download", "-json", "github.com/tektoncd/pipeline@"+version)
-	dl.Dir = filepath.Join(envtest.Root(), "testing", "tools", "tekton")
+	dl.Dir = tools
 	out, err := dl.Output()
 	if err != nil {
-		t.Fatalf("the Tekton Pipelines %s module: %v\n%s", version, err, out)
+		return "", "", fmt.Errorf("the Tekton Pipelines %s module: %w\n%s", version, err, out)
 	}
 	var m struct{ Dir string }
-	if err := jsonUnmarshal(out, &m); err != nil || m.Dir == "" {
-		t.Fatalf("the Tekton Pipelines %s module: %v %s", version, err, out)
+	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
+		return "", "", fmt.Errorf("the Tekton Pipelines %s module: %v %s", version, err, out)
 	}
-	return version, m.Dir
+	return version, m.Dir, nil
 }
 
 // apply creates every object of a manifest file, edited by edit.
-func apply(t testing.TB, c client.Client, file string, edit func(*unstructured.Unstructured)) {
-	t.Helper()
+func apply(ctx context.Context, c client.Client, file string, edit func(*unstructured.Unstructured)) error {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
 	for {
 		u := &unstructured.Unstructured{}
 		if err := dec.Decode(&u.Object); err != nil {
-			if err.Error() == "EOF" {
-				return
+			if errors.Is(err, io.EOF) {
+				return nil
 			}
-			t.Fatalf("%s: %v", file, err)
+			return fmt.Errorf("%s: %w", file, err)
 		}
 		if len(u.Object) == 0 {
 			continue
@@ -209,8 +299,8 @@ func apply(t testing.TB, c client.Client, file string, edit func(*unstructured.U
 		if edit != nil {
 			edit(u)
 		}
-		if err := c.Create(t.Context(), u); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("%s: creating %s %s: %v", file, u.GetKind(), u.GetName(), err)
+		if err := c.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("%s: creating %s %s: %w", file, u.GetKind(), u.GetName(), err)
 		}
 	}
 }
@@ -224,8 +314,7 @@ func setData(u *unstructured.Unstructured, data map[string]string) {
 // kubeconfig writes a kubeconfig that authenticates as a service account
 // of Tekton's namespace, or NAMESPACE/NAME (a bound token, as a projected
 // one in a Pod).
-func (tk *Tekton) kubeconfig(t testing.TB, sa string) string {
-	t.Helper()
+func (tk *Tekton) kubeconfig(ctx context.Context, sa string) (string, error) {
 	ns := Namespace
 	if n, name, ok := strings.Cut(sa, "/"); ok {
 		ns, sa = n, name
@@ -233,73 +322,108 @@ func (tk *Tekton) kubeconfig(t testing.TB, sa string) string {
 	expiry := int64(24 * 3600)
 	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}
 	acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}}
-	if err := tk.env.Client.SubResource("token").Create(t.Context(), acct, tr); err != nil {
-		t.Fatalf("a token for %s/%s: %v", ns, sa, err)
+	if err := tk.c.SubResource("token").Create(ctx, acct, tr); err != nil {
+		return "", fmt.Errorf("a token for %s/%s: %w", ns, sa, err)
+	}
+	rc := tk.cfg.RestConfig
+	ca := rc.CAData
+	if len(ca) == 0 && rc.CAFile != "" {
+		var err error
+		if ca, err = os.ReadFile(rc.CAFile); err != nil {
+			return "", err
+		}
 	}
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: tk.env.Config.Host, CertificateAuthorityData: tk.env.Config.CAData}
+	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: rc.Host, CertificateAuthorityData: ca}
 	cfg.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
 	cfg.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: sa}
 	cfg.CurrentContext = "test"
-	file := filepath.Join(t.TempDir(), sa+".kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, file); err != nil {
-		t.Fatal(err)
+	file := filepath.Join(tk.cfg.Dir, "kubeconfigs", ns+"-"+sa)
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return "", err
 	}
-	return file
+	return file, clientcmd.WriteToFile(*cfg, file)
 }
 
 // env is the environment of a Tekton process: what its Deployment sets,
 // with loopback ports of its own.
-func (tk *Tekton) processEnv(t testing.TB, sa string, extra ...string) []string {
+func (tk *Tekton) processEnv(ctx context.Context, sa string, extra ...string) ([]string, error) {
+	kc, err := tk.kubeconfig(ctx, sa)
+	if err != nil {
+		return nil, err
+	}
+	var ports [3]int
+	for i := range ports {
+		if ports[i], err = proc.Port(); err != nil {
+			return nil, err
+		}
+	}
 	return append(append(os.Environ(),
 		"SYSTEM_NAMESPACE="+Namespace,
-		"KUBECONFIG="+tk.kubeconfig(t, sa),
+		"KUBECONFIG="+kc,
 		"KUBERNETES_MIN_VERSION=v1.28.0",
 		"CONFIG_LOGGING_NAME=config-logging",
 		"CONFIG_OBSERVABILITY_NAME=config-observability",
 		"CONFIG_FEATURE_FLAGS_NAME=feature-flags",
 		"METRICS_DOMAIN=tekton.dev/pipeline",
 		"METRICS_PROMETHEUS_HOST=127.0.0.1",
-		"METRICS_PROMETHEUS_PORT="+strconv.Itoa(proc.FreePort(t)),
-		"PROFILING_PORT="+strconv.Itoa(proc.FreePort(t)),
-		"PROBES_PORT="+strconv.Itoa(proc.FreePort(t)),
-	), extra...)
+		"METRICS_PROMETHEUS_PORT="+strconv.Itoa(ports[0]),
+		"PROFILING_PORT="+strconv.Itoa(ports[1]),
+		"PROBES_PORT="+strconv.Itoa(ports[2]),
+	), extra...), nil
 }
 
 // startController runs Tekton's controller as its service account.
-func (tk *Tekton) startController(t testing.TB) {
-	t.Helper()
-	p := proc.New("tekton-controller", proc.Tool(t, envtest.Root(), "tekton-controller"),
+func (tk *Tekton) startController(ctx context.Context) error {
+	bin, err := proc.ToolPath(tk.cfg.Root, "tekton-controller")
+	if err != nil {
+		return err
+	}
+	p := proc.New("tekton-controller", bin,
 		"-entrypoint-image", EntrypointImage, "-nop-image", NopImage,
 		"-sidecarlogresults-image", "ghcr.io/tektoncd/pipeline/sidecarlogresults@sha256:"+strings.Repeat("3", 64),
 		"-workingdirinit-image", "ghcr.io/tektoncd/pipeline/workingdirinit@sha256:"+strings.Repeat("4", 64),
 		"-shell-image", ShellImage,
 		"-shell-image-win", "mcr.microsoft.com/powershell:nanoserver@sha256:b6d5ff841b78bdf2dfed7550000fd4f3437385b8fa686ec0f010be24777654d6")
-	p.Cmd.Env = tk.processEnv(t, ControllerServiceAccount,
+	if p.Cmd.Env, err = tk.processEnv(ctx, ControllerServiceAccount,
 		"CONFIG_DEFAULTS_NAME=config-defaults",
 		"CONFIG_LEADERELECTION_NAME=config-leader-election-controller",
-		"CONFIG_SPIRE=config-spire")
-	p.Run(t)
+		"CONFIG_SPIRE=config-spire"); err != nil {
+		return err
+	}
 	tk.controller = p
+	return p.Launch()
 }
 
 // startResolvers runs Tekton's resolvers as their service account, with
 // the release's namespace, RBAC and ConfigMaps (config/resolvers). The hub
 // APIs point at a closed loopback port: nothing leaves the machine.
-func (tk *Tekton) startResolvers(t testing.TB, config string) {
-	t.Helper()
+func (tk *Tekton) startResolvers(ctx context.Context, config string) error {
 	files, _ := filepath.Glob(filepath.Join(config, "resolvers", "*.yaml"))
 	for _, f := range files {
 		if strings.HasSuffix(f, "resolvers-deployment.yaml") || strings.HasSuffix(f, "resolvers-service.yaml") {
 			continue
 		}
-		apply(t, tk.env.Client, f, nil)
+		if err := apply(ctx, tk.c, f, nil); err != nil {
+			return err
+		}
 	}
-	closed := fmt.Sprintf("http://127.0.0.1:%d", proc.FreePort(t))
-	p := proc.New("tekton-resolvers", proc.Tool(t, envtest.Root(), "tekton-resolvers"))
-	env := tk.processEnv(t, ResolversNamespace+"/tekton-pipelines-resolvers",
+	port, err := proc.Port()
+	if err != nil {
+		return err
+	}
+	closed := fmt.Sprintf("http://127.0.0.1:%d", port)
+	bin, err := proc.ToolPath(tk.cfg.Root, "tekton-resolvers")
+	if err != nil {
+		return err
+	}
+	p := proc.New("tekton-resolvers", bin)
+	env, err := tk.processEnv(ctx, ResolversNamespace+"/tekton-pipelines-resolvers",
 		"CONFIG_LEADERELECTION_NAME=config-leader-election-resolvers",
 		"TEKTON_HUB_API="+closed, "ARTIFACT_HUB_API="+closed)
+	if err != nil {
+		return err
+	}
 	for i, e := range env {
 		switch {
 		case e == "SYSTEM_NAMESPACE="+Namespace:
@@ -309,8 +433,8 @@ func (tk *Tekton) startResolvers(t testing.TB, config string) {
 		}
 	}
 	p.Cmd.Env = env
-	p.Run(t)
 	tk.resolvers = p
+	return p.Launch()
 }
 
 // ResolversOutput is what the resolvers logged so far (empty unless run).
@@ -328,15 +452,17 @@ func (tk *Tekton) ControllerOutput() string { return tk.controller.Output() }
 // loopback in its webhook-certs Secret (it keeps a valid one), creates its
 // webhook configurations as the release does but selecting no object, and
 // keeps a loopback twin of each in step with what it reconciles.
-func (tk *Tekton) startWebhook(t testing.TB, config string) {
-	t.Helper()
-	caPEM, certPEM, keyPEM := servingCert(t)
+func (tk *Tekton) startWebhook(ctx context.Context, config string) error {
+	caPEM, certPEM, keyPEM, err := servingCert()
+	if err != nil {
+		return err
+	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: "webhook-certs"},
 		Data: map[string][]byte{"ca-cert.pem": caPEM, "server-cert.pem": certPEM, "server-key.pem": keyPEM}}
-	if err := tk.env.Client.Create(t.Context(), secret); err != nil {
-		t.Fatalf("Tekton's webhook-certs: %v", err)
+	if err := tk.c.Create(ctx, secret); err != nil {
+		return fmt.Errorf("tekton's webhook-certs: %w", err)
 	}
-	apply(t, tk.env.Client, filepath.Join(config, "500-webhooks.yaml"), func(u *unstructured.Unstructured) {
+	err = apply(ctx, tk.c, filepath.Join(config, "500-webhooks.yaml"), func(u *unstructured.Unstructured) {
 		if u.GetKind() == "Secret" {
 			return
 		}
@@ -347,42 +473,52 @@ func (tk *Tekton) startWebhook(t testing.TB, config string) {
 		}
 		_ = unstructured.SetNestedSlice(u.Object, hooks, "webhooks")
 	})
-	port := proc.FreePort(t)
+	if err != nil {
+		return err
+	}
+	port, err := proc.Port()
+	if err != nil {
+		return err
+	}
 	tk.webhookURL = fmt.Sprintf("https://127.0.0.1:%d", port)
-	p := proc.New("tekton-webhook", proc.Tool(t, envtest.Root(), "tekton-webhook"))
-	p.Cmd.Env = tk.processEnv(t, WebhookServiceAccount,
+	bin, err := proc.ToolPath(tk.cfg.Root, "tekton-webhook")
+	if err != nil {
+		return err
+	}
+	p := proc.New("tekton-webhook", bin)
+	if p.Cmd.Env, err = tk.processEnv(ctx, WebhookServiceAccount,
 		"CONFIG_LEADERELECTION_NAME=config-leader-election-webhook",
 		"WEBHOOK_PORT="+strconv.Itoa(port),
 		"WEBHOOK_ADMISSION_CONTROLLER_NAME=webhook.pipeline.tekton.dev",
 		"WEBHOOK_SERVICE_NAME=tekton-pipelines-webhook",
-		"WEBHOOK_SECRET_NAME=webhook-certs")
-	p.Run(t)
+		"WEBHOOK_SECRET_NAME=webhook-certs"); err != nil {
+		return err
+	}
 	tk.webhook = p
-	p.WaitFor(t, "serving", proc.DialOK(fmt.Sprintf("127.0.0.1:%d", port)))
-	ctx, cancel := context.WithCancel(context.Background())
+	if err := p.Launch(); err != nil {
+		return err
+	}
+	if err := p.Await("serving", proc.DialOK(fmt.Sprintf("127.0.0.1:%d", port))); err != nil {
+		return err
+	}
+	mctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
-			tk.mirror(ctx)
+			tk.mirror(mctx)
 			select {
-			case <-ctx.Done():
+			case <-mctx.Done():
 				return
 			case <-time.After(500 * time.Millisecond):
 			}
 		}
 	}()
-	t.Cleanup(func() {
+	tk.stopMirror = func() {
 		cancel()
 		<-done
-		// The twins call a webhook that is gone.
-		for _, name := range []string{"webhook.pipeline.tekton.dev"} {
-			_ = tk.env.Client.Delete(context.Background(), &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: twin(name)}})
-		}
-		for _, name := range []string{"validation.webhook.pipeline.tekton.dev", "config.webhook.pipeline.tekton.dev"} {
-			_ = tk.env.Client.Delete(context.Background(), &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: twin(name)}})
-		}
-	})
+	}
+	return nil
 }
 
 // WebhookOutput is what Tekton's webhook logged so far.
@@ -401,7 +537,7 @@ var releaseSelectors = map[string]*metav1.LabelSelector{
 // mirror writes the loopback twin of each webhook configuration Tekton's
 // webhook reconciled (one with a CA bundle and a path).
 func (tk *Tekton) mirror(ctx context.Context) {
-	c := tk.env.Client
+	c := tk.c
 	m := &admissionregistrationv1.MutatingWebhookConfiguration{}
 	if c.Get(ctx, client.ObjectKey{Name: "webhook.pipeline.tekton.dev"}, m) == nil {
 		if hooks, ok := tk.twinHooks(m.Webhooks); ok {
@@ -493,11 +629,10 @@ func upsert(ctx context.Context, c client.Client, want, cur client.Object, set f
 // servingCert is a CA and a serving certificate for 127.0.0.1 and the
 // webhook Service's names, valid for a year (Tekton's webhook replaces one
 // that ends within a day).
-func servingCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
-	t.Helper()
+func servingCert() (caPEM, certPEM, keyPEM []byte, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	now := time.Now()
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tekton-webhook-test-ca"},
@@ -505,12 +640,12 @@ func servingCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	ca, _ := x509.ParseCertificate(caDER)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	svc := "tekton-pipelines-webhook"
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: svc + "." + Namespace + ".svc"},
@@ -520,18 +655,16 @@ func servingCert(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
 		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
-
-func jsonUnmarshal(b []byte, into any) error { return json.Unmarshal(b, into) }
 
 // equalJSON compares two objects by their JSON.
 func equalJSON(a, b any) bool {
