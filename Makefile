@@ -55,7 +55,7 @@ bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm $
 	./testing/tools/build.sh $(notdir $@)
 
 .PHONY: demo
-demo: build bin/kube-apiserver bin/etcd bin/cosign bin/helm ## the whole system on this machine (tollgate dev), walked through step by step
+demo: build bin/kube-apiserver bin/etcd bin/cosign bin/helm bin/tekton-controller bin/tekton-webhook ## the whole system on this machine (tollgate dev and the real Tekton), walked through step by step
 	$(GO) run ./testing/demo -tollgate bin/tollgate
 
 .PHONY: test

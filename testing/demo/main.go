@@ -31,15 +31,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"knative.dev/pkg/apis"
-	duckv1 "knative.dev/pkg/apis/duck/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/testing/tekton"
 	"github.com/tollgate-dev/tollgate/webhook"
 )
 
@@ -128,7 +126,22 @@ func run() int {
 		say("demo: %v", err)
 		return 1
 	}
-	tekton := impersonating(cfg, runs.DefaultTektonController)
+	say("\n== Starting Tekton Pipelines (its controller and webhook, built from the Go module proxy) and a node stand-in")
+	crane, err := buildCrane(root, dir)
+	if err != nil {
+		say("demo: %v", err)
+		return 1
+	}
+	tk, err := tekton.Run(ctx, tekton.Config{RestConfig: cfg, Root: root, Dir: filepath.Join(dir, "tekton"), Options: tekton.Options{
+		FeatureFlags: map[string]string{"set-security-context": "true"},
+		Node:         tekton.NodeOptions{Path: []string{crane}},
+	}})
+	if err != nil {
+		say("demo: starting Tekton: %v", err)
+		return 1
+	}
+	defer tk.Stop()
+	say("   Tekton Pipelines %s runs the PipelineRuns; the node stand-in runs their Pods' steps on this machine (testing/tekton)", tk.Version)
 
 	say("\n== 1. A team's namespace, service account and Tasks (testing/samples/cluster)")
 	if err := applyDir(ctx, admin, filepath.Join(root, "testing", "samples", "cluster")); err != nil {
@@ -151,37 +164,64 @@ func run() int {
 	check(err != nil && strings.Contains(err.Error(), "[podSecurity]") && strings.Contains(err.Error(), "privileged"),
 		"denied before any Pod exists:\n%s", indent(errString(err)))
 
-	say("\n== 3. A safe TaskRun: the build Task as tekton-builder")
-	tr := &pipelinev1.TaskRun{}
-	if err := decodeFile(filepath.Join(root, "testing", "samples", "runs", "08-taskrun-build.yaml"), tr); err != nil {
+	say("\n== 3. The article's PipelineRun: a git checkout, then an image built and pushed (testing/samples/demo)")
+	pr := &pipelinev1.PipelineRun{}
+	if err := decodeFile(filepath.Join(root, "testing", "samples", "demo", "pipelinerun.yaml"), pr); err != nil {
 		check(false, "%v", err)
 		return 1
 	}
-	err = admin.Create(ctx, tr)
-	check(err == nil && tr.Annotations["tollgate.dev/spec-digest"] != "", "admitted and stamped tollgate.dev/spec-digest=%s", tr.Annotations["tollgate.dev/spec-digest"])
+	for i, p := range pr.Spec.Params {
+		if p.Name == "image-ref" {
+			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(st.Registry + "/team-a/widget-api:1.0")
+		}
+	}
+	err = admin.Create(ctx, pr)
+	check(err == nil && pr.Annotations["tollgate.dev/spec-digest"] != "", "admitted and stamped tollgate.dev/spec-digest=%s", pr.Annotations["tollgate.dev/spec-digest"])
 	if err != nil {
 		say("   %v", err)
 		return 1
 	}
 
-	say("\n== 4. The build pushes an image; Tekton marks the run finished with IMAGE_URL and IMAGE_DIGEST")
-	img, err := pushImage(st.Registry, "team-a/widget-api", "1.0")
-	check(err == nil, "pushed %s", img)
+	say("\n== 4. Tekton runs it: its child TaskRuns and their Pods, each admitted by Tollgate")
+	done := waitFor(ctx, 3*time.Minute, func() bool {
+		if admin.Get(ctx, client.ObjectKeyFromObject(pr), pr) != nil {
+			return false
+		}
+		c := pr.Status.GetCondition(apis.ConditionSucceeded)
+		return c != nil && c.Status != corev1.ConditionUnknown
+	})
+	c := pr.Status.GetCondition(apis.ConditionSucceeded)
+	check(done && c.IsTrue(), "Tekton %s ran the PipelineRun: %s", tk.Version, conditionText(c))
+	if !done || !c.IsTrue() {
+		say("%s", indent(tk.Node.Logs()))
+		return 1
+	}
+	for _, ref := range pr.Status.ChildReferences {
+		tr := &pipelinev1.TaskRun{}
+		if admin.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: ref.Name}, tr) == nil {
+			check(tr.Status.PodName != "", "TaskRun %s (Pod %s, restricted): %s", tr.Name, tr.Status.PodName, conditionText(tr.Status.GetCondition(apis.ConditionSucceeded)))
+		}
+	}
+	img, err := pipelineImage(pr)
+	check(err == nil, "the pipeline's results name the image it pushed: %s", img)
 	if err != nil {
+		say("   %v", err)
 		return 1
 	}
-	if err := complete(ctx, tekton, tr, img); err != nil {
-		check(false, "writing the run's status as the Tekton controller: %v", err)
-		return 1
-	}
-	check(true, "status written as the Tekton controller would")
 
 	say("\n== 5. The signer signs it: SLSA provenance and a cosign signature, stored next to the image")
-	signed := waitFor(ctx, 60*time.Second, func() bool {
-		got := &pipelinev1.TaskRun{}
-		return admin.Get(ctx, client.ObjectKeyFromObject(tr), got) == nil && got.Annotations["chains.tekton.dev/signed"] == "true"
-	})
-	check(signed, "chains.tekton.dev/signed=true on the TaskRun")
+	build := &pipelinev1.TaskRun{}
+	for _, ref := range pr.Status.ChildReferences {
+		if ref.PipelineTaskName == "build-push" {
+			build.Namespace, build.Name = pr.Namespace, ref.Name
+		}
+	}
+	for kind, o := range map[string]client.Object{"TaskRun": build, "PipelineRun": pr} {
+		signed := waitFor(ctx, 60*time.Second, func() bool {
+			return admin.Get(ctx, client.ObjectKeyFromObject(o), o) == nil && o.GetAnnotations()["chains.tekton.dev/signed"] == "true"
+		})
+		check(signed, "chains.tekton.dev/signed=true on the %s %s", kind, o.GetName())
+	}
 
 	say("\n== 6. cosign verifies what the signer stored (the article's commands)")
 	cosign := filepath.Join(root, "bin", "cosign")
@@ -393,12 +433,41 @@ deny contains sprintf("built by %q, not by make image", [lib.builder_id(a.statem
 }
 `
 
-func impersonating(cfg *rest.Config, user string) client.Client {
-	c := rest.CopyConfig(cfg)
-	c.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: []string{"system:serviceaccounts", "system:authenticated"}}
-	scheme, _ := webhook.Scheme()
-	cl, _ := client.New(c, client.Options{Scheme: scheme})
-	return cl
+// buildCrane builds go-containerregistry's crane into dir/bin: the
+// article's build step pushes with it.
+func buildCrane(root, dir string) (string, error) {
+	bin := filepath.Join(dir, "bin")
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "crane"), "github.com/google/go-containerregistry/cmd/crane")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building crane: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// pipelineImage is the image a PipelineRun's results name.
+func pipelineImage(pr *pipelinev1.PipelineRun) (name.Digest, error) {
+	var url, digest string
+	for _, r := range pr.Status.Results {
+		switch r.Name {
+		case "IMAGE_URL":
+			url = r.Value.StringVal
+		case "IMAGE_DIGEST":
+			digest = r.Value.StringVal
+		}
+	}
+	ref, err := name.ParseReference(url)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("IMAGE_URL %q: %w", url, err)
+	}
+	return name.NewDigest(ref.Context().String() + "@" + digest)
+}
+
+func conditionText(c *apis.Condition) string {
+	if c == nil {
+		return "not started"
+	}
+	return fmt.Sprintf("%s (%s)", c.Reason, c.Message)
 }
 
 func pushImage(registry, repo, tag string) (name.Digest, error) {
@@ -418,17 +487,6 @@ func pushImage(registry, repo, tag string) (name.Digest, error) {
 		return name.Digest{}, err
 	}
 	return ref.Context().Digest(h.String()), nil
-}
-
-func complete(ctx context.Context, tekton client.Client, tr *pipelinev1.TaskRun, img name.Digest) error {
-	now := metav1.Now()
-	tr.Status.StartTime, tr.Status.CompletionTime = &now, &now
-	tr.Status.Results = []pipelinev1.TaskRunResult{
-		{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Context().Tag("1.0").String())},
-		{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())},
-	}
-	tr.Status.Conditions = duckv1.Conditions{{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue, Reason: "Succeeded"}}
-	return tekton.Status().Update(ctx, tr)
 }
 
 func applyDir(ctx context.Context, c client.Client, dir string) error {

@@ -25,7 +25,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the demo failed: %v\n%s", err, out)
 	}
-	for _, step := range []string{"✓ denied before any Pod exists", "✓ chains.tekton.dev/signed=true", "✓ cosign verify-attestation", "✓ the signed image is admitted and pinned",
+	for _, step := range []string{"✓ denied before any Pod exists", "✓ Tekton v", "ran the PipelineRun: Succeeded", "✓ chains.tekton.dev/signed=true on the PipelineRun", "✓ cosign verify-attestation", "✓ the signed image is admitted and pinned",
 		"✓ built, pushed, signed and attested", "✓ Tollgate's own image is admitted and pinned", "✓ a rebuild with one file added, pushed but not signed, is denied", "every step behaved as shown"} {
 		if !strings.Contains(string(out), step) {
 			t.Errorf("the demo did not print %q:\n%s", step, out)

@@ -12,10 +12,10 @@ import (
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-dev/tollgate/signer"
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
@@ -37,74 +37,25 @@ func craneBin(t testing.TB) string {
 	return dir
 }
 
-// articlePipelineRun is the seed article's PipelineRun shape, inline: a
-// fetch-source task that makes a git checkout in the shared workspace and
-// reports its commit and URL, then a build task that pushes an image built
-// from it to IMAGE and reports IMAGE_URL and IMAGE_DIGEST; restricted
-// steps with limits, as tekton-builder.
+// articlePipelineRun is the seed article's PipelineRun
+// (testing/samples/demo/pipelinerun.yaml, the one `make demo` runs) named
+// name, building image.
 func articlePipelineRun(name, image string) *pipelinev1.PipelineRun {
-	step := func(n, script string) pipelinev1.Step {
-		return pipelinev1.Step{Name: n, Image: "registry.example/tools@sha256:4e3c8e2c1d6a1b0e6f6c4f1a8e2c3d4b5a697886756453423120100f0e0d0c0b",
-			Script: script, SecurityContext: restricted(), ComputeResources: limits("500m", "256Mi")}
+	b, err := os.ReadFile(filepath.Join(envtest.Root(), "testing", "samples", "demo", "pipelinerun.yaml"))
+	if err != nil {
+		panic(err)
 	}
-	fetch := pipelinev1.TaskSpec{
-		Workspaces: []pipelinev1.WorkspaceDeclaration{{Name: "output"}},
-		Params:     pipelinev1.ParamSpecs{{Name: "url", Type: pipelinev1.ParamTypeString}},
-		Results:    []pipelinev1.TaskResult{{Name: "commit"}, {Name: "url"}},
-		Steps: []pipelinev1.Step{step("clone", `set -e
-cd $(workspaces.output.path)
-git init -q -b main src && cd src
-printf 'FROM scratch\n' > Dockerfile
-git -c user.email=ci@example.com -c user.name=ci add Dockerfile
-git -c user.email=ci@example.com -c user.name=ci commit -q -m build
-printf '%s' "$(git rev-parse HEAD)" > $(results.commit.path)
-printf '%s' "$(params.url)" > $(results.url.path)
-`)},
+	pr := &pipelinev1.PipelineRun{}
+	if err := yaml.Unmarshal(b, pr); err != nil {
+		panic(err)
 	}
-	build := pipelinev1.TaskSpec{
-		Workspaces: []pipelinev1.WorkspaceDeclaration{{Name: "source"}},
-		Params:     pipelinev1.ParamSpecs{{Name: "IMAGE", Type: pipelinev1.ParamTypeString}},
-		Results:    []pipelinev1.TaskResult{{Name: "IMAGE_URL"}, {Name: "IMAGE_DIGEST"}},
-		Steps: []pipelinev1.Step{step("build-and-push", `set -e
-cd $(workspaces.source.path)/src
-tar -cf /tmp/layer-$$.tar Dockerfile
-crane append -f /tmp/layer-$$.tar -t "$(params.IMAGE)" >/dev/null
-rm /tmp/layer-$$.tar
-printf '%s' "$(params.IMAGE)" > $(results.IMAGE_URL.path)
-printf '%s' "$(crane digest "$(params.IMAGE)")" > $(results.IMAGE_DIGEST.path)
-`)},
+	pr.Name = name
+	for i, p := range pr.Spec.Params {
+		if p.Name == "image-ref" {
+			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(image)
+		}
 	}
-	claim := &corev1.PersistentVolumeClaim{Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-		Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
-	return &pipelinev1.PipelineRun{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: pipelinev1.PipelineRunSpec{
-			TaskRunTemplate: pipelinev1.PipelineTaskRunTemplate{ServiceAccountName: "tekton-builder"},
-			Params: pipelinev1.Params{
-				{Name: "repo-url", Value: *pipelinev1.NewStructuredValues("https://github.com/acme/widget-api")},
-				{Name: "image-ref", Value: *pipelinev1.NewStructuredValues(image)},
-			},
-			Workspaces: []pipelinev1.WorkspaceBinding{{Name: "shared-data", VolumeClaimTemplate: claim}},
-			PipelineSpec: &pipelinev1.PipelineSpec{
-				Params:     pipelinev1.ParamSpecs{{Name: "repo-url", Type: pipelinev1.ParamTypeString}, {Name: "image-ref", Type: pipelinev1.ParamTypeString}},
-				Workspaces: []pipelinev1.PipelineWorkspaceDeclaration{{Name: "shared-data"}},
-				Tasks: []pipelinev1.PipelineTask{
-					{Name: "fetch-source", TaskSpec: &pipelinev1.EmbeddedTask{TaskSpec: fetch},
-						Workspaces: []pipelinev1.WorkspacePipelineTaskBinding{{Name: "output", Workspace: "shared-data"}},
-						Params:     pipelinev1.Params{{Name: "url", Value: *pipelinev1.NewStructuredValues("$(params.repo-url)")}}},
-					{Name: "build-push", RunAfter: []string{"fetch-source"}, TaskSpec: &pipelinev1.EmbeddedTask{TaskSpec: build},
-						Workspaces: []pipelinev1.WorkspacePipelineTaskBinding{{Name: "source", Workspace: "shared-data"}},
-						Params:     pipelinev1.Params{{Name: "IMAGE", Value: *pipelinev1.NewStructuredValues("$(params.image-ref)")}}},
-				},
-				Results: []pipelinev1.PipelineResult{
-					{Name: "IMAGE_URL", Value: *pipelinev1.NewStructuredValues("$(tasks.build-push.results.IMAGE_URL)")},
-					{Name: "IMAGE_DIGEST", Value: *pipelinev1.NewStructuredValues("$(tasks.build-push.results.IMAGE_DIGEST)")},
-					{Name: "CHAINS-GIT_COMMIT", Value: *pipelinev1.NewStructuredValues("$(tasks.fetch-source.results.commit)")},
-					{Name: "CHAINS-GIT_URL", Value: *pipelinev1.NewStructuredValues("$(tasks.fetch-source.results.url)")},
-				},
-			},
-		},
-	}
+	return pr
 }
 
 // startTekton starts Tollgate's run guard and signer (oci storage,
