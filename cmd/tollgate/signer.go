@@ -11,14 +11,16 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/tollgate-dev/tollgate/internal/profiling"
 	"github.com/tollgate-dev/tollgate/signer"
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
 )
 
 func newSignerCmd() *cobra.Command {
 	var (
-		kubeconfig string
-		verbosity  int
+		kubeconfig    string
+		verbosity     int
+		profilingAddr string
 	)
 	cfg := signer.DefaultConfig()
 	cmd := &cobra.Command{
@@ -59,6 +61,13 @@ transparency log upload (their configuration keys are refused).`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			log := zap.New(zap.Level(zapcore.Level(-verbosity))).WithName("signer")
+			if profilingAddr != "" {
+				addr, err := profiling.Start(ctx, profilingAddr)
+				if err != nil {
+					return usageError("%w", err)
+				}
+				log.Info("serving runtime profiles", "address", addr.String())
+			}
 			if err := signer.Run(ctx, cfg, log); err != nil {
 				return fmt.Errorf("signer: %w", err)
 			}
@@ -79,5 +88,6 @@ transparency log upload (their configuration keys are refused).`,
 	f.StringVar(&cfg.ProbeAddr, "probe-address", cfg.ProbeAddr, "address of /healthz and /readyz (0 disables)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-address", cfg.MetricsAddr, "address of /metrics (0 disables)")
 	f.IntVarP(&verbosity, "v", "v", 0, "log verbosity")
+	f.StringVar(&profilingAddr, "profiling-address", "", profilingUsage)
 	return cmd
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/tollgate-dev/tollgate/internal/profiling"
 	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/webhook"
 )
@@ -26,6 +27,7 @@ type webhookFlags struct {
 	imgOpts      webhook.ImageOptions
 	certOpts     webhook.CertOptions
 	kubeconfig   string
+	profiling    string
 	tekton       []string
 	trusted      []string
 	verbosity    int
@@ -105,8 +107,12 @@ material); registry errors are never cached and always deny in Enforce.`,
 	_ = f.MarkDeprecated("image-policy-resync", "use --policy-resync (it always applied to run policies too)")
 	f.IntVar(&w.gcPercent, "gc-percent", webhook.DefaultGCPercent, "garbage collector target (as GOGC; the GOGC environment variable wins unless this flag is given): higher trades memory for admission tail latency; bound memory with GOMEMLIMIT")
 	f.IntVarP(&w.verbosity, "v", "v", 0, "log verbosity (0: decisions and errors, 1: also skipped checks and defaults)")
+	f.StringVar(&w.profiling, "profiling-address", "", profilingUsage)
 	return cmd
 }
+
+// profilingUsage is the --profiling-address help of the webhook and the signer.
+const profilingUsage = "serve Go's runtime profiles (net/http/pprof, /debug/pprof/) on this address over plain HTTP; off unless set — they show the process's internals, so bind loopback (127.0.0.1:6060) and use kubectl port-forward"
 
 // runWebhook checks the flags, then serves until SIGINT or SIGTERM.
 func runWebhook(cmd *cobra.Command, w *webhookFlags) error {
@@ -147,6 +153,13 @@ func runWebhook(cmd *cobra.Command, w *webhookFlags) error {
 	log := zap.New(zap.UseDevMode(false), zap.Level(zapcore.Level(-w.verbosity))).WithName("webhook")
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if w.profiling != "" {
+		addr, err := profiling.Start(ctx, w.profiling)
+		if err != nil {
+			return usageError("%w", err)
+		}
+		log.Info("serving runtime profiles", "address", addr.String())
+	}
 	err = webhook.Run(ctx, webhook.Config{
 		Server:         opts,
 		RestConfig:     cfg,
