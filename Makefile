@@ -58,6 +58,10 @@ bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm $
 demo: build bin/kube-apiserver bin/etcd bin/cosign bin/helm bin/tekton-controller bin/tekton-webhook ## the whole system on this machine (tollgate dev and the real Tekton), walked through step by step
 	$(GO) run ./testing/demo -tollgate bin/tollgate
 
+.PHONY: dev
+dev: build bin/kube-apiserver bin/etcd bin/cosign bin/helm bin/tekton-controller bin/tekton-webhook ## tollgate dev and the real Tekton, to explore by hand (Ctrl-C stops everything)
+	$(GO) run ./testing/demo -tollgate bin/tollgate -explore
+
 .PHONY: test
 test: $(TEST_TOOLS) verify ## all tests: unit, fuzz seed corpus, envtest e2e (what CI runs)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...

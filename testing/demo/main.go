@@ -71,6 +71,7 @@ func main() {
 func run() int {
 	root, _ := os.Getwd()
 	tollgate := flag.String("tollgate", filepath.Join(root, "bin", "tollgate"), "the tollgate binary to run (make demo builds bin/tollgate)")
+	explore := flag.Bool("explore", false, "start tollgate dev and Tekton, print how to reach them, and wait for Ctrl-C instead of walking through (make dev)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "tollgate-demo-")
 	if err != nil {
@@ -142,6 +143,21 @@ func run() int {
 	}
 	defer tk.Stop()
 	say("   Tekton Pipelines %s runs the PipelineRuns; the node stand-in runs their Pods' steps on this machine (testing/tekton)", tk.Version)
+	if *explore {
+		say(`
+Everything runs. In another shell:
+
+  export KUBECONFIG=%s
+  kubectl apply -f testing/samples/cluster
+  kubectl create -f testing/samples/runs/03-privileged-step.yaml    # denied
+  sed "s|value: IMAGE|value: %s/team-a/widget-api:1.0|" testing/samples/demo/pipelinerun.yaml | kubectl create -f -
+  kubectl get pipelineruns,taskruns,pods -n team-a -w                # Tekton runs it; the signer signs it
+  bin/cosign verify --key %s --insecure-ignore-tlog IMAGE@DIGEST
+
+Steps run on this machine with its tools (git, tar, and crane in %s); Ctrl-C stops everything.`, st.Kubeconfig, st.Registry, st.CosignPub, crane)
+		<-ctx.Done()
+		return 0
+	}
 
 	say("\n== 1. A team's namespace, service account and Tasks (testing/samples/cluster)")
 	if err := applyDir(ctx, admin, filepath.Join(root, "testing", "samples", "cluster")); err != nil {
