@@ -142,13 +142,22 @@ func podSecurity(p *Policy, pod *corev1.Pod, all []podContainer, u *Unit) []find
 		one := corev1.PodSpec{SecurityContext: pod.Spec.SecurityContext, Containers: []corev1.Container{c.c}}
 		for _, r := range psaEvaluator.EvaluatePod(p.psa, &pod.ObjectMeta, &one) {
 			if !r.Allowed {
+				fix := psaFix(r.ForbiddenReason)
+				if !c.user {
+					fix = tektonContainerFix
+				}
 				fs = append(fs, finding{check: v1alpha1.CheckPodSecurity, unit: u, path: c.path.Child("securityContext"), step: c.label,
-					message: fmt.Sprintf("%s: %s (level %s)", r.ForbiddenReason, r.ForbiddenDetail, p.psa.String()), fix: psaFix(r.ForbiddenReason)})
+					message: fmt.Sprintf("%s: %s (level %s)", r.ForbiddenReason, r.ForbiddenDetail, p.psa.String()), fix: fix})
 			}
 		}
 	}
 	return fs
 }
+
+// tektonContainerFix is the fix for Tekton's own containers (prepare,
+// place-scripts, working-dir-initializer): no step, stepTemplate or
+// podTemplate reaches them; Tekton's feature flag does.
+const tektonContainerFix = `set set-security-context: "true" in Tekton's feature-flags ConfigMap (namespace tekton-pipelines): Tekton then gives its own containers a restricted security context`
 
 // podResources checks the limits of the steps and sidecars (Tekton's own
 // init containers are not the user's to limit).

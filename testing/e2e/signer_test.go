@@ -37,6 +37,7 @@ import (
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/sigstore"
+	"github.com/tollgate-dev/tollgate/testing/tekton"
 	"github.com/tollgate-dev/tollgate/webhook/imagegate"
 )
 
@@ -700,6 +701,17 @@ func signerFixtures(t testing.TB, dir string, chainsConfig map[string]string) []
 	}
 }
 
+// imageTaskRun is a TaskRun as tekton-builder whose step reports an image
+// already in the registry as its IMAGE_URL and IMAGE_DIGEST results, for
+// the real Tekton to run.
+func imageTaskRun(name string, img name.Digest) *pipelinev1.TaskRun {
+	step := safeStep("build")
+	step.Script = fmt.Sprintf("printf '%%s' '%s' > $(results.IMAGE_URL.path)\nprintf '%%s' '%s' > $(results.IMAGE_DIGEST.path)\n", img.Repository.Name(), img.DigestStr())
+	tr := taskRun(ns, name, "tekton-builder", step)
+	tr.Spec.TaskSpec.Results = []pipelinev1.TaskResult{{Name: "IMAGE_URL"}, {Name: "IMAGE_DIGEST"}}
+	return tr
+}
+
 // grantSignerRBAC gives the signer's service account what the chart will:
 // read and patch runs, read its configuration, service accounts and pull
 // secrets, write Events.
@@ -784,24 +796,27 @@ func TestSignerRestart(t *testing.T) {
 		"artifacts.taskrun.format":  "slsa/v2alpha4",
 		"artifacts.taskrun.storage": "tekton,oci",
 	}), repositoryOwners("team-a-artifacts", ns, reg.Host+"/team-a/**"))...)
+	tk := tekton.Start(t, env, tekton.Options{FeatureFlags: map[string]string{"set-security-context": "true"}})
 	alice := env.As(t, Alice)
-	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
 	ctx := t.Context()
 
+	// A backlog of 20 builds run by the real Tekton while no signer runs.
 	const n = 20
 	var runs []*pipelinev1.TaskRun
 	var images []string
 	for i := 0; i < n; i++ {
 		img := reg.PushRandom(t, fmt.Sprintf("team-a/app-%d", i), "1.0")
-		tr := taskRun(ns, fmt.Sprintf("backlog-%d", i), "tekton-builder", safeStep("build"))
+		tr := imageTaskRun(fmt.Sprintf("backlog-%d", i), img)
 		if err := alice.Create(ctx, tr); err != nil {
 			t.Fatal(err)
 		}
-		complete(t, env, tekton, tr,
-			pipelinev1.TaskRunResult{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
-			pipelinev1.TaskRunResult{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())})
 		runs = append(runs, tr)
 		images = append(images, img.String())
+	}
+	for _, tr := range runs {
+		if c := waitDone(t, env, tk, tr, 2*time.Minute); !c.IsTrue() {
+			t.Fatalf("%s: %s: %s", tr.Name, c.Reason, c.Message)
+		}
 	}
 	signedCount := func() int {
 		c := 0
