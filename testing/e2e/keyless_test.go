@@ -20,7 +20,6 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -32,6 +31,7 @@ import (
 	"github.com/tollgate-dev/tollgate/testing/registry"
 	"github.com/tollgate-dev/tollgate/testing/signing"
 	"github.com/tollgate-dev/tollgate/testing/sigstore"
+	"github.com/tollgate-dev/tollgate/testing/tekton"
 	"github.com/tollgate-dev/tollgate/webhook/imagegate"
 )
 
@@ -285,15 +285,12 @@ func TestSignerKeyless(t *testing.T) {
 		"artifacts.pipelinerun.storage": "oci",
 		"signers.x509.fulcio.provider":  "filesystem",
 	})
-	env, iss, stack, reg, alice, tekton, dir := w.env, w.iss, w.stack, w.reg, w.alice, w.tekton, w.dir
+	env, iss, stack, reg, dir := w.env, w.iss, w.stack, w.reg, w.dir
 	signerID := images.ServiceAccountIdentity(signerNS, "tollgate-signer")
 
 	img := reg.PushRandom(t, "team-a/keyless-built", "1.0")
-	tr := taskRun(ns, "keyless-build", "tekton-builder", safeStep("build"))
-	if err := alice.Create(t.Context(), tr); err != nil {
-		t.Fatal(err)
-	}
-	complete(t, env, tekton, tr, imageResults(img)...)
+	tr := imageTaskRun("keyless-build", img)
+	w.run(t, tr)
 	if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
 		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
 	}
@@ -304,21 +301,8 @@ func TestSignerKeyless(t *testing.T) {
 
 	// A PipelineRun of the same shape, signed the same way.
 	img2 := reg.PushRandom(t, "team-a/keyless-pipeline", "1.0")
-	pr := pipelineRun(ns, "keyless-pipeline", "tekton-builder", map[string][]pipelinev1.Step{"build": {safeStep("build")}}, "build")
-	if err := alice.Create(t.Context(), pr); err != nil {
-		t.Fatal(err)
-	}
-	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur := &pipelinev1.PipelineRun{}
-		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(pr), cur); err != nil {
-			return err
-		}
-		return envtest.CompletePipelineRun(t.Context(), tekton, cur, true,
-			pipelinev1.PipelineRunResult{Name: "IMAGE_URL", Value: *pipelinev1.NewStructuredValues(img2.Repository.Name())},
-			pipelinev1.PipelineRunResult{Name: "IMAGE_DIGEST", Value: *pipelinev1.NewStructuredValues(img2.DigestStr())})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	pr := imagePipelineRun("keyless-pipeline", img2)
+	w.run(t, pr)
 	if got := waitAnnotation(t, env.Client, pr, signer.AnnotationSigned); got != "true" {
 		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, pr))
 	}
@@ -379,7 +363,7 @@ func TestSignerKeyless(t *testing.T) {
 		cfg := maps.Clone(w.config)
 		cfg["storage.oci.encoding-format"] = "sigstore-bundle"
 		reconfigure(t, env, cfg)
-		img, _ := buildSigned(t, env, alice, tekton, reg, "keyless-bundled")
+		img, _ := w.buildSigned(t, "keyless-bundled")
 		for _, args := range [][]string{
 			{"verify"},
 			{"verify-attestation", "--type", "slsaprovenance1"},
@@ -418,7 +402,7 @@ func TestSignerKeyless(t *testing.T) {
 // is back every run is signed, with exactly one provenance entry each.
 func TestSignerKeylessOutages(t *testing.T) {
 	w := startKeylessSigner(t, nil)
-	env, stack, reg, alice, tekton, dir := w.env, w.stack, w.reg, w.alice, w.tekton, w.dir
+	env, stack, reg, dir := w.env, w.stack, w.reg, w.dir
 
 	t.Run("a token Fulcio refuses: the run says so and waits; with a good token it is signed", func(t *testing.T) {
 		// The signer's token with its signature broken: it parses, Fulcio
@@ -429,11 +413,8 @@ func TestSignerKeylessOutages(t *testing.T) {
 		parts[2] = string(sig)
 		writeFile(t, w.tokenFile, []byte(strings.Join(parts, ".")))
 		img := reg.PushRandom(t, "team-a/token-refused", "1.0")
-		tr := taskRun(ns, "token-refused", "tekton-builder", safeStep("build"))
-		if err := alice.Create(t.Context(), tr); err != nil {
-			t.Fatal(err)
-		}
-		complete(t, env, tekton, tr, imageResults(img)...)
+		tr := imageTaskRun("token-refused", img)
+		w.run(t, tr)
 		if !waitFor(t.Context(), 30*time.Second, func() bool {
 			evs := strings.Join(eventReasons(t, env.Client, tr), "\n")
 			return strings.Contains(evs, signer.ReasonCertificateFailed+": ") && strings.Contains(evs, "refused the certificate request")
@@ -458,11 +439,8 @@ func TestSignerKeylessOutages(t *testing.T) {
 	var imgs []name.Digest
 	for i := range backlog {
 		img := reg.PushRandom(t, fmt.Sprintf("team-a/backlog-%d", i), "1.0")
-		tr := taskRun(ns, fmt.Sprintf("backlog-%d", i), "tekton-builder", safeStep("build"))
-		if err := alice.Create(t.Context(), tr); err != nil {
-			t.Fatal(err)
-		}
-		complete(t, env, tekton, tr, imageResults(img)...)
+		tr := imageTaskRun(fmt.Sprintf("backlog-%d", i), img)
+		w.run(t, tr)
 		runs, imgs = append(runs, tr), append(imgs, img)
 	}
 	for _, tr := range runs {
@@ -498,12 +476,14 @@ func TestSignerKeylessOutages(t *testing.T) {
 // keylessSigner is a signer signing keylessly against real Fulcio and
 // Rekor, with everything a test drives it with.
 type keylessSigner struct {
-	env           *envtest.Env
-	iss           sigstore.Issuer
-	stack         *sigstore.Stack
-	reg           *registry.Registry
-	alice, tekton client.Client
-	dir           string
+	env   *envtest.Env
+	iss   sigstore.Issuer
+	stack *sigstore.Stack
+	reg   *registry.Registry
+	alice client.Client
+	// tk is the real Tekton, running the runs the tests create.
+	tk  *tekton.Tekton
+	dir string
 	// tokenFile holds the signer's token, token it.
 	tokenFile, token string
 	// config is the chains-config's data.
@@ -554,8 +534,53 @@ func startKeylessSigner(t *testing.T, extra map[string]string) *keylessSigner {
 	_ = startSigner(t, w.env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
 	w.reg = registry.Start(t)
 	w.alice = w.env.As(t, Alice)
-	w.tekton = w.env.As(t, envtest.TektonController, "system:serviceaccounts")
+	w.tk = tekton.Start(t, w.env, tekton.Options{FeatureFlags: map[string]string{"set-security-context": "true"}})
 	return w
+}
+
+// run creates a run as alice and waits until the real Tekton has run it
+// to success.
+func (w *keylessSigner) run(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := w.alice.Create(t.Context(), obj); err != nil {
+		t.Fatalf("creating %s: %v", obj.GetName(), err)
+	}
+	if c := waitDone(t, w.env, w.tk, obj, 2*time.Minute); !c.IsTrue() {
+		t.Fatalf("%s: %s: %s", obj.GetName(), c.Reason, c.Message)
+	}
+}
+
+// buildSigned runs a build of a new image team-a/RUN with the real Tekton,
+// waits for the signer, and returns the image and the run. annotations
+// (key and value pairs) are added while the run runs, as a user does with
+// kubectl annotate: Tekton's defaulting strips chains.tekton.dev/* from a
+// run at creation.
+func (w *keylessSigner) buildSigned(t *testing.T, run string, annotations ...string) (name.Digest, *pipelinev1.TaskRun) {
+	t.Helper()
+	img := w.reg.PushRandom(t, "team-a/"+run, "1.0")
+	tr := imageTaskRun(run, img)
+	if len(annotations) > 0 {
+		tr.Spec.TaskSpec.Steps[0].Script = "sleep 3\n" + tr.Spec.TaskSpec.Steps[0].Script
+	}
+	if err := w.alice.Create(t.Context(), tr); err != nil {
+		t.Fatalf("creating %s: %v", run, err)
+	}
+	if len(annotations) > 0 {
+		patch := client.MergeFrom(tr.DeepCopy())
+		for i := 0; i+1 < len(annotations); i += 2 {
+			metav1.SetMetaDataAnnotation(&tr.ObjectMeta, annotations[i], annotations[i+1])
+		}
+		if err := w.alice.Patch(t.Context(), tr, patch); err != nil {
+			t.Fatalf("annotating %s: %v", run, err)
+		}
+	}
+	if c := waitDone(t, w.env, w.tk, tr, 2*time.Minute); !c.IsTrue() {
+		t.Fatalf("%s: %s: %s", run, c.Reason, c.Message)
+	}
+	if got := waitAnnotation(t, w.env.Client, tr, signer.AnnotationSigned); got != "true" {
+		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, w.env.Client, tr))
+	}
+	return img, tr
 }
 
 // TestSignerTransparencyManual: with transparency.enabled "manual" only
@@ -573,11 +598,11 @@ func TestSignerTransparencyManual(t *testing.T) {
 	}
 	// The run that asks first: its entry found shows the search works, so
 	// finding none for the other means there is none.
-	asked, tr := buildSigned(t, w.env, w.alice, w.tekton, w.reg, "manual-asked", signer.AnnotationTransparencyUpload, "true")
+	asked, tr := w.buildSigned(t, "manual-asked", signer.AnnotationTransparencyUpload, "true")
 	if e := tr.GetAnnotations()[signer.AnnotationTransparency]; e == "" || search(asked) != 1 {
-		t.Fatalf("a run that asked was not logged once (%s = %q)", signer.AnnotationTransparency, e)
+		t.Fatalf("a run that asked was not logged once (%s = %q): annotations %v, events %v", signer.AnnotationTransparency, e, tr.GetAnnotations(), eventReasons(t, w.env.Client, tr))
 	}
-	quiet, tr := buildSigned(t, w.env, w.alice, w.tekton, w.reg, "manual-quiet")
+	quiet, tr := w.buildSigned(t, "manual-quiet")
 	if e := tr.GetAnnotations()[signer.AnnotationTransparency]; e != "" || search(quiet) != 0 {
 		t.Errorf("a run that did not ask was logged (%s = %q)", signer.AnnotationTransparency, e)
 	}

@@ -712,6 +712,19 @@ func imageTaskRun(name string, img name.Digest) *pipelinev1.TaskRun {
 	return tr
 }
 
+// imagePipelineRun is a PipelineRun as tekton-builder of one task that
+// reports img (imageTaskRun's step), with the pipeline results naming it.
+func imagePipelineRun(name string, img name.Digest) *pipelinev1.PipelineRun {
+	task := imageTaskRun(name, img).Spec.TaskSpec
+	pr := pipelineRun(ns, name, "tekton-builder", nil)
+	pr.Spec.PipelineSpec.Tasks = []pipelinev1.PipelineTask{{Name: "build", TaskSpec: &pipelinev1.EmbeddedTask{TaskSpec: *task}}}
+	pr.Spec.PipelineSpec.Results = []pipelinev1.PipelineResult{
+		{Name: "IMAGE_URL", Value: *pipelinev1.NewStructuredValues("$(tasks.build.results.IMAGE_URL)")},
+		{Name: "IMAGE_DIGEST", Value: *pipelinev1.NewStructuredValues("$(tasks.build.results.IMAGE_DIGEST)")},
+	}
+	return pr
+}
+
 // grantSignerRBAC gives the signer's service account what the chart will:
 // read and patch runs, read its configuration, service accounts and pull
 // secrets, write Events.
