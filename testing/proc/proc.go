@@ -29,26 +29,33 @@ type Process struct {
 	StopSignal syscall.Signal
 	// Cmd is the command; set its Env or SysProcAttr before Run.
 	Cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *Buffer
 	done chan struct{}
 	err  error
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// Buffer keeps the start of what a process writes (Limit bytes, 1 MiB
+// when 0), safe for concurrent writers.
+type Buffer struct {
+	Limit int
+	mu    sync.Mutex
+	buf   bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.buf.Len() > 1<<20 { // keep the start of a chatty server's log
+	limit := b.Limit
+	if limit == 0 {
+		limit = 1 << 20
+	}
+	if b.buf.Len() > limit { // keep the start of a chatty server's log
 		return len(p), nil
 	}
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -76,7 +83,7 @@ func ToolPath(root, name string) (string, error) {
 
 // New is a process not started yet: set Cmd.Env or Cmd.SysProcAttr, then Run.
 func New(name, bin string, args ...string) *Process {
-	return &Process{Name: name, Cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	return &Process{Name: name, Cmd: exec.Command(bin, args...), out: &Buffer{}, done: make(chan struct{})}
 }
 
 // Start runs a server; attr, when set, runs it as another user.

@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/testing/proc"
 )
 
 // NodeOptions configure the node stand-in.
@@ -197,7 +198,7 @@ func (n *Node) observe(o any) {
 	r, seen := n.pods[p.UID]
 	if !seen {
 		ctx, cancel := context.WithCancel(context.Background())
-		r = &podRun{node: n, pod: p.DeepCopy(), ctx: ctx, cancel: cancel, logs: map[string]*logBuffer{}}
+		r = &podRun{node: n, pod: p.DeepCopy(), ctx: ctx, cancel: cancel, logs: map[string]*proc.Buffer{}}
 		n.pods[p.UID] = r
 		n.wg.Add(1)
 	}
@@ -234,36 +235,16 @@ type podRun struct {
 	mu     sync.Mutex
 	status corev1.PodStatus
 	order  []string
-	logs   map[string]*logBuffer
+	logs   map[string]*proc.Buffer
 }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() < 64<<10 {
-		l.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (r *podRun) log(container string) *logBuffer {
+func (r *podRun) log(container string) *proc.Buffer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if l, ok := r.logs[container]; ok {
 		return l
 	}
-	l := &logBuffer{}
+	l := &proc.Buffer{Limit: 64 << 10}
 	r.logs[container], r.order = l, append(r.order, container)
 	return l
 }
