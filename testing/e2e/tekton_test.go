@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -452,7 +460,8 @@ func BenchmarkTektonPipelineToSigned(b *testing.B) {
 }
 
 // TestTektonRemoteTask: TaskRuns whose Task Tekton resolves with its
-// cluster resolver (Tekton's resolvers running): a safe Task runs; an
+// resolvers (Tekton's resolvers running): the cluster resolver, then the
+// bundles resolver against a loopback registry. A safe Task runs; an
 // unsafe one — admitted at creation, where only its reference is visible —
 // is caught when Tekton creates its Pod, and Tekton reports Tollgate's
 // reason on the run.
@@ -505,6 +514,82 @@ func TestTektonRemoteTask(t *testing.T) {
 	if len(pods.Items) != 0 {
 		t.Errorf("a Pod exists for the unsafe Task: %s", pods.Items[0].Name)
 	}
+
+	t.Run("a Tekton bundle in the loopback registry, pinned by digest", func(t *testing.T) {
+		reg := registry.Start(t)
+		bundle := func(name string, s pipelinev1.Step) string {
+			task := &pipelinev1.Task{TypeMeta: metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "Task"}, ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec: pipelinev1.TaskSpec{Steps: []pipelinev1.Step{s}}}
+			return pushBundle(t, reg, "catalog/"+name, task).String()
+		}
+		run := func(name, ref, task string) *pipelinev1.TaskRun {
+			return &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: pipelinev1.TaskRunSpec{
+				ServiceAccountName: "tekton-builder",
+				TaskRef: &pipelinev1.TaskRef{ResolverRef: pipelinev1.ResolverRef{Resolver: "bundles", Params: pipelinev1.Params{
+					{Name: "bundle", Value: *pipelinev1.NewStructuredValues(ref)},
+					{Name: "name", Value: *pipelinev1.NewStructuredValues(task)},
+					{Name: "kind", Value: *pipelinev1.NewStructuredValues("task")},
+				}}},
+			}}
+		}
+		good, bad := run("bundle-safe", bundle("safe-build", safe), "safe-build"), run("bundle-unsafe", bundle("unsafe-build", unsafe), "unsafe-build")
+		for _, tr := range []*pipelinev1.TaskRun{good, bad} {
+			if err := alice.Create(ctx, tr); err != nil {
+				t.Fatalf("creating %s (a pinned bundle reference): %v", tr.Name, err)
+			}
+		}
+		if c := waitDone(t, env, tk, good, 2*time.Minute); !c.IsTrue() {
+			t.Fatalf("the safe bundle: %+v\nresolvers:\n%s", c, tail(tk.ResolversOutput(), 30))
+		}
+		c := waitDone(t, env, tk, bad, 2*time.Minute)
+		if c.IsTrue() || c.Reason != "PodCreationFailed" || !strings.Contains(c.Message, "tollgate denied Pod") || !strings.Contains(c.Message, "privileged") {
+			t.Errorf("the unsafe bundle: %s %s: %s", c.Status, c.Reason, c.Message)
+		}
+	})
+}
+
+// pushBundle pushes a Tekton bundle (one layer holding the object, with
+// the dev.tekton.image.* annotations the bundles resolver reads) and
+// returns it by digest.
+func pushBundle(t *testing.T, reg *registry.Registry, repo string, task *pipelinev1.Task) name.Digest {
+	t.Helper()
+	b, err := json.Marshal(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: task.Name + ".json", Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, Annotations: map[string]string{
+		"dev.tekton.image.apiVersion": "v1", "dev.tekton.image.kind": "task", "dev.tekton.image.name": task.Name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(reg.Host + "/" + repo + ":v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref.Context().Digest(d.String())
 }
 
 func ptrTo[T any](v T) *T { return &v }
