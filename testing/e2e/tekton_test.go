@@ -21,6 +21,7 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"knative.dev/pkg/apis"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -473,7 +474,7 @@ func TestTektonRemoteTask(t *testing.T) {
 	ctx := t.Context()
 	safe := safeStep("build")
 	unsafe := safeStep("build")
-	unsafe.SecurityContext = &corev1.SecurityContext{Privileged: ptrTo(true)}
+	unsafe.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
 	for name, s := range map[string]pipelinev1.Step{"safe-build": safe, "unsafe-build": unsafe} {
 		task := &pipelinev1.Task{ObjectMeta: metav1.ObjectMeta{Namespace: "catalog", Name: name}, Spec: pipelinev1.TaskSpec{Steps: []pipelinev1.Step{s}}}
 		if err := env.Client.Create(ctx, task); err != nil {
@@ -591,5 +592,3 @@ func pushBundle(t *testing.T, reg *registry.Registry, repo string, task *pipelin
 	}
 	return ref.Context().Digest(d.String())
 }
-
-func ptrTo[T any](v T) *T { return &v }
