@@ -70,8 +70,9 @@ type NodeOptions struct {
 //     the tag; any other tag fails as ErrImagePull, as a node without the
 //     image and without the network would.
 //
-// Not emulated: resource limits, security contexts (steps run as this
-// process's user), networking and hermetic steps, sidecars (running until
+// Not emulated: step results (a step declaring its own results, as
+// StepActions do, fails saying so), resource limits, security contexts
+// (steps run as this process's user), networking and hermetic steps, sidecars (running until
 // the steps end, then terminated), breakpoints and debug, SPIRE, stdout /
 // stderr files (logs are kept in memory), node selection and scheduling.
 // Deleting a Pod stops its steps (their processes are killed).
@@ -652,14 +653,18 @@ func (r *podRun) step(c corev1.Container) (int, string) {
 		OnError:          *onError,
 		StepMetadataDir:  m.path(*metaDir),
 		ResultsDirectory: m.path("/tekton/results"),
-		// Step results live in the step's own directory.
 		ResultExtractionMethod: *resultFrom,
 	}
 	if *timeout != 0 {
 		e.Timeout = timeout
 	}
 	if len(e.StepResults) > 0 && e.StepResults[0] != "" {
-		e.ResultsDirectory = ""
+		// The entrypoint reads task and step results from one directory
+		// once it is told one; the stand-in must tell it (the paths are
+		// rewritten), so step results would be read from the wrong place.
+		msg := "node stand-in: step results (StepActions' own results) are not emulated"
+		fmt.Fprintln(out, msg)
+		return 1, msg
 	}
 	err := e.Go()
 	if err != nil {
