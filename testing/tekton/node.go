@@ -644,15 +644,15 @@ func (r *podRun) step(c corev1.Container) (int, string) {
 	}
 	e := entrypoint.Entrypointer{
 		Command: command, WaitFiles: waits, WaitFileContent: *waitContent, PostFile: *postFile,
-		TerminationPath:  term,
-		Waiter:           waiter{ctx: r.ctx, m: m},
-		Runner:           runner{r: r, c: c, m: m, out: out},
-		PostWriter:       postWriter{m: m},
-		Results:          strings.Split(*results, ","),
-		StepResults:      strings.Split(*stepResults, ","),
-		OnError:          *onError,
-		StepMetadataDir:  m.path(*metaDir),
-		ResultsDirectory: m.path("/tekton/results"),
+		TerminationPath:        term,
+		Waiter:                 waiter{ctx: r.ctx, m: m},
+		Runner:                 runner{r: r, c: c, m: m, out: out},
+		PostWriter:             postWriter{m: m},
+		Results:                strings.Split(*results, ","),
+		StepResults:            strings.Split(*stepResults, ","),
+		OnError:                *onError,
+		StepMetadataDir:        m.path(*metaDir),
+		ResultsDirectory:       m.path("/tekton/results"),
 		ResultExtractionMethod: *resultFrom,
 	}
 	if *timeout != 0 {
