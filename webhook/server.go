@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -118,6 +119,7 @@ type Server struct {
 	// Registry holds the server's metrics.
 	Registry *prometheus.Registry
 	metrics  *metrics
+	stacks   *warmStacks // its workers run while Run serves
 }
 
 // New returns a server for the handlers. ready reports why the server is
@@ -128,7 +130,8 @@ func New(opts Options, h Handlers, ready func() error, log logr.Logger) (*Server
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	s := &Server{opts: opts, mux: http.NewServeMux(), probes: http.NewServeMux(), ready: ready, log: log, Registry: reg, metrics: newMetrics(reg)}
+	s := &Server{opts: opts, mux: http.NewServeMux(), probes: http.NewServeMux(), ready: ready, log: log, Registry: reg, metrics: newMetrics(reg),
+		stacks: &warmStacks{jobs: make(chan *stackJob)}}
 	s.handle(PathMutateRuns, h.MutateRuns)
 	s.handle(PathValidateRuns, h.ValidateRuns)
 	s.handle(PathMutateWorkloads, h.MutateWorkloads)
@@ -147,7 +150,7 @@ func (s *Server) handle(path string, h admission.Handler) {
 	if h == nil {
 		return
 	}
-	s.mux.Handle(path, &reviewHandler{handler: s.metrics.instrument(path, h), log: s.log.WithValues("path", path)})
+	s.mux.Handle(path, &reviewHandler{handler: s.metrics.instrument(path, h), log: s.log.WithValues("path", path), stacks: s.stacks})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
@@ -227,6 +230,9 @@ func (s *Server) Run(ctx context.Context, started chan<- net.Addr) error {
 			ClientCAs:      clientCAs,
 		},
 	}
+	stop := make(chan struct{})
+	defer close(stop)
+	s.stacks.start(4*runtime.GOMAXPROCS(0), stop)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	s.log.Info("serving admission webhooks", "address", ln.Addr().String())

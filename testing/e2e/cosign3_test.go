@@ -31,7 +31,7 @@ func cosign3(t *testing.T, dir string, args ...string) (string, error) {
 }
 
 // tollgateBinary builds the tollgate CLI from this checkout.
-func tollgateBinary(t *testing.T) string {
+func tollgateBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "tollgate")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")

@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -26,49 +25,20 @@ import (
 	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/testing/benchdata"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/webhook"
 	"github.com/tollgate-dev/tollgate/webhook/runguard"
 )
 
-// benchRun is a PipelineRun with 5 tasks × 3 steps, every step restricted
-// and limited, one hub reference per task: every check has work to do.
+// benchRun is benchdata's PipelineRun (5 tasks × 3 steps, restricted and
+// limited, a hub reference) with its stamp, as the mutating webhook left it.
 func benchRun() []byte {
-	step := func(i int) map[string]any {
-		return map[string]any{
-			"name": fmt.Sprintf("step-%d", i), "image": "registry.example/tool@sha256:" + fmt.Sprintf("%064d", i),
-			"script": "make build", "securityContext": map[string]any{
-				"runAsNonRoot": true, "allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}},
-				"seccompProfile": map[string]any{"type": "RuntimeDefault"},
-			},
-			"computeResources": map[string]any{"limits": map[string]any{"cpu": "1", "memory": "1Gi"}},
-		}
+	d, err := specdigest.OfObject(benchdata.PipelineRun(false, nil))
+	if err != nil {
+		panic(err)
 	}
-	var tasks []any
-	for t := 0; t < 5; t++ {
-		tasks = append(tasks, map[string]any{
-			"name": fmt.Sprintf("task-%d", t),
-			"taskSpec": map[string]any{
-				"steps": []any{step(0), step(1), step(2)},
-			},
-		})
-	}
-	tasks = append(tasks, map[string]any{"name": "fetch", "taskRef": map[string]any{"resolver": "hub", "params": []any{
-		map[string]any{"name": "name", "value": "git-clone"}, map[string]any{"name": "version", "value": "0.9"},
-	}}})
-	spec := map[string]any{
-		"taskRunTemplate": map[string]any{"serviceAccountName": "tekton-builder"},
-		"pipelineSpec":    map[string]any{"tasks": tasks},
-	}
-	specJSON, _ := json.Marshal(spec)
-	d, _ := specdigest.OfSpec(specJSON)
-	obj := map[string]any{
-		"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
-		"metadata": map[string]any{"name": "bench", "namespace": "team-a", "annotations": map[string]any{specdigest.Annotation: d}},
-		"spec":     spec,
-	}
-	b, _ := json.Marshal(obj)
-	return b
+	return benchdata.PipelineRun(false, map[string]string{specdigest.Annotation: d})
 }
 
 // regoRules are realistic user rules over a run; each module takes one
@@ -172,15 +142,7 @@ func benchValidate(b *testing.B, modules int) {
 		b.Fatal(err)
 	}
 	srv := s.Handler()
-	body, _ := json.Marshal(admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{
-			UID: "bench", Kind: metav1.GroupVersionKind{Group: "tekton.dev", Version: "v1", Kind: "PipelineRun"},
-			Resource:  metav1.GroupVersionResource{Group: "tekton.dev", Version: "v1", Resource: "pipelineruns"},
-			Namespace: "team-a", Name: "bench", Operation: admissionv1.Create,
-			UserInfo: authUser("alice"), Object: runtime.RawExtension{Raw: benchRun()},
-		},
-	})
+	body := benchdata.Review(benchRun(), "alice")
 	check := func() *admissionv1.AdmissionResponse {
 		req := httptest.NewRequest(http.MethodPost, webhook.PathValidateRuns, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
