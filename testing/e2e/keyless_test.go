@@ -542,45 +542,13 @@ func startKeylessSigner(t *testing.T, extra map[string]string) *keylessSigner {
 // to success.
 func (w *keylessSigner) run(t *testing.T, obj client.Object) {
 	t.Helper()
-	if err := w.alice.Create(t.Context(), obj); err != nil {
-		t.Fatalf("creating %s: %v", obj.GetName(), err)
-	}
-	if c := waitDone(t, w.env, w.tk, obj, 2*time.Minute); !c.IsTrue() {
-		t.Fatalf("%s: %s: %s", obj.GetName(), c.Reason, c.Message)
-	}
+	runToSuccess(t, w.env, w.tk, w.alice, obj)
 }
 
-// buildSigned runs a build of a new image team-a/RUN with the real Tekton,
-// waits for the signer, and returns the image and the run. annotations
-// (key and value pairs) are added while the run runs, as a user does with
-// kubectl annotate: Tekton's defaulting strips chains.tekton.dev/* from a
-// run at creation.
+// buildSigned is buildSigned in this signer's cluster.
 func (w *keylessSigner) buildSigned(t *testing.T, run string, annotations ...string) (name.Digest, *pipelinev1.TaskRun) {
 	t.Helper()
-	img := w.reg.PushRandom(t, "team-a/"+run, "1.0")
-	tr := imageTaskRun(run, img)
-	if len(annotations) > 0 {
-		tr.Spec.TaskSpec.Steps[0].Script = "sleep 3\n" + tr.Spec.TaskSpec.Steps[0].Script
-	}
-	if err := w.alice.Create(t.Context(), tr); err != nil {
-		t.Fatalf("creating %s: %v", run, err)
-	}
-	if len(annotations) > 0 {
-		patch := client.MergeFrom(tr.DeepCopy())
-		for i := 0; i+1 < len(annotations); i += 2 {
-			metav1.SetMetaDataAnnotation(&tr.ObjectMeta, annotations[i], annotations[i+1])
-		}
-		if err := w.alice.Patch(t.Context(), tr, patch); err != nil {
-			t.Fatalf("annotating %s: %v", run, err)
-		}
-	}
-	if c := waitDone(t, w.env, w.tk, tr, 2*time.Minute); !c.IsTrue() {
-		t.Fatalf("%s: %s: %s", run, c.Reason, c.Message)
-	}
-	if got := waitAnnotation(t, w.env.Client, tr, signer.AnnotationSigned); got != "true" {
-		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, w.env.Client, tr))
-	}
-	return img, tr
+	return buildSigned(t, w.env, w.tk, w.alice, w.reg, run, annotations...)
 }
 
 // TestSignerTransparencyManual: with transparency.enabled "manual" only

@@ -24,8 +24,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -175,10 +173,12 @@ func eventReasons(t *testing.T, c client.Client, obj client.Object) []string {
 	return out
 }
 
-// TestSigner: a TaskRun admitted by the run guard and completed (as Tekton
-// would) with IMAGE_URL/IMAGE_DIGEST of an image in a loopback registry is
-// signed: chains.tekton.dev/signed "true", provenance on the run, and the
-// real cosign verifies the image's signature and SLSA v1.0 attestation.
+// TestSigner: a TaskRun admitted by the run guard and run by the real
+// Tekton, whose step reports IMAGE_URL/IMAGE_DIGEST of an image in a
+// loopback registry, is signed: chains.tekton.dev/signed "true", provenance
+// on the run, and the real cosign verifies the image's signature and SLSA
+// v1.0 attestation. Only the runs Tekton cannot be made to produce (10,000
+// results, a run another controller manages) have hand-written statuses.
 func TestSigner(t *testing.T) {
 	dir := t.TempDir()
 	env := startGuarded(t, append(signerFixtures(t, dir, map[string]string{
@@ -191,14 +191,18 @@ func TestSigner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond})
+	_ = startSigner(t, env, signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond,
+		SignManagedBy: []string{handWritten}})
 	reg := registry.Start(t)
 	alice := env.As(t, Alice)
-	tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
+	controller := env.As(t, envtest.TektonController, "system:serviceaccounts") // writes the statuses Tekton cannot be made to
+	tk := tekton.Start(t, env, tekton.Options{FeatureFlags: map[string]string{"set-security-context": "true"}})
 	ctx := t.Context()
 
 	img := reg.PushRandom(t, "team-a/widget-api", "1.0")
-	tr := taskRun(ns, "build-and-sign", "tekton-builder", safeStep("build"))
+	tr := imageTaskRun("build-and-sign", img)
+	tr.Spec.TaskSpec.Steps[0].Script = "sleep 2\n" + tr.Spec.TaskSpec.Steps[0].Script
+	tr.Spec.TaskSpec.Params = pipelinev1.ParamSpecs{{Name: "CHAINS-GIT_URL"}, {Name: "CHAINS-GIT_COMMIT"}}
 	tr.Spec.Params = pipelinev1.Params{
 		{Name: "CHAINS-GIT_URL", Value: *pipelinev1.NewStructuredValues("https://github.com/acme/widget-api")},
 		{Name: "CHAINS-GIT_COMMIT", Value: *pipelinev1.NewStructuredValues(strings.Repeat("c", 40))},
@@ -213,10 +217,9 @@ func TestSigner(t *testing.T) {
 	}) {
 		t.Fatalf("no finalizer on the running TaskRun: %v", tr.Finalizers)
 	}
-	complete(t, env, tekton, tr,
-		pipelinev1.TaskRunResult{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
-		pipelinev1.TaskRunResult{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())},
-	)
+	if c := waitDone(t, env, tk, tr, 2*time.Minute); !c.IsTrue() {
+		t.Fatalf("%s: %s: %s", tr.Name, c.Reason, c.Message)
+	}
 	if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
 		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
 	}
@@ -342,22 +345,8 @@ func TestSigner(t *testing.T) {
 		}
 		time.Sleep(time.Second) // the signer's cache sees the new configuration
 		img := reg.PushRandom(t, "team-a/widget-web", "2.0")
-		pr := pipelineRun(ns, "pipeline-build", "tekton-builder", map[string][]pipelinev1.Step{"build": {safeStep("build")}}, "build")
-		if err := alice.Create(ctx, pr); err != nil {
-			t.Fatal(err)
-		}
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cur := &pipelinev1.PipelineRun{}
-			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(pr), cur); err != nil {
-				return err
-			}
-			return envtest.CompletePipelineRun(ctx, tekton, cur, true,
-				pipelinev1.PipelineRunResult{Name: "IMAGE_URL", Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
-				pipelinev1.PipelineRunResult{Name: "IMAGE_DIGEST", Value: *pipelinev1.NewStructuredValues(img.DigestStr())})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		pr := imagePipelineRun("pipeline-build", img)
+		runToSuccess(t, env, tk, alice, pr)
 		if got := waitAnnotation(t, env.Client, pr, signer.AnnotationSigned); got != "true" {
 			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, pr))
 		}
@@ -369,13 +358,8 @@ func TestSigner(t *testing.T) {
 	t.Run("a run whose registry push is denied ends failed, StorageFailed", func(t *testing.T) {
 		img := reg.PushRandom(t, "denied/app", "1.0")
 		reg.DenyPush("denied/")
-		tr := taskRun(ns, "push-denied", "tekton-builder", safeStep("build"))
-		if err := alice.Create(ctx, tr); err != nil {
-			t.Fatal(err)
-		}
-		complete(t, env, tekton, tr,
-			pipelinev1.TaskRunResult{Name: "IMAGE_URL", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.Repository.Name())},
-			pipelinev1.TaskRunResult{Name: "IMAGE_DIGEST", Type: pipelinev1.ResultsTypeString, Value: *pipelinev1.NewStructuredValues(img.DigestStr())})
+		tr := imageTaskRun("push-denied", img)
+		runToSuccess(t, env, tk, alice, tr)
 		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "failed" {
 			t.Fatalf("signed = %q, want failed", got)
 		}
@@ -388,13 +372,15 @@ func TestSigner(t *testing.T) {
 		}
 	})
 
+	// Tekton leaves a run another controller manages alone, so its status
+	// is written here, as that controller would.
 	t.Run("a run managed by another controller is left alone", func(t *testing.T) {
 		tr := taskRun(ns, "managed-elsewhere", "tekton-builder", safeStep("build"))
 		tr.Spec.ManagedBy = ptr.To("kueue.x-k8s.io/multikueue")
 		if err := alice.Create(ctx, tr); err != nil {
 			t.Fatal(err)
 		}
-		complete(t, env, tekton, tr)
+		complete(t, env, controller, tr)
 		time.Sleep(2 * time.Second)
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(tr), tr); err != nil {
 			t.Fatal(err)
@@ -404,12 +390,19 @@ func TestSigner(t *testing.T) {
 		}
 	})
 
+	// failedWith runs tr with the real Tekton, or, when tr is managed by
+	// handWritten, completes it with results as Tekton would, and wants the
+	// signer to fail it for reason, naming detail.
 	failedWith := func(t *testing.T, tr *pipelinev1.TaskRun, reason, detail string, results ...pipelinev1.TaskRunResult) {
 		t.Helper()
-		if err := alice.Create(ctx, tr); err != nil {
-			t.Fatal(err)
+		if tr.Spec.ManagedBy != nil && *tr.Spec.ManagedBy == handWritten {
+			if err := alice.Create(ctx, tr); err != nil {
+				t.Fatal(err)
+			}
+			complete(t, env, controller, tr, results...)
+		} else {
+			runToSuccess(t, env, tk, alice, tr)
 		}
-		complete(t, env, tekton, tr, results...)
 		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "failed" {
 			t.Fatalf("signed = %q, want failed", got)
 		}
@@ -423,21 +416,25 @@ func TestSigner(t *testing.T) {
 	}
 
 	t.Run("a malformed image digest fails the run, MalformedHint", func(t *testing.T) {
-		failedWith(t, taskRun(ns, "bad-digest", "tekton-builder", safeStep("build")), signer.ReasonMalformedHint, "IMAGE_URL",
-			str("IMAGE_URL", reg.Host+"/team-a/widget-api"), str("IMAGE_DIGEST", "sha256:NOTHEX"))
+		failedWith(t, resultsTaskRun("bad-digest", "IMAGE_URL", reg.Host+"/team-a/widget-api", "IMAGE_DIGEST", "sha256:NOTHEX"),
+			signer.ReasonMalformedHint, "IMAGE_URL")
 	})
 
 	t.Run("a digest of an image that is not in the registry fails the run, StorageFailed", func(t *testing.T) {
-		failedWith(t, taskRun(ns, "no-such-image", "tekton-builder", safeStep("build")), signer.ReasonStorageFailed, "not found in registry",
-			str("IMAGE_URL", reg.Host+"/team-a/ghost"), str("IMAGE_DIGEST", "sha256:"+strings.Repeat("e", 64)))
+		failedWith(t, resultsTaskRun("no-such-image", "IMAGE_URL", reg.Host+"/team-a/ghost", "IMAGE_DIGEST", "sha256:"+strings.Repeat("e", 64)),
+			signer.ReasonStorageFailed, "not found in registry")
 	})
 
+	// Tekton cannot be made to report 10,000 results (a step's results
+	// must fit its 4 KB termination message), so this status is written.
 	t.Run("provenance too large for annotations fails the run, StorageFailed", func(t *testing.T) {
 		var many []pipelinev1.TaskRunResult
 		for i := 0; i < 10000; i++ {
 			many = append(many, str(fmt.Sprintf("RESULT_%05d", i), strings.Repeat("v", 20)))
 		}
-		failedWith(t, taskRun(ns, "ten-thousand-results", "tekton-builder", safeStep("build")), signer.ReasonStorageFailed, "does not fit", many...)
+		tr := taskRun(ns, "ten-thousand-results", "tekton-builder", safeStep("build"))
+		tr.Spec.ManagedBy = ptr.To(handWritten)
+		failedWith(t, tr, signer.ReasonStorageFailed, "does not fit", many...)
 	})
 
 	t.Run("a run with no type-hinted output and only oci storage ends failed, NoArtifacts", func(t *testing.T) {
@@ -451,10 +448,7 @@ func TestSigner(t *testing.T) {
 		}
 		time.Sleep(time.Second) // the signer's cache sees the new configuration
 		tr := taskRun(ns, "builds-nothing", "tekton-builder", safeStep("test"))
-		if err := alice.Create(ctx, tr); err != nil {
-			t.Fatal(err)
-		}
-		complete(t, env, tekton, tr)
+		runToSuccess(t, env, tk, alice, tr)
 		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "failed" {
 			t.Fatalf("signed = %q, want failed", got)
 		}
@@ -472,18 +466,15 @@ func TestSigner(t *testing.T) {
 			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "private-builder"}, ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}},
 		)
 		img := private.PushRandom(t, "team-a/private-app", "1.0")
-		tr := taskRun(ns, "private-push", "private-builder", safeStep("build"))
-		if err := alice.Create(ctx, tr); err != nil {
-			t.Fatal(err)
-		}
-		complete(t, env, tekton, tr, str("IMAGE_URL", img.Repository.Name()), str("IMAGE_DIGEST", img.DigestStr()))
+		tr := imageTaskRun("private-push", img)
+		tr.Spec.ServiceAccountName = "private-builder"
+		runToSuccess(t, env, tk, alice, tr)
 		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
 			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
 		}
 		// A run whose service account has no pull secret for it cannot push there.
 		img2 := private.PushRandom(t, "team-a/private-app2", "1.0")
-		failedWith(t, taskRun(ns, "private-push-without-secret", "tekton-builder", safeStep("build")), signer.ReasonStorageFailed, "UNAUTHORIZED",
-			str("IMAGE_URL", img2.Repository.Name()), str("IMAGE_DIGEST", img2.DigestStr()))
+		failedWith(t, imageTaskRun("private-push-without-secret", img2), signer.ReasonStorageFailed, "UNAUTHORIZED")
 	})
 
 	t.Run("with the kms signer, cosign verifies with the KMS key", func(t *testing.T) {
@@ -508,11 +499,8 @@ func TestSigner(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		img := reg.PushRandom(t, "team-a/kms-signed", "1.0")
-		tr := taskRun(ns, "kms-signed", "tekton-builder", safeStep("build"))
-		if err := alice.Create(ctx, tr); err != nil {
-			t.Fatal(err)
-		}
-		complete(t, env, tekton, tr, str("IMAGE_URL", img.Repository.Name()), str("IMAGE_DIGEST", img.DigestStr()))
+		tr := imageTaskRun("kms-signed", img)
+		runToSuccess(t, env, tk, alice, tr)
 		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
 			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
 		}
@@ -539,11 +527,8 @@ func TestSigner(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		img = reg.PushRandom(t, "team-a/kms-signed", "1.1")
-		tr = taskRun(ns, "kms-signed-after-a-bad-config", "tekton-builder", safeStep("build"))
-		if err := alice.Create(ctx, tr); err != nil {
-			t.Fatal(err)
-		}
-		complete(t, env, tekton, tr, str("IMAGE_URL", img.Repository.Name()), str("IMAGE_DIGEST", img.DigestStr()))
+		tr = imageTaskRun("kms-signed-after-a-bad-config", img)
+		runToSuccess(t, env, tk, alice, tr)
 		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
 			t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
 		}
@@ -575,7 +560,7 @@ func TestSigner(t *testing.T) {
 			"artifacts.oci.signer":      "kms",
 			"signers.kms.kmsref":        ref,
 		})
-		img, _ := buildSigned(t, env, alice, tekton, reg, "awskms-signed")
+		img, _ := buildSigned(t, env, tk, alice, reg, "awskms-signed")
 		for _, args := range [][]string{
 			{"verify", "--key", ref, "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
 			{"verify-attestation", "--key", ref, "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
@@ -602,7 +587,7 @@ func TestSigner(t *testing.T) {
 			"storage.oci.encoding-format": "sigstore-bundle",
 			"transparency.enabled":        "false",
 		})
-		img, _ := buildSigned(t, env, alice, tekton, reg, "bundled")
+		img, _ := buildSigned(t, env, tk, alice, reg, "bundled")
 		for _, args := range [][]string{
 			{"verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
 			{"verify-attestation", "--key", "cosign.pub", "--type", "slsaprovenance1", "--insecure-ignore-tlog=true", "--allow-insecure-registry", img.String()},
@@ -630,13 +615,11 @@ func TestSigner(t *testing.T) {
 	})
 
 	t.Run("a run whose spec does not match its stamp ends failed, SpecChanged", func(t *testing.T) {
-		// Outside the guarded namespaces a stamp can be anything; the signer still checks it.
+		// Outside the guarded namespaces a stamp can be anything; the
+		// signer still checks it on the run Tekton ran.
 		tr := taskRun(signerNS, "forged-stamp", "tekton-builder", safeStep("test"))
 		tr.Annotations = map[string]string{specdigest.Annotation: "sha256:" + strings.Repeat("0", 64)}
-		if err := env.Client.Create(ctx, tr); err != nil {
-			t.Fatal(err)
-		}
-		complete(t, env, tekton, tr)
+		runToSuccess(t, env, tk, env.Client, tr)
 		if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "failed" {
 			t.Fatalf("signed = %q, want failed", got)
 		}
@@ -664,20 +647,50 @@ func reconfigure(t *testing.T, env *envtest.Env, data map[string]string) {
 	time.Sleep(time.Second)
 }
 
-// buildSigned runs a TaskRun RUN as alice (with annotations, key and
-// value pairs) that builds a new image team-a/RUN (completed as Tekton
-// would), waits for the signer to sign it, and returns the image and run.
-func buildSigned(t *testing.T, env *envtest.Env, alice, tekton client.Client, reg *registry.Registry, run string, annotations ...string) (name.Digest, *pipelinev1.TaskRun) {
+// handWritten is the spec.managedBy of the runs whose statuses a test
+// writes because Tekton cannot be made to produce them; the signers in
+// these tests sign them (signer.Options.SignManagedBy).
+const handWritten = "tollgate.test/hand-written"
+
+// runToSuccess creates obj as c and waits until the real Tekton has run
+// it to success.
+func runToSuccess(t *testing.T, env *envtest.Env, tk *tekton.Tekton, c client.Client, obj client.Object) {
+	t.Helper()
+	if err := c.Create(t.Context(), obj); err != nil {
+		t.Fatalf("creating %s: %v", obj.GetName(), err)
+	}
+	if cond := waitDone(t, env, tk, obj, 2*time.Minute); !cond.IsTrue() {
+		t.Fatalf("%s: %s: %s", obj.GetName(), cond.Reason, cond.Message)
+	}
+}
+
+// buildSigned runs a build of a new image team-a/RUN as alice with the
+// real Tekton, waits for the signer to sign it, and returns the image and
+// the run. annotations (key and value pairs) are added while the run
+// runs, as a user does with kubectl annotate: Tekton's defaulting strips
+// chains.tekton.dev/* from a run at creation.
+func buildSigned(t *testing.T, env *envtest.Env, tk *tekton.Tekton, alice client.Client, reg *registry.Registry, run string, annotations ...string) (name.Digest, *pipelinev1.TaskRun) {
 	t.Helper()
 	img := reg.PushRandom(t, "team-a/"+run, "1.0")
-	tr := taskRun(ns, run, "tekton-builder", safeStep("build"))
-	for i := 0; i+1 < len(annotations); i += 2 {
-		metav1.SetMetaDataAnnotation(&tr.ObjectMeta, annotations[i], annotations[i+1])
+	tr := imageTaskRun(run, img)
+	if len(annotations) > 0 {
+		tr.Spec.TaskSpec.Steps[0].Script = "sleep 3\n" + tr.Spec.TaskSpec.Steps[0].Script
 	}
 	if err := alice.Create(t.Context(), tr); err != nil {
-		t.Fatal(err)
+		t.Fatalf("creating %s: %v", run, err)
 	}
-	complete(t, env, tekton, tr, imageResults(img)...)
+	if len(annotations) > 0 {
+		patch := client.MergeFrom(tr.DeepCopy())
+		for i := 0; i+1 < len(annotations); i += 2 {
+			metav1.SetMetaDataAnnotation(&tr.ObjectMeta, annotations[i], annotations[i+1])
+		}
+		if err := alice.Patch(t.Context(), tr, patch); err != nil {
+			t.Fatalf("annotating %s: %v", run, err)
+		}
+	}
+	if c := waitDone(t, env, tk, tr, 2*time.Minute); !c.IsTrue() {
+		t.Fatalf("%s: %s: %s", run, c.Reason, c.Message)
+	}
 	if got := waitAnnotation(t, env.Client, tr, signer.AnnotationSigned); got != "true" {
 		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, env.Client, tr))
 	}
@@ -701,15 +714,27 @@ func signerFixtures(t testing.TB, dir string, chainsConfig map[string]string) []
 	}
 }
 
+// resultsTaskRun is a TaskRun as tekton-builder whose step writes the
+// results given as name and value pairs (values without a single quote),
+// for the real Tekton to run.
+func resultsTaskRun(name string, results ...string) *pipelinev1.TaskRun {
+	tr := taskRun(ns, name, "tekton-builder", safeStep("build"))
+	var script strings.Builder
+	for i := 0; i+1 < len(results); i += 2 {
+		fmt.Fprintf(&script, "printf '%%s' '%s' > $(results.%s.path)\n", results[i+1], results[i])
+		tr.Spec.TaskSpec.Results = append(tr.Spec.TaskSpec.Results, pipelinev1.TaskResult{Name: results[i]})
+	}
+	if script.Len() > 0 {
+		tr.Spec.TaskSpec.Steps[0].Script = script.String()
+	}
+	return tr
+}
+
 // imageTaskRun is a TaskRun as tekton-builder whose step reports an image
 // already in the registry as its IMAGE_URL and IMAGE_DIGEST results, for
 // the real Tekton to run.
 func imageTaskRun(name string, img name.Digest) *pipelinev1.TaskRun {
-	step := safeStep("build")
-	step.Script = fmt.Sprintf("printf '%%s' '%s' > $(results.IMAGE_URL.path)\nprintf '%%s' '%s' > $(results.IMAGE_DIGEST.path)\n", img.Repository.Name(), img.DigestStr())
-	tr := taskRun(ns, name, "tekton-builder", step)
-	tr.Spec.TaskSpec.Results = []pipelinev1.TaskResult{{Name: "IMAGE_URL"}, {Name: "IMAGE_DIGEST"}}
-	return tr
+	return resultsTaskRun(name, "IMAGE_URL", img.Repository.Name(), "IMAGE_DIGEST", img.DigestStr())
 }
 
 // imagePipelineRun is a PipelineRun as tekton-builder of one task that
@@ -761,18 +786,7 @@ func startSignerProcess(t *testing.T, env *envtest.Env) *exec.Cmd {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building tollgate: %v\n%s", err, out)
 	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
-	kc.AuthInfos["signer"] = &clientcmdapi.AuthInfo{
-		ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData, Token: env.Config.BearerToken,
-		Impersonate: envtest.Signer, ImpersonateGroups: []string{"system:serviceaccounts", "system:authenticated"},
-	}
-	kc.Contexts["signer"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "signer"}
-	kc.CurrentContext = "signer"
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := writeKubeconfig(t, env, filepath.Join(dir, "kubeconfig"), envtest.Signer)
 	grantSignerRBAC(t, env)
 	logFile, err := os.Create(filepath.Join(dir, "signer.log"))
 	if err != nil {
