@@ -76,9 +76,9 @@ func Review(obj []byte, user string) []byte {
 	b, err := json.Marshal(admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 		Request: &admissionv1.AdmissionRequest{
-			UID:  types.UID("705ab4f5-6393-11e8-b7cc-42010a800002"),
-			Kind: metav1.GroupVersionKind{Group: "tekton.dev", Version: "v1", Kind: "PipelineRun"},
-			Resource: metav1.GroupVersionResource{Group: "tekton.dev", Version: "v1", Resource: "pipelineruns"},
+			UID:             types.UID("705ab4f5-6393-11e8-b7cc-42010a800002"),
+			Kind:            metav1.GroupVersionKind{Group: "tekton.dev", Version: "v1", Kind: "PipelineRun"},
+			Resource:        metav1.GroupVersionResource{Group: "tekton.dev", Version: "v1", Resource: "pipelineruns"},
 			RequestKind:     &metav1.GroupVersionKind{Group: "tekton.dev", Version: "v1", Kind: "PipelineRun"},
 			RequestResource: &metav1.GroupVersionResource{Group: "tekton.dev", Version: "v1", Resource: "pipelineruns"},
 			Namespace:       Namespace, Name: "bench", Operation: admissionv1.Create,
