@@ -80,8 +80,11 @@ func newDevCmd() *cobra.Command {
 
 It writes an admin kubeconfig to DIR/kubeconfig and DIR/ready.json, prints
 what to try, and runs until interrupted (Ctrl-C), then stops everything it
-started. Tekton itself does not run: finish a run by writing its status as
-the Tekton controller would ('make demo' shows how).`,
+started. Tekton itself does not run in this command (it is not linked into
+Tollgate): in a checkout, 'make dev' runs this command together with the real
+Tekton Pipelines controller and webhook (v1.11.0, built once as test tools)
+and a node stand-in that runs the Pods Tekton creates, so runs you create
+are run by Tekton, admitted by the webhook and signed by the signer.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd, o)
