@@ -776,16 +776,12 @@ func grantSignerRBAC(t testing.TB, env *envtest.Env) {
 }
 
 // startSignerProcess builds and starts `tollgate signer` as a process, with
-// a kubeconfig that acts as the signer's service account.
-func startSignerProcess(t *testing.T, env *envtest.Env) *exec.Cmd {
+// a kubeconfig that acts as the signer's service account, its defaults but
+// for the flags that fit a test (no leader election, no probe or metrics
+// ports) and args; bin is the tollgate binary (tollgateBinary).
+func startSignerProcess(t testing.TB, env *envtest.Env, bin string, args ...string) *exec.Cmd {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "tollgate")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
-	build.Dir = envtest.Root()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building tollgate: %v\n%s", err, out)
-	}
 	kubeconfig := writeKubeconfig(t, env, filepath.Join(dir, "kubeconfig"), envtest.Signer)
 	grantSignerRBAC(t, env)
 	logFile, err := os.Create(filepath.Join(dir, "signer.log"))
@@ -798,8 +794,8 @@ func startSignerProcess(t *testing.T, env *envtest.Env) *exec.Cmd {
 			t.Logf("tollgate signer output:\n%s", b)
 		}
 	})
-	cmd := exec.Command(bin, "signer", "--kubeconfig", kubeconfig, "--namespace", signerNS, "--leader-elect=false",
-		"--probe-address", "0", "--metrics-address", "0", "--workers", "2")
+	cmd := exec.Command(bin, append([]string{"signer", "--kubeconfig", kubeconfig, "--namespace", signerNS, "--leader-elect=false",
+		"--probe-address", "0", "--metrics-address", "0"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -859,7 +855,7 @@ func TestSignerRestart(t *testing.T) {
 	opts := signer.Options{Namespace: signerNS, Registry: store, RetryDelay: 200 * time.Millisecond}
 	// The first signer is the real `tollgate signer` process, killed with
 	// SIGKILL in the middle of the backlog.
-	proc := startSignerProcess(t, env)
+	proc := startSignerProcess(t, env, tollgateBinary(t), "--workers", "2")
 	if !waitFor(ctx, 60*time.Second, func() bool { return signedCount() >= 3 }) {
 		_ = proc.Process.Kill()
 		t.Fatal("the first signer signed nothing")
