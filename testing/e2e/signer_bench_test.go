@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/tollgate-dev/tollgate/signer"
 	"github.com/tollgate-dev/tollgate/signer/storage/oci"
 	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/testing/proc"
 	"github.com/tollgate-dev/tollgate/testing/registry"
 )
 
@@ -121,7 +124,13 @@ func BenchmarkSignerMemory(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	proc := startSignerProcess(b, env, bin)
+	var args []string
+	profileDir := os.Getenv("TOLLGATE_BENCH_PROFILE")
+	profiling := fmt.Sprintf("127.0.0.1:%d", proc.FreePort(b))
+	if profileDir != "" { // as BenchmarkWebhookProcess: the heap at the end
+		args = append(args, "--profiling-address", profiling)
+	}
+	signerProc := startSignerProcess(b, env, bin, args...)
 	// One new run signed after all the kept ones were listed shows the
 	// caches are synced and the queue went through them.
 	tr := taskRun(ns, "after", "tekton-builder", safeStep("build"))
@@ -144,7 +153,12 @@ func BenchmarkSignerMemory(b *testing.B) {
 	}
 	time.Sleep(5 * time.Second) // a collection or two
 	b.StopTimer()
-	b.ReportMetric(rssMiB(b, proc.Process.Pid), "rss-MiB")
+	b.ReportMetric(rssMiB(b, signerProc.Process.Pid), "rss-MiB")
+	if profileDir != "" {
+		if err := saveProfile("http://"+profiling+"/debug/pprof/heap?gc=1", filepath.Join(profileDir, "signer-heap.pprof")); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // signedWatch counts the runs a watch has seen signed.
