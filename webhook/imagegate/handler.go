@@ -117,77 +117,129 @@ func (h *Handler) review(ctx context.Context, req *admission.Request, mutate boo
 	default:
 		return end(admission.Allowed("the image gate does not review " + req.Resource.Resource + "/" + req.SubResource))
 	}
-	w, err := decode(kd, req.Object.Raw)
-	if err != nil {
+	var old []byte
+	if req.Operation == admissionv1.Update {
+		old = req.OldObject.Raw
+	}
+	out, pointers, skip, err := h.decide(ctx, workloadReview{kind: kd, namespace: req.Namespace, object: req.Object.Raw, oldObject: old,
+		operation: string(req.Operation), user: req.UserInfo.Username, groups: req.UserInfo.Groups}, mutate, false)
+	switch {
+	case err != nil:
 		return end(reply.Error(err))
+	case skip != "":
+		return end(admission.Allowed(skip))
+	}
+	return out, pointers, nil
+}
+
+// AuditUser is the user an audited workload is decided as (Rego's
+// input.request.userInfo.username).
+const AuditUser = "tollgate-audit"
+
+// Audit decides a live workload (JSON, as the API server serves it; kind
+// and resource as admission names them) as its CREATE would be decided
+// now if its namespace were enforced: every image, tags resolved to what
+// they name now (as the mutating path does), with the same decide the
+// webhook's two paths call. Namespaces labelled tollgate.dev/gate=audit
+// are audited like enforce and warn ones; skip says why a workload was
+// not (its namespace is not gated).
+func (h *Handler) Audit(ctx context.Context, group, version, kind, resource, namespace string, object []byte) (out *images.Outcome, skip string, err error) {
+	kd, err := kindFor(group, version, kind, resource)
+	if err != nil {
+		return nil, "", err
+	}
+	out, _, skip, err = h.decide(ctx, workloadReview{kind: kd, namespace: namespace, object: object, operation: string(admissionv1.Create), user: AuditUser}, true, true)
+	return out, skip, err
+}
+
+// workloadReview is one workload to decide, from an admission request or
+// from the audit.
+type workloadReview struct {
+	kind              *kind
+	namespace         string
+	object, oldObject []byte // oldObject: the object before an UPDATE
+	operation         string
+	user              string
+	groups            []string
+}
+
+// decide is the image gate's decision on a workload, for admission and
+// audit alike. skip, when not empty, says why the workload is not
+// reviewed (its namespace is not gated). An audit reviews namespaces
+// labelled audit too, as warn: it reports, it never denies.
+func (h *Handler) decide(ctx context.Context, r workloadReview, mutate, audit bool) (out *images.Outcome, pointers map[string]string, skip string, err error) {
+	w, err := decode(r.kind, r.object)
+	if err != nil {
+		return nil, nil, "", err
 	}
 	var before map[string]bool
-	if req.Operation == admissionv1.Update {
+	if r.oldObject != nil {
 		// An object on its way out (deletionTimestamp) is reviewed like any
 		// other: removing its finalizers changes no image and passes without
 		// a registry, but an image added on the way out is checked.
-		old, err := decode(kd, req.OldObject.Raw)
+		old, err := decode(r.kind, r.oldObject)
 		if err != nil {
-			return end(reply.Error(err))
+			return nil, nil, "", err
 		}
 		before = old.imageSet()
 	}
-	nsLabels, err := h.deps.Namespaces.Labels(ctx, req.Namespace)
+	nsLabels, err := h.deps.Namespaces.Labels(ctx, r.namespace)
 	if err != nil {
-		return end(reply.Error(fmt.Errorf("reading namespace %q: %w", req.Namespace, err)))
+		return nil, nil, "", fmt.Errorf("reading namespace %q: %w", r.namespace, err)
 	}
-	gated, warn, err := gate(req.Namespace, nsLabels)
+	mode, err := gate(r.namespace, nsLabels)
 	if err != nil {
-		return end(reply.Error(err))
+		return nil, nil, "", err
 	}
-	if !gated {
-		return end(admission.Allowed("namespace not gated"))
+	switch {
+	case mode == "":
+		return nil, nil, "namespace not gated", nil
+	case mode == GateAudit && !audit:
+		return nil, nil, "namespace audited (" + LabelGate + "=" + GateAudit + "), not gated", nil
 	}
 
 	imgs, pointers := newImages(w, before)
-	subject := fmt.Sprintf("%s %s/%s", kd.Kind, req.Namespace, w.name())
+	subject := fmt.Sprintf("%s %s/%s", r.kind.Kind, r.namespace, w.name())
 	if len(imgs) == 0 {
-		return &images.Outcome{Decision: policy.Decision{Subject: subject}}, pointers, nil
+		return &images.Outcome{Decision: policy.Decision{Subject: subject}}, pointers, "", nil
 	}
 	sa, secrets := w.serviceAccount(), w.pullSecrets()
-	r := images.Request{
+	ir := images.Request{
 		Subject:         subject,
-		Namespace:       req.Namespace,
+		Namespace:       r.namespace,
 		NamespaceLabels: nsLabels,
-		Warn:            warn,
+		Warn:            mode != GateEnforce && !audit, // an audit reports what enforcing would deny
 		Images:          imgs,
 		ResolveTags:     mutate,
 		Credentials: func(ctx context.Context) (authn.Keychain, string, error) {
-			return h.deps.Credentials.Keychain(ctx, req.Namespace, sa, secrets)
+			return h.deps.Credentials.Keychain(ctx, r.namespace, sa, secrets)
 		},
-		Object:    req.Object.Raw,
-		Operation: string(req.Operation),
-		User:      req.UserInfo.Username,
-		Groups:    req.UserInfo.Groups,
+		Object:    r.object,
+		Operation: r.operation,
+		User:      r.user,
+		Groups:    r.groups,
 	}
 	bctx, cancel := context.WithTimeout(ctx, h.deps.Budget)
 	defer cancel()
 	start := time.Now()
-	out := h.deps.Gate.Check(bctx, h.deps.Policies(), r)
-	if out.Rego && h.deps.ObserveRego != nil && !mutate {
+	out = h.deps.Gate.Check(bctx, h.deps.Policies(), ir)
+	if out.Rego && h.deps.ObserveRego != nil && !mutate && !audit {
 		h.deps.ObserveRego(out.RegoDuration, out.RegoDenials, out.RegoWarnings)
 	}
 	logf.FromContext(ctx).V(1).Info("checked images", "images", len(imgs), "verified", len(out.Results), "cache_hits", out.Hits, "denials", len(out.Denials), "duration", time.Since(start).String())
-	return out, pointers, nil
+	return out, pointers, "", nil
 }
 
-// gate reads a namespace's tollgate.dev/gate label: not gated, enforce or
-// warn; any other value is refused, not guessed.
-func gate(namespace string, labels map[string]string) (gated, warn bool, err error) {
+// gate reads a namespace's tollgate.dev/gate label: "" (not gated),
+// enforce, warn or audit; any other value is refused, not guessed.
+func gate(namespace string, labels map[string]string) (string, error) {
 	switch v, ok := labels[LabelGate]; {
 	case !ok:
-		return false, false, nil
-	case v == GateEnforce:
-		return true, false, nil
-	case v == GateWarn:
-		return true, true, nil
+		return "", nil
+	case v == GateEnforce, v == GateWarn, v == GateAudit:
+		return v, nil
 	default:
-		return false, false, reply.BadRequest("namespace %s has %s=%q; the gate knows only %q and %q, and does not guess", namespace, LabelGate, v, GateEnforce, GateWarn)
+		return "", reply.BadRequest("namespace %s has %s=%q; the gate knows only %q, %q and %q, and does not guess", namespace, LabelGate, v, GateEnforce, GateWarn, GateAudit)
 	}
 }
 

@@ -98,6 +98,7 @@ func newGate(t testing.TB) *gate {
 			"dev":    {imagegate.LabelGate: imagegate.GateWarn},
 			"free":   {},
 			"odd":    {imagegate.LabelGate: "Enforce"},
+			"trial":  {imagegate.LabelGate: imagegate.GateAudit},
 			"broken": nil,
 		},
 		Credentials: anonymous{},
@@ -231,6 +232,53 @@ func TestHandler(t *testing.T) {
 			t.Error("validate did not warn")
 		}
 	})
+}
+
+// A namespace labelled audit is never denied at admission; the audit
+// decides its workloads as enforce would, with the same decision, tags
+// resolved, and says why it skips an ungated one.
+func TestAudit(t *testing.T) {
+	g := newGate(t)
+	ctx := t.Context()
+	img := g.signed(t, "app/web")
+	unsigned := g.reg.PushRandom(t, "app/unsigned", "v1").Context().Tag("v1").String()
+
+	for _, h := range []admission.Handler{g.handler, g.handler.MutateHandler()} {
+		resp := h.Handle(ctx, request("trial", admissionv1.Create, podJSON(unsigned), nil))
+		expect(t, resp, true, 0, "audited")
+		if len(resp.Warnings) != 0 || len(resp.Patches) != 0 {
+			t.Errorf("admission in an audited namespace warned or patched: %+v", resp)
+		}
+	}
+	for _, ns := range []string{"trial", "dev", "prod"} {
+		out, skip, err := g.handler.Audit(ctx, "", "v1", "Pod", "pods", ns, podJSON(unsigned, img.Context().Tag("v1").String()))
+		if err != nil || skip != "" {
+			t.Fatalf("%s: audit: %v %q", ns, err, skip)
+		}
+		var rules []string
+		for _, d := range out.Denials {
+			rules = append(rules, d.Rule)
+			if !strings.Contains(d.Message, "app/unsigned") {
+				t.Errorf("%s: a denial not of the unsigned image: %s", ns, d)
+			}
+		}
+		if strings.Join(rules, ",") != "signature,slsa" || len(out.Warnings) != 0 {
+			t.Errorf("%s: want the unsigned image denied for signature and slsa (as enforce would), got %+v", ns, out.Decision)
+		}
+		verified := false
+		for _, r := range out.Results {
+			verified = verified || (r.Digest == img.DigestStr() && r.Verified())
+		}
+		if !verified {
+			t.Errorf("%s: the signed tag was not resolved and verified", ns)
+		}
+	}
+	if _, skip, err := g.handler.Audit(ctx, "", "v1", "Pod", "pods", "free", podJSON(unsigned)); err != nil || skip == "" {
+		t.Errorf("an ungated namespace was audited: %q %v", skip, err)
+	}
+	if _, _, err := g.handler.Audit(ctx, "", "v1", "Pod", "pods", "prod", []byte(`{"spec":`)); err == nil {
+		t.Error("a truncated workload was audited")
+	}
 }
 
 // TestTagAnsweredDifferentlyEachTime plays the registry of Kyverno's

@@ -17,6 +17,9 @@ const LabelGate = "tollgate.dev/gate"
 const (
 	GateEnforce = "enforce"
 	GateWarn    = "warn"
+	// GateAudit reports (tollgate audit) without reviewing admissions:
+	// what enforcing the namespace would deny, before anything is.
+	GateAudit = "audit"
 )
 
 type container struct {

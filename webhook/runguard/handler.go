@@ -338,3 +338,35 @@ func (h *Handler) validateDefinition(ctx context.Context, req *admission.Request
 func respond(ctx context.Context, d *policy.Decision) admission.Response {
 	return reply.Decision(ctx, d)
 }
+
+// AuditUser is the user an audited run is decided as: not the Tekton
+// controller, not trusted with reserved annotations (they are removed
+// from the run first).
+const AuditUser = "tollgate-audit"
+
+// Audit decides a live PipelineRun or TaskRun (JSON, as the API server
+// serves it) as its CREATE would be decided now, with the same MutateRun
+// and Decide the webhook's two paths call: the run as its author wrote it
+// (status, server-set metadata and the annotations only Tekton, the
+// signer and the run guard write are removed), the namespace's policies
+// and the cluster as they are now.
+func (h *Handler) Audit(ctx context.Context, kind, namespace string, object []byte) (*policy.Decision, error) {
+	authored, err := runs.Authored(object)
+	if err != nil {
+		return nil, err
+	}
+	nsLabels, err := h.deps.Namespaces.Labels(ctx, namespace)
+	if err != nil {
+		return nil, fmt.Errorf("reading namespace %q: %w", namespace, err)
+	}
+	a, err := runs.Admit(ctx, h.deps.Cluster, runs.Facts{
+		Review:          runs.Review{Kind: kind, Namespace: namespace, User: AuditUser, Object: authored},
+		NamespaceLabels: nsLabels,
+		Policies:        h.deps.Policies().ForNamespace(nsLabels),
+		Identities:      h.deps.Identities,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &a.Decision, nil
+}
