@@ -72,7 +72,7 @@ namespaces only images signed by a trusted authority with that provenance.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newWebhookCmd(), newCheckCmd(), newProvenanceCmd(), newSignerCmd(), newVerifyCmd(), newPolicyCmd(), newDevCmd())
+	root.AddCommand(newVersionCmd(), newWebhookCmd(), newCheckCmd(), newProvenanceCmd(), newSignerCmd(), newVerifyCmd(), newPolicyCmd(), newDevCmd(), newAuditCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
 	})

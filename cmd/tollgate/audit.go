@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/tollgate-dev/tollgate/policy/runs"
+	"github.com/tollgate-dev/tollgate/webhook"
+	"github.com/tollgate-dev/tollgate/webhook/audit"
+	"github.com/tollgate-dev/tollgate/webhook/imagegate"
+)
+
+type auditOptions struct {
+	kubeconfig string
+	namespaces []string
+	output     string
+	tekton     []string
+	trusted    []string
+}
+
+func newAuditCmd() *cobra.Command {
+	o := auditOptions{}
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Report what enforcing would deny in a namespace now: workloads' images and live runs",
+		Long: `Audit a cluster as it runs now, with the decisions admission makes: every
+workload in the namespaces (Pods, Deployments, StatefulSets, DaemonSets,
+ReplicaSets, Jobs, CronJobs; what a controller owns is audited through its
+owner) is decided by the image gate as its CREATE would be in an enforced
+namespace (tags resolved to what they name now, every image verified with
+the ClusterImagePolicies in force), and every PipelineRun and TaskRun not
+finished yet by the run guard as its CREATE would be now. Nothing is
+written to the cluster.
+
+The image gate looks only at namespaces labelled tollgate.dev/gate (enforce,
+warn, or audit: report-only, never denied at admission). To see what
+enforcing an unlabelled namespace would break, label it first:
+
+  kubectl label namespace NS tollgate.dev/gate=audit
+
+Each row is an object and a rule: fail (enforcing denies it), warn (a rule
+in Warn mode), error (it could not be decided — a registry down is never a
+pass), skip, or pass, with the message admission gives and its fix.
+
+Without --namespace, every namespace labelled tollgate.dev/gate is audited.
+Exit status: 0 nothing fails, 1 a row fails or errs, 2 a usage error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAudit(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	f.StringSliceVarP(&o.namespaces, "namespace", "n", nil, "namespaces to audit (repeatable; default: every namespace labelled tollgate.dev/gate)")
+	f.StringVarP(&o.output, "output", "o", "text", "output format: text (a table) or json (the rows)")
+	f.StringSliceVar(&o.tekton, "tekton-controller-users", []string{runs.DefaultTektonController}, "as for the webhook")
+	f.StringSliceVar(&o.trusted, "trusted-users", []string{runs.DefaultSigner}, "as for the webhook")
+	return cmd
+}
+
+func runAudit(cmd *cobra.Command, o auditOptions) error {
+	if o.output != "text" && o.output != "json" {
+		return usageError("--output %q: want text or json", o.output)
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.kubeconfig
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return usageError("loading the Kubernetes client configuration: %w", err)
+	}
+	rc.QPS, rc.Burst = 50, 100
+	ctrllog.SetLogger(logr.Discard())
+	ctx := cmd.Context()
+	progress := cmd.ErrOrStderr()
+	fmt.Fprintln(progress, "audit: reading policies and the cluster ...")
+	scanner, err := webhook.NewAuditScanner(ctx, webhook.Config{
+		RestConfig: rc,
+		Identities: runs.Identities{TektonControllers: o.tekton, Trusted: o.trusted},
+		Images:     webhook.DefaultImageOptions(),
+	}, logr.Discard())
+	if err != nil {
+		return err
+	}
+	namespaces := o.namespaces
+	if len(namespaces) == 0 {
+		var list corev1.NamespaceList
+		if err := scanner.Reader.List(ctx, &list, client.HasLabels{imagegate.LabelGate}); err != nil {
+			return fmt.Errorf("listing namespaces: %w", err)
+		}
+		for _, n := range list.Items {
+			namespaces = append(namespaces, n.Name)
+		}
+		sort.Strings(namespaces)
+		if len(namespaces) == 0 {
+			return usageError("no namespace is labelled %s: name namespaces with --namespace, or label one %s=%s to audit it", imagegate.LabelGate, imagegate.LabelGate, imagegate.GateAudit)
+		}
+	}
+	var rows []audit.Result
+	for _, ns := range namespaces {
+		fmt.Fprintf(progress, "audit: namespace %s ...\n", ns)
+		r, gated, err := scanner.Namespace(ctx, ns)
+		if err != nil {
+			return err
+		}
+		if !gated {
+			fmt.Fprintf(progress, "audit: namespace %s is not labelled %s: its workloads' images are not audited (label it %s=%s to see what enforcing would deny; that label denies nothing)\n",
+				ns, imagegate.LabelGate, imagegate.LabelGate, imagegate.GateAudit)
+		}
+		rows = append(rows, r...)
+	}
+	if err := emit(cmd.OutOrStdout(), o.output, rows, printAudit, func(r audit.Result) bool { return audit.Failed([]audit.Result{r}) }); err != nil {
+		return err
+	}
+	return nil
+}
+
+// printAudit prints the rows as a table, kubectl's way.
+func printAudit(w io.Writer, rows []audit.Result) {
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "nothing to audit: no workload, no unfinished run")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tOBJECT\tRESULT\tRULE\tPOLICY\tMESSAGE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\n", r.Object.Namespace, strings.ToLower(r.Object.Kind), r.Object.Name, r.Result, r.Rule, dash(r.Policy), oneLine(r.Message))
+	}
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

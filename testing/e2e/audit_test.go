@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/tollgate-dev/tollgate/policy/slsa"
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/testing/registry"
+	"github.com/tollgate-dev/tollgate/testing/signing"
+	"github.com/tollgate-dev/tollgate/webhook/audit"
+	"github.com/tollgate-dev/tollgate/webhook/imagegate"
+)
+
+// TestAudit: a namespace labelled tollgate.dev/gate=audit, with a signed
+// and an unsigned Deployment and a run admitted while its rule warned.
+// Admission denies nothing there; `tollgate audit` reports exactly what
+// enforcing would deny, with admission's own messages, and a fix (signing
+// the image) turns its row to pass.
+func TestAudit(t *testing.T) {
+	reg := registry.Start(t)
+	key := signing.NewKey(t)
+	trialLabels := map[string]string{imagegate.LabelGate: imagegate.GateAudit, "tollgate.dev/test": "audit"}
+	env := startGuarded(t,
+		namespace(signerNS, nil),
+		namespace("trial", trialLabels),
+		namespace("enforced", map[string]string{imagegate.LabelGate: imagegate.GateEnforce}),
+		serviceAccount("trial", "tekton-builder"),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "release-key"}, Data: map[string][]byte{"cosign.pub": key.PublicPEM}},
+	)
+	admin := env.Client
+	ctx := t.Context()
+	applyImagePolicy(t, admin, imagePolicy("release", reg.Host, nil), metav1.ConditionTrue)
+	warnLimits := func(mode v1alpha1.Mode) *v1alpha1.ClusterRunPolicy {
+		return &v1alpha1.ClusterRunPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "trial-limits"},
+			Spec: v1alpha1.ClusterRunPolicySpec{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"tollgate.dev/test": "audit"}},
+				Resources:         v1alpha1.ResourcesCheck{Mode: mode},
+			},
+		}
+	}
+	applyPolicy(t, admin, warnLimits(v1alpha1.Warn))
+
+	signedImg := reg.PushRandom(t, "trial/signed", "v1")
+	key.Sign(t, signedImg, signing.Options{})
+	key.Attest(t, signedImg, slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/builders/test"), signing.Options{})
+	unsignedImg := reg.PushRandom(t, "trial/unsigned", "v1")
+	tagOf := func(img name.Digest) string { return img.Context().Tag("v1").String() }
+	deployment := func(ns, name string, img name.Digest) *appsv1.Deployment {
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, Template: workloadTemplate(tagOf(img))}}
+	}
+	// Admission in an audited namespace: nothing denied, nothing pinned.
+	for _, d := range []*appsv1.Deployment{deployment("trial", "signed", signedImg), deployment("trial", "unsigned", unsignedImg)} {
+		if err := admin.Create(ctx, d); err != nil {
+			t.Fatalf("admission denied %s in an audited namespace: %v", d.Name, err)
+		}
+		if img := d.Spec.Template.Spec.Containers[0].Image; strings.Contains(img, "@") {
+			t.Errorf("%s was pinned (%s) in an audited namespace", d.Name, img)
+		}
+	}
+	noLimits := safeStep("test")
+	noLimits.ComputeResources = corev1.ResourceRequirements{}
+	if err := admin.Create(ctx, taskRun("trial", "no-limits", "tekton-builder", noLimits)); err != nil {
+		t.Fatalf("the run was denied while its rule warns: %v", err)
+	}
+	// What admission says of the unsigned Deployment where it enforces.
+	enforcedErr := admin.Create(ctx, deployment("enforced", "unsigned", unsignedImg))
+	if enforcedErr == nil {
+		t.Fatal("the unsigned Deployment was admitted in an enforced namespace")
+	}
+
+	bin := tollgateBinary(t)
+	kubeconfig := writeKubeconfig(t, env, filepath.Join(t.TempDir(), "kubeconfig"), "")
+	run := func(t *testing.T, args ...string) (int, string, string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"audit", "--kubeconfig", kubeconfig}, args...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, string(out), stderr.String()
+	}
+	auditJSON := func(t *testing.T) (int, map[string][]audit.Result) {
+		t.Helper()
+		code, out, stderr := run(t, "-n", "trial", "-o", "json")
+		var rows []audit.Result
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("tollgate audit -o json: %v\n%s\n%s", err, out, stderr)
+		}
+		byObject := map[string][]audit.Result{}
+		for _, r := range rows {
+			k := strings.ToLower(r.Object.Kind) + "/" + r.Object.Name
+			byObject[k] = append(byObject[k], r)
+		}
+		return code, byObject
+	}
+	results := func(rows []audit.Result) string {
+		var s []string
+		for _, r := range rows {
+			s = append(s, r.Result+":"+r.Rule)
+		}
+		return strings.Join(s, ",")
+	}
+
+	t.Run("exactly the failing objects fail, with admission's messages", func(t *testing.T) {
+		code, rows := auditJSON(t)
+		if code != 1 {
+			t.Errorf("exit %d, want 1 (something fails)", code)
+		}
+		if got := results(rows["deployment/unsigned"]); got != "fail:signature,fail:slsa" {
+			t.Errorf("deployment/unsigned: %s", got)
+		}
+		for _, r := range rows["deployment/unsigned"] {
+			if !strings.Contains(enforcedErr.Error(), r.Message) {
+				t.Errorf("the row's message is not admission's:\nrow:       %s\nadmission: %v", r.Message, enforcedErr)
+			}
+			if !strings.Contains(r.Message, "fix:") {
+				t.Errorf("no fix in %q", r.Message)
+			}
+		}
+		if got := results(rows["deployment/signed"]); got != "pass:image" {
+			t.Errorf("deployment/signed: %s", got)
+		}
+		if got := results(rows["taskrun/no-limits"]); got != "warn:resources" {
+			t.Errorf("taskrun/no-limits: %s", got)
+		}
+		if len(rows) != 3 {
+			t.Errorf("rows for %d objects, want 3 (a Deployment's ReplicaSets and Pods are audited through it): %v", len(rows), rows)
+		}
+	})
+
+	t.Run("enforcing the run's rule turns its row to fail", func(t *testing.T) {
+		applyPolicy(t, admin, warnLimits(v1alpha1.Enforce))
+		_, rows := auditJSON(t)
+		r := rows["taskrun/no-limits"]
+		if results(r) != "fail:resources" || !strings.Contains(r[0].Message, "no cpu or memory limit") {
+			t.Errorf("taskrun/no-limits: %+v", r)
+		}
+	})
+
+	t.Run("signing the image turns its rows to pass", func(t *testing.T) {
+		key.Sign(t, unsignedImg, signing.Options{})
+		key.Attest(t, unsignedImg, slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/builders/test"), signing.Options{})
+		applyPolicy(t, admin, warnLimits(v1alpha1.Warn))
+		code, rows := auditJSON(t)
+		if got := results(rows["deployment/unsigned"]); got != "pass:image" {
+			t.Errorf("deployment/unsigned after signing: %s", got)
+		}
+		if code != 0 {
+			t.Errorf("exit %d with nothing failing", code)
+		}
+	})
+
+	t.Run("the table, and an unlabelled namespace says how to audit it", func(t *testing.T) {
+		code, out, stderr := run(t, "-n", "trial", "-n", "default")
+		if code != 0 || !strings.Contains(out, "NAMESPACE") || !strings.Contains(out, "deployment/unsigned") {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+		if !strings.Contains(stderr, "namespace default is not labelled tollgate.dev/gate") || !strings.Contains(stderr, "tollgate.dev/gate=audit") {
+			t.Errorf("stderr does not say how to audit an unlabelled namespace:\n%s", stderr)
+		}
+	})
+}

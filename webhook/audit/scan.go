@@ -1,0 +1,153 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tollgate-dev/tollgate/policy"
+	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/webhook/imagegate"
+)
+
+// Images decides a live workload (imagegate.Handler.Audit).
+type Images interface {
+	Audit(ctx context.Context, group, version, kind, resource, namespace string, object []byte) (*images.Outcome, string, error)
+}
+
+// Runs decides a live run (runguard.Handler.Audit).
+type Runs interface {
+	Audit(ctx context.Context, kind, namespace string, object []byte) (*policy.Decision, error)
+}
+
+// Scanner lists what runs in a namespace and has each object decided.
+type Scanner struct {
+	Reader client.Reader // lists live objects (the API server, not a cache)
+	Images Images
+	Runs   Runs
+}
+
+// workloadKinds are the kinds the image gate reviews, with their
+// resources. Pods, ReplicaSets and Jobs a controller owns are audited
+// through their owner: that is what a fix changes.
+var workloadKinds = []struct {
+	gvk      schema.GroupVersionKind
+	resource string
+}{
+	{schema.GroupVersionKind{Version: "v1", Kind: "Pod"}, "pods"},
+	{schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, "deployments"},
+	{schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}, "statefulsets"},
+	{schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "DaemonSet"}, "daemonsets"},
+	{schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "ReplicaSet"}, "replicasets"},
+	{schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}, "jobs"},
+	{schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "CronJob"}, "cronjobs"},
+}
+
+var runKinds = []schema.GroupVersionKind{
+	{Group: "tekton.dev", Version: "v1", Kind: "PipelineRun"},
+	{Group: "tekton.dev", Version: "v1", Kind: "TaskRun"},
+}
+
+// Namespace audits one namespace: every workload the image gate reviews
+// (when the namespace is gated: enforce, warn or audit) and every run not
+// finished yet (a TaskRun of a PipelineRun through its PipelineRun). An
+// object that cannot be decided is an error row, never a pass; gated is
+// false when the image gate does not look at the namespace.
+func (s *Scanner) Namespace(ctx context.Context, ns string) (rows []Result, gated bool, err error) {
+	var nsObj corev1.Namespace
+	if err := s.Reader.Get(ctx, client.ObjectKey{Name: ns}, &nsObj); err != nil {
+		return nil, false, fmt.Errorf("reading namespace %s: %w", ns, err)
+	}
+	gated = nsObj.Labels[imagegate.LabelGate] != ""
+	for _, wk := range workloadKinds {
+		items, err := s.list(ctx, wk.gvk, ns)
+		if err != nil {
+			return nil, gated, err
+		}
+		for _, u := range items {
+			if metav1.GetControllerOf(&u) != nil {
+				continue
+			}
+			obj := objectOf(&u)
+			raw, err := json.Marshal(u.Object)
+			if err != nil {
+				rows = append(rows, Errored(obj, obj.Kind+" "+ns+"/"+obj.Name, err))
+				continue
+			}
+			out, skip, err := s.Images.Audit(ctx, wk.gvk.Group, wk.gvk.Version, wk.gvk.Kind, wk.resource, ns, raw)
+			switch {
+			case err != nil:
+				rows = append(rows, Errored(obj, obj.Kind+" "+ns+"/"+obj.Name, err))
+			case skip != "": // not gated
+			default:
+				rows = append(rows, FromImages(obj, out)...)
+			}
+		}
+	}
+	for _, gvk := range runKinds {
+		items, err := s.list(ctx, gvk, ns)
+		if err != nil {
+			return nil, gated, err
+		}
+		for _, u := range items {
+			if finished(&u) || (gvk.Kind == "TaskRun" && ownedByPipelineRun(&u)) {
+				continue
+			}
+			obj := objectOf(&u)
+			raw, err := json.Marshal(u.Object)
+			if err == nil {
+				var d *policy.Decision
+				if d, err = s.Runs.Audit(ctx, gvk.Kind, ns, raw); err == nil {
+					rows = append(rows, FromRun(obj, d)...)
+					continue
+				}
+			}
+			rows = append(rows, Errored(obj, obj.Kind+" "+ns+"/"+obj.Name, err))
+		}
+	}
+	return rows, gated, nil
+}
+
+// list reads every object of a kind in ns, a page at a time.
+func (s *Scanner) list(ctx context.Context, gvk schema.GroupVersionKind, ns string) ([]unstructured.Unstructured, error) {
+	var out []unstructured.Unstructured
+	cont := ""
+	for {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := s.Reader.List(ctx, l, client.InNamespace(ns), client.Limit(500), client.Continue(cont)); err != nil {
+			return nil, fmt.Errorf("listing %s in %s: %w", gvk.Kind, ns, err)
+		}
+		out = append(out, l.Items...)
+		if cont = l.GetContinue(); cont == "" {
+			return out, nil
+		}
+	}
+}
+
+func objectOf(u *unstructured.Unstructured) Object {
+	return Object{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName(), UID: string(u.GetUID())}
+}
+
+// finished reports whether a run's Succeeded condition is True or False.
+func finished(u *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Succeeded" && (m["status"] == "True" || m["status"] == "False") {
+			return true
+		}
+	}
+	return false
+}
+
+func ownedByPipelineRun(u *unstructured.Unstructured) bool {
+	c := metav1.GetControllerOf(u)
+	return c != nil && c.Kind == "PipelineRun"
+}

@@ -1,0 +1,89 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/webhook/audit"
+	"github.com/tollgate-dev/tollgate/webhook/imagegate"
+	"github.com/tollgate-dev/tollgate/webhook/runguard"
+)
+
+// NewAuditScanner wires the audit's decisions as the webhook wires
+// admission's — the run guard's and the image gate's handlers, informer
+// caches of what they read, every ClusterRunPolicy and ClusterImagePolicy
+// compiled as the webhook compiles it — but reads only: no policy status
+// is written, no stamp keys are read or created. It returns once the
+// caches have synced and the policies are loaded; the caches run until ctx
+// is done.
+func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.Scanner, error) {
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, fmt.Errorf("building the scheme: %w", err)
+	}
+	c, err := cache.New(cfg.RestConfig, cache.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("creating the informer cache: %w", err)
+	}
+	cl, err := client.New(cfg.RestConfig, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("creating the client: %w", err)
+	}
+	var readOnly client.Client // nil: the policy stores write no status
+	cluster, err := runguard.NewCacheCluster(ctx, c, cl)
+	if err != nil {
+		return nil, err
+	}
+	runStore, err := runguard.NewPolicyStore(ctx, c, cl, readOnly, 0, log.WithName("run-policies"))
+	if err != nil {
+		return nil, err
+	}
+	rg, err := runguard.New(runguard.Deps{Policies: runStore.Current, Cluster: cluster, Namespaces: cluster, Identities: cfg.Identities})
+	if err != nil {
+		return nil, err
+	}
+	imageStore, err := imagegate.NewPolicyStore(ctx, c, cl, readOnly, 0, log.WithName("image-policies"))
+	if err != nil {
+		return nil, err
+	}
+	reg, err := images.NewRegistry(nil, cfg.Images.Limits)
+	if err != nil {
+		return nil, err
+	}
+	vcache, err := images.NewCache(cfg.Images.Cache)
+	if err != nil {
+		return nil, err
+	}
+	ig, err := imagegate.New(imagegate.Deps{
+		Policies:    imageStore.Current,
+		Gate:        &images.Gate{Verifier: images.NewVerifier(reg), Cache: vcache},
+		Namespaces:  cluster,
+		Credentials: imagegate.SecretCredentials{Reader: cl},
+		Budget:      cfg.Images.Budget,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cacheErr := make(chan error, 1)
+	go func() { cacheErr <- c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		select {
+		case err := <-cacheErr:
+			return nil, fmt.Errorf("informer cache: %w", err)
+		default:
+			return nil, errors.New("the informer caches did not sync")
+		}
+	}
+	for what, s := range map[string]policies{"run policies": runStore, "image policies": imageStore} {
+		if err := s.Reload(ctx); err != nil {
+			return nil, fmt.Errorf("loading %s: %w", what, err)
+		}
+	}
+	return &audit.Scanner{Reader: cl, Images: ig, Runs: rg}, nil
+}
