@@ -21,7 +21,8 @@ import (
 // compiled as the webhook compiles it — but reads only: no policy status
 // is written, no stamp keys are read or created. It returns once the
 // caches have synced and the policies are loaded; the caches run until ctx
-// is done.
+// is done, and so do the policies, recompiled on every change and every
+// cfg.PolicyResync.
 func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.Scanner, error) {
 	scheme, err := Scheme()
 	if err != nil {
@@ -40,7 +41,7 @@ func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.S
 	if err != nil {
 		return nil, err
 	}
-	runStore, err := runguard.NewPolicyStore(ctx, c, cl, readOnly, 0, log.WithName("run-policies"))
+	runStore, err := runguard.NewPolicyStore(ctx, c, cl, readOnly, cfg.PolicyResync, log.WithName("run-policies"))
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +49,7 @@ func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.S
 	if err != nil {
 		return nil, err
 	}
-	imageStore, err := imagegate.NewPolicyStore(ctx, c, cl, readOnly, 0, log.WithName("image-policies"))
+	imageStore, err := imagegate.NewPolicyStore(ctx, c, cl, readOnly, cfg.PolicyResync, log.WithName("image-policies"))
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +85,7 @@ func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.S
 		if err := s.Reload(ctx); err != nil {
 			return nil, fmt.Errorf("loading %s: %w", what, err)
 		}
+		go s.Run(ctx) // kept current while ctx lasts (tollgate audit --watch)
 	}
 	return &audit.Scanner{Reader: cl, Images: ig, Runs: rg}, nil
 }

@@ -3,9 +3,20 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -26,6 +37,10 @@ type auditOptions struct {
 	output     string
 	tekton     []string
 	trusted    []string
+	watch      bool
+	resync     time.Duration
+	probes     string
+	verbosity  int
 }
 
 func newAuditCmd() *cobra.Command {
@@ -53,7 +68,16 @@ in Warn mode), error (it could not be decided — a registry down is never a
 pass), skip, or pass, with the message admission gives and its fix.
 
 Without --namespace, every namespace labelled tollgate.dev/gate is audited.
-Exit status: 0 nothing fails, 1 a row fails or errs, 2 a usage error.`,
+Exit status: 0 nothing fails, 1 a row fails or errs, 2 a usage error.
+
+With --watch it runs until interrupted (the chart's audit Deployment):
+every --resync it audits every namespace labelled tollgate.dev/gate and
+rewrites the namespace's wg-policy PolicyReport (wgpolicyk8s.io/v1alpha2,
+named tollgate-audit: a row per object and rule, at most 1,000 listed, the
+summary counting all), logs what fails, and exports
+tollgate_audit_results{namespace,policy,rule,result} on /metrics at
+--probe-address, with /healthz and /readyz (not ready, saying why, until
+the first pass or while the PolicyReport CRD is missing).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAudit(cmd, o) },
 	}
@@ -63,12 +87,22 @@ Exit status: 0 nothing fails, 1 a row fails or errs, 2 a usage error.`,
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text (a table) or json (the rows)")
 	f.StringSliceVar(&o.tekton, "tekton-controller-users", []string{runs.DefaultTektonController}, "as for the webhook")
 	f.StringSliceVar(&o.trusted, "trusted-users", []string{runs.DefaultSigner}, "as for the webhook")
+	f.BoolVar(&o.watch, "watch", false, "audit every --resync and write PolicyReports, until interrupted")
+	f.DurationVar(&o.resync, "resync", 10*time.Minute, "with --watch: time between audit passes (policies are reloaded on every change)")
+	f.StringVar(&o.probes, "probe-address", ":8081", "with --watch: address of /healthz, /readyz and /metrics (0 disables)")
+	f.IntVarP(&o.verbosity, "v", "v", 0, "with --watch: log verbosity")
 	return cmd
 }
 
 func runAudit(cmd *cobra.Command, o auditOptions) error {
 	if o.output != "text" && o.output != "json" {
 		return usageError("--output %q: want text or json", o.output)
+	}
+	if o.watch && len(o.namespaces) > 0 {
+		return usageError("--watch audits every namespace labelled %s; label the ones to audit instead of --namespace", imagegate.LabelGate)
+	}
+	if o.watch && o.resync < time.Second {
+		return usageError("--resync %s: want at least 1s", o.resync)
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.kubeconfig
@@ -82,12 +116,16 @@ func runAudit(cmd *cobra.Command, o auditOptions) error {
 	progress := cmd.ErrOrStderr()
 	fmt.Fprintln(progress, "audit: reading policies and the cluster ...")
 	scanner, err := webhook.NewAuditScanner(ctx, webhook.Config{
-		RestConfig: rc,
-		Identities: runs.Identities{TektonControllers: o.tekton, Trusted: o.trusted},
-		Images:     webhook.DefaultImageOptions(),
+		RestConfig:   rc,
+		Identities:   runs.Identities{TektonControllers: o.tekton, Trusted: o.trusted},
+		Images:       webhook.DefaultImageOptions(),
+		PolicyResync: webhook.DefaultPolicyResync,
 	}, logr.Discard())
 	if err != nil {
 		return err
+	}
+	if o.watch {
+		return watchAudit(cmd, o, rc, scanner)
 	}
 	namespaces := o.namespaces
 	if len(namespaces) == 0 {
@@ -119,6 +157,42 @@ func runAudit(cmd *cobra.Command, o auditOptions) error {
 	if err := emit(cmd.OutOrStdout(), o.output, rows, printAudit, func(r audit.Result) bool { return audit.Failed([]audit.Result{r}) }); err != nil {
 		return err
 	}
+	return nil
+}
+
+// watchAudit is tollgate audit --watch.
+func watchAudit(cmd *cobra.Command, o auditOptions, rc *rest.Config, scanner *audit.Scanner) error {
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := zap.New(zap.Level(zapcore.Level(-o.verbosity)), zap.WriteTo(cmd.ErrOrStderr())).WithName("audit")
+	writer, err := client.New(rc, client.Options{})
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	loop := audit.NewLoop(scanner, writer, o.resync, reg, log)
+	if o.probes != "0" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if err := loop.Ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		ln, err := net.Listen("tcp", o.probes)
+		if err != nil {
+			return usageError("--probe-address: %w", err)
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		log.Info("serving probes and metrics", "address", ln.Addr().String())
+	}
+	loop.Run(ctx)
 	return nil
 }
 

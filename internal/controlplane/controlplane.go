@@ -172,6 +172,27 @@ func CRDs(root string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	return crds, nil
 }
 
+// ReportCRDs are the wg-policy PolicyReport and ClusterPolicyReport CRDs
+// the chart installs where no other tool has (files/report-crds).
+func ReportCRDs(root string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	files, err := filepath.Glob(filepath.Join(root, "charts", "tollgate", "files", "report-crds", "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	for _, f := range files {
+		c, err := readCRDs(f)
+		if err != nil {
+			return nil, err
+		}
+		crds = append(crds, c...)
+	}
+	if len(crds) != 2 {
+		return nil, fmt.Errorf("want the PolicyReport and ClusterPolicyReport CRDs in %s/charts/tollgate/files/report-crds, found %d", root, len(crds))
+	}
+	return crds, nil
+}
+
 func readCRDs(path string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

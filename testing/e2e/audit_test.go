@@ -3,10 +3,23 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/tollgate-dev/tollgate/internal/controlplane"
+	"github.com/tollgate-dev/tollgate/testing/envtest"
+	"github.com/tollgate-dev/tollgate/testing/proc"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	appsv1 "k8s.io/api/apps/v1"
@@ -156,7 +169,91 @@ func TestAudit(t *testing.T) {
 		}
 	})
 
-	t.Run("signing the image turns its rows to pass", func(t *testing.T) {
+	// The background audit: tollgate audit --watch, as the chart runs it.
+	probe := fmt.Sprintf("127.0.0.1:%d", proc.FreePort(t))
+	watcher := proc.Start(t, "tollgate audit --watch", bin, nil, "audit", "--watch", "--kubeconfig", kubeconfig, "--resync", "2s", "--probe-address", probe)
+	report := func(t *testing.T) map[string]string {
+		t.Helper()
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(audit.PolicyReportGVK)
+		if err := admin.Get(ctx, client.ObjectKey{Namespace: "trial", Name: audit.ReportName}, u); err != nil {
+			return nil
+		}
+		out := map[string]string{}
+		items, _, _ := unstructured.NestedSlice(u.Object, "results")
+		for _, it := range items {
+			m := it.(map[string]any)
+			res := m["resources"].([]any)[0].(map[string]any)
+			k := strings.ToLower(res["kind"].(string)) + "/" + res["name"].(string)
+			out[k] = strings.Trim(out[k]+","+m["result"].(string)+":"+m["rule"].(string), ",")
+		}
+		return out
+	}
+
+	t.Run("without the report CRDs the watch logs and exports, and readiness says why", func(t *testing.T) {
+		watcher.WaitFor(t, "serving", proc.DialOK(probe))
+		var body string
+		if !waitFor(ctx, 30*time.Second, func() bool {
+			resp, err := http.Get("http://" + probe + "/readyz")
+			if err != nil {
+				return false
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(body, "CRD")
+		}) {
+			t.Fatalf("readyz does not say the CRD is missing: %q", body)
+		}
+		metrics := ""
+		if !waitFor(ctx, 10*time.Second, func() bool {
+			resp, err := http.Get("http://" + probe + "/metrics")
+			if err != nil {
+				return false
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			metrics = string(b)
+			return strings.Contains(metrics, `tollgate_audit_results{namespace="trial",policy="release",result="fail",rule="signature"} 1`)
+		}) {
+			t.Fatalf("no tollgate_audit_results for the unsigned Deployment:\n%s", metrics)
+		}
+	})
+
+	t.Run("with them, the namespace's PolicyReport names exactly the failing objects", func(t *testing.T) {
+		crds, err := controlplane.ReportCRDs(envtest.Root())
+		if err != nil {
+			t.Fatal(err)
+		}
+		scheme := runtime.NewScheme()
+		if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+			t.Fatal(err)
+		}
+		crdClient, err := client.New(env.Config, client.Options{Scheme: scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, crd := range crds {
+			if err := crdClient.Create(ctx, crd); err != nil {
+				t.Fatalf("creating %s: %v", crd.Name, err)
+			}
+		}
+		var got map[string]string
+		if !waitFor(ctx, 60*time.Second, func() bool {
+			got = report(t)
+			return got["deployment/unsigned"] == "fail:signature,fail:slsa"
+		}) {
+			t.Fatalf("report: %v\nwatch output:\n%s", got, watcher.Output())
+		}
+		if got["deployment/signed"] != "pass:image" || got["taskrun/no-limits"] != "fail:resources" || len(got) != 3 {
+			t.Errorf("report: %v", got)
+		}
+		if err := proc.HTTPOK("http://" + probe + "/readyz")(); err != nil {
+			t.Errorf("not ready with the CRDs installed: %v", err)
+		}
+	})
+
+	t.Run("signing the image turns its rows to pass, in the report within a resync", func(t *testing.T) {
 		key.Sign(t, unsignedImg, signing.Options{})
 		key.Attest(t, unsignedImg, slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/builders/test"), signing.Options{})
 		applyPolicy(t, admin, warnLimits(v1alpha1.Warn))
@@ -166,6 +263,15 @@ func TestAudit(t *testing.T) {
 		}
 		if code != 0 {
 			t.Errorf("exit %d with nothing failing", code)
+		}
+		// The watch's verification cache keeps a failure 15 s
+		// (--image-cache-negative-ttl's default), then the next pass verifies.
+		var got map[string]string
+		if !waitFor(ctx, 45*time.Second, func() bool {
+			got = report(t)
+			return got["deployment/unsigned"] == "pass:image" && got["taskrun/no-limits"] == "warn:resources"
+		}) {
+			t.Errorf("the report did not turn: %v", got)
 		}
 	})
 

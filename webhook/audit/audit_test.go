@@ -3,9 +3,11 @@ package audit
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/images"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 var obj = Object{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web"}
@@ -59,5 +61,28 @@ func TestFromRun(t *testing.T) {
 		Denials:  []policy.Violation{{Rule: "podSecurity", Message: "privileged"}}})
 	if len(rows) != 2 || rows[0].Result != Fail || rows[1].Result != Warn || !Failed(rows) {
 		t.Fatalf("rows %+v", rows)
+	}
+}
+
+// A report is bounded: past MaxResults the rows are counted, not listed
+// (passes go first), and the report says how many it leaves out.
+func TestReportBounded(t *testing.T) {
+	var rows []Result
+	for i := 0; i < MaxResults+5; i++ {
+		rows = append(rows, Result{Object: obj, Rule: "image", Result: Pass, Severity: SeverityInfo, Message: "ok"})
+	}
+	rows = append(rows, Result{Object: obj, Rule: "signature", Result: Fail, Severity: SeverityHigh, Message: "unsigned"})
+	u := Report("shop", rows, time.Unix(1700000000, 0))
+	items, _, _ := unstructured.NestedSlice(u.Object, "results")
+	if len(items) != MaxResults || items[0].(map[string]any)["result"] != Fail {
+		t.Fatalf("%d results listed, first %v", len(items), items[0])
+	}
+	fail, _, _ := unstructured.NestedInt64(u.Object, "summary", "fail")
+	pass, _, _ := unstructured.NestedInt64(u.Object, "summary", "pass")
+	if fail != 1 || pass != MaxResults+5 || u.GetAnnotations()[AnnotationTruncated] != "6" {
+		t.Errorf("summary fail %d pass %d, annotation %q", fail, pass, u.GetAnnotations()[AnnotationTruncated])
+	}
+	if items[0].(map[string]any)["policy"] != Source {
+		t.Errorf("a row without a policy is not attributed to %s: %v", Source, items[0])
 	}
 }
