@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -46,14 +47,19 @@ func TestAudit(t *testing.T) {
 	trialLabels := map[string]string{imagegate.LabelGate: imagegate.GateAudit, "tollgate.dev/test": "audit"}
 	env := startGuarded(t,
 		namespace(signerNS, nil),
+		namespace("keys", nil),
 		namespace("trial", trialLabels),
 		namespace("enforced", map[string]string{imagegate.LabelGate: imagegate.GateEnforce}),
 		serviceAccount("trial", "tekton-builder"),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "release-key"}, Data: map[string][]byte{"cosign.pub": key.PublicPEM}},
+		// In a namespace of webhook.secretNamespaces: the chart lets the
+		// webhook and the audit read Secrets there, and nowhere else.
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keys", Name: "release-key"}, Data: map[string][]byte{"cosign.pub": key.PublicPEM}},
 	)
 	admin := env.Client
 	ctx := t.Context()
-	applyImagePolicy(t, admin, imagePolicy("release", reg.Host, nil), metav1.ConditionTrue)
+	applyImagePolicy(t, admin, imagePolicy("release", reg.Host, func(s *v1alpha1.ClusterImagePolicySpec) {
+		s.Authorities[0].Key.SecretRef.Namespace = "keys"
+	}), metav1.ConditionTrue)
 	warnLimits := func(mode v1alpha1.Mode) *v1alpha1.ClusterRunPolicy {
 		return &v1alpha1.ClusterRunPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: "trial-limits"},
@@ -169,9 +175,23 @@ func TestAudit(t *testing.T) {
 		}
 	})
 
-	// The background audit: tollgate audit --watch, as the chart runs it.
+	// The background audit: tollgate audit --watch, as the chart runs it —
+	// as the chart's audit service account, with only the chart's RBAC.
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte("webhook:\n  secretNamespaces: [keys]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range render(t, values) {
+		switch o.GetKind() {
+		case "ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding":
+			if err := admin.Create(ctx, o); err != nil {
+				t.Fatalf("applying the chart's %s %s: %v", o.GetKind(), o.GetName(), err)
+			}
+		}
+	}
+	auditKubeconfig := writeKubeconfig(t, env, filepath.Join(t.TempDir(), "kubeconfig"), "system:serviceaccount:"+signerNS+":tollgate-audit")
 	probe := fmt.Sprintf("127.0.0.1:%d", proc.FreePort(t))
-	watcher := proc.Start(t, "tollgate audit --watch", bin, nil, "audit", "--watch", "--kubeconfig", kubeconfig, "--resync", "2s", "--probe-address", probe)
+	watcher := proc.Start(t, "tollgate audit --watch", bin, nil, "audit", "--watch", "--kubeconfig", auditKubeconfig, "--resync", "2s", "--probe-address", probe)
 	report := func(t *testing.T) map[string]string {
 		t.Helper()
 		u := &unstructured.Unstructured{}

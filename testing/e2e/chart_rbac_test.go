@@ -43,6 +43,18 @@ var permissionUses = map[string]string{
 	"signer Role  secrets create":                                                     "publishing its public key when the Secret is missing",
 	"signer Role  secrets update [tollgate-signing-pub]":                              "publishing its public key",
 	"signer Role coordination.k8s.io leases get,list,watch,create,update,patch":       "leader election",
+	// audit (tollgate audit --watch): the webhook's reads, the objects it audits, its reports
+	"audit ClusterRole tekton.dev tasks,pipelines,stepactions get,list,watch":                                        "run guard informers, as the webhook's",
+	"audit ClusterRole tekton.dev taskruns,pipelineruns get,list":                                                    "the runs audited (audit.Scanner lists them); owners of Tekton Pods",
+	"audit ClusterRole  namespaces,serviceaccounts get,list,watch":                                                   "gated namespaces, labels, service accounts, as the webhook's",
+	"audit ClusterRole rbac.authorization.k8s.io roles,clusterroles,rolebindings,clusterrolebindings get,list,watch": "the serviceAccount check's RBAC index, as the webhook's",
+	"audit ClusterRole  configmaps get":                                                                              "Rego modules by configMapRef, as the webhook's",
+	"audit ClusterRole tollgate.dev clusterrunpolicies,clusterimagepolicies get,list,watch":                          "the policy stores (read-only: no status written)",
+	"audit ClusterRole  pods list":                                                                                   "the workloads audited",
+	"audit ClusterRole apps deployments,statefulsets,daemonsets,replicasets list":                                    "the workloads audited",
+	"audit ClusterRole batch jobs,cronjobs list":                                                                     "the workloads audited",
+	"audit ClusterRole wgpolicyk8s.io policyreports get,create,update":                                               "each namespace's PolicyReport, rewritten every pass",
+	"audit Role  secrets get [tollgate-signing-pub]":                                                                 "image policies trusting the signer's published public key",
 }
 
 func ruleKeys(t *testing.T, objs []*unstructured.Unstructured) map[string]bool {
@@ -132,6 +144,7 @@ func TestChartLeastPrivilege(t *testing.T) {
 	}
 	webhookSA := "system:serviceaccount:" + signerNS + ":tollgate-webhook"
 	signerSA := "system:serviceaccount:" + signerNS + ":tollgate-signer"
+	auditSA := "system:serviceaccount:" + signerNS + ":tollgate-audit"
 	for _, c := range []struct {
 		user, verb, ns, resource, name string
 		want                           bool
@@ -147,6 +160,9 @@ func TestChartLeastPrivilege(t *testing.T) {
 		{signerSA, "get", signerNS, "secrets", "signing-secrets", true},
 		{signerSA, "update", signerNS, "secrets", "tollgate-signing-pub", true},
 		{signerSA, "update", signerNS, "secrets", "signing-secrets", false},
+		{auditSA, "get", signerNS, "secrets", "signing-secrets", false},
+		{auditSA, "get", "team-b", "secrets", "registry-creds", false},
+		{auditSA, "get", "team-a", "secrets", "registry-creds", true},
 	} {
 		if got := can(c.user, c.verb, c.ns, c.resource, c.name); got != c.want {
 			t.Errorf("%s may %s %s/%s %q: %v, want %v", c.user, c.verb, c.ns, c.resource, c.name, got, c.want)

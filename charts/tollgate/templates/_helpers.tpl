@@ -31,6 +31,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "tollgate.stampKeySecret" -}}{{ include "tollgate.fullname" . }}-stamp-key{{- end -}}
 {{- define "tollgate.signerSA" -}}{{ include "tollgate.fullname" . }}-signer{{- end -}}
 {{- define "tollgate.webhookSA" -}}{{ include "tollgate.fullname" . }}-webhook{{- end -}}
+{{- define "tollgate.auditSA" -}}{{ include "tollgate.fullname" . }}-audit{{- end -}}
 
 {{/* The restricted Pod Security profile for Tollgate's own containers. */}}
 {{- define "tollgate.securityContext" -}}
