@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -87,5 +91,21 @@ func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.S
 		}
 		go s.Run(ctx) // kept current while ctx lasts (tollgate audit --watch)
 	}
-	return &audit.Scanner{Reader: cl, Images: ig, Runs: rg}, nil
+	policies := func(ctx context.Context) (declared, compiled string) {
+		var rps v1alpha1.ClusterRunPolicyList
+		var ips v1alpha1.ClusterImagePolicyList
+		if c.List(ctx, &rps) != nil || c.List(ctx, &ips) != nil {
+			return "", ""
+		}
+		var lines []string // the cache lists in no order
+		for _, p := range rps.Items {
+			lines = append(lines, fmt.Sprintf("run %s %d %s", p.Name, p.Generation, p.UID))
+		}
+		for _, p := range ips.Items {
+			lines = append(lines, fmt.Sprintf("image %s %d %s", p.Name, p.Generation, p.UID))
+		}
+		sort.Strings(lines)
+		return strings.Join(lines, "\n"), fmt.Sprintf("%p %p", runStore.Current(), imageStore.Current())
+	}
+	return &audit.Scanner{Reader: cl, Images: ig, Runs: rg, Policies: policies}, nil
 }

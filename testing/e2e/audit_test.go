@@ -191,7 +191,7 @@ func TestAudit(t *testing.T) {
 	}
 	auditKubeconfig := writeKubeconfig(t, env, filepath.Join(t.TempDir(), "kubeconfig"), "system:serviceaccount:"+signerNS+":tollgate-audit")
 	probe := fmt.Sprintf("127.0.0.1:%d", proc.FreePort(t))
-	watcher := proc.Start(t, "tollgate audit --watch", bin, nil, "audit", "--watch", "--kubeconfig", auditKubeconfig, "--resync", "2s", "--probe-address", probe)
+	watcher := proc.Start(t, "tollgate audit --watch", bin, nil, "audit", "--watch", "--kubeconfig", auditKubeconfig, "--resync", "30s", "--probe-address", probe)
 	report := func(t *testing.T) map[string]string {
 		t.Helper()
 		u := &unstructured.Unstructured{}
@@ -258,14 +258,21 @@ func TestAudit(t *testing.T) {
 				t.Fatalf("creating %s: %v", crd.Name, err)
 			}
 		}
+		// A policy change is audited at once, not at the next resync (30 s
+		// after the first pass, which ran a moment ago).
+		changed := time.Now()
+		applyPolicy(t, admin, warnLimits(v1alpha1.Warn))
 		var got map[string]string
 		if !waitFor(ctx, 60*time.Second, func() bool {
 			got = report(t)
-			return got["deployment/unsigned"] == "fail:signature,fail:slsa"
+			return got["deployment/unsigned"] == "fail:signature,fail:slsa" && got["taskrun/no-limits"] == "warn:resources"
 		}) {
 			t.Fatalf("report: %v\nwatch output:\n%s", got, watcher.Output())
 		}
-		if got["deployment/signed"] != "pass:image" || got["taskrun/no-limits"] != "fail:resources" || len(got) != 3 {
+		if d := time.Since(changed); d > 15*time.Second {
+			t.Errorf("the policy change was audited after %s: not at once", d.Round(time.Second))
+		}
+		if got["deployment/signed"] != "pass:image" || len(got) != 3 {
 			t.Errorf("report: %v", got)
 		}
 		if err := proc.HTTPOK("http://" + probe + "/readyz")(); err != nil {
@@ -276,7 +283,6 @@ func TestAudit(t *testing.T) {
 	t.Run("signing the image turns its rows to pass, in the report within a resync", func(t *testing.T) {
 		key.Sign(t, unsignedImg, signing.Options{})
 		key.Attest(t, unsignedImg, slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/builders/test"), signing.Options{})
-		applyPolicy(t, admin, warnLimits(v1alpha1.Warn))
 		code, rows := auditJSON(t)
 		if got := results(rows["deployment/unsigned"]); got != "pass:image" {
 			t.Errorf("deployment/unsigned after signing: %s", got)
@@ -284,8 +290,8 @@ func TestAudit(t *testing.T) {
 		if code != 0 {
 			t.Errorf("exit %d with nothing failing", code)
 		}
-		// The watch's verification cache keeps a failure 15 s
-		// (--image-cache-negative-ttl's default), then the next pass verifies.
+		// The next pass (--resync 30s) verifies again: the failure it
+		// cached is older than the negative cache's 15 s.
 		var got map[string]string
 		if !waitFor(ctx, 45*time.Second, func() bool {
 			got = report(t)

@@ -42,16 +42,62 @@ func NewLoop(s *Scanner, w client.Client, interval time.Duration, reg prometheus
 	return l
 }
 
-// Run audits now and then every Interval until ctx is done.
+// PolicyPoll is how often the loop looks for a policy change, and
+// PolicyWait how long it waits for the policy stores to compile one.
+const (
+	PolicyPoll = 2 * time.Second
+	PolicyWait = 30 * time.Second
+)
+
+// Run audits now, then every Interval and after every policy change, until
+// ctx is done.
 func (l *Loop) Run(ctx context.Context) {
+	declared, compiled := l.policies(ctx)
+	next := time.Now().Add(l.Interval)
+	l.Pass(ctx)
+	tick := time.NewTicker(PolicyPoll)
+	defer tick.Stop()
+	var seen time.Time // when a policy change not compiled yet was first seen
 	for {
-		l.Pass(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(l.Interval):
+		case <-tick.C:
 		}
+		d, c := l.policies(ctx)
+		due := !time.Now().Before(next)
+		changed := d != declared
+		switch {
+		case !changed:
+			seen = time.Time{}
+			if !due {
+				continue
+			}
+		case c == compiled && !due:
+			// The policy stores have not recompiled yet (or a policy that
+			// does not compile keeps its last good version): look again,
+			// and audit anyway once the change is PolicyWait old.
+			if seen.IsZero() {
+				seen = time.Now()
+			}
+			if time.Since(seen) < PolicyWait {
+				continue
+			}
+		}
+		if changed {
+			l.Log.Info("policies changed; auditing now")
+		}
+		seen = time.Time{}
+		declared, compiled, next = d, c, time.Now().Add(l.Interval)
+		l.Pass(ctx)
 	}
+}
+
+func (l *Loop) policies(ctx context.Context) (string, string) {
+	if l.Scanner.Policies == nil {
+		return "", ""
+	}
+	return l.Scanner.Policies(ctx)
 }
 
 // Ready says why the audit is not doing its whole job: no pass finished

@@ -31,6 +31,10 @@ type Scanner struct {
 	Reader client.Reader // lists live objects (the API server, not a cache)
 	Images Images
 	Runs   Runs
+	// Policies, when set, says which policies are in the cluster (names
+	// and generations) and which compiled snapshots decide: the loop runs
+	// a pass when the first changes, once the second has followed.
+	Policies func(ctx context.Context) (declared, compiled string)
 }
 
 // workloadKinds are the kinds the image gate reviews, with their
