@@ -9,11 +9,13 @@ import (
 
 	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/images"
+	"github.com/tollgate-dev/tollgate/webhook/reply"
 )
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	violations *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,13 +29,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time to decide an admission request, by path.",
 			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 		}, []string{"path"}),
+		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_admission_violations_total",
+			Help: "Violations admission answered with, by path, rule and effect (deny, or warn: a rule in Warn mode or a namespace labelled warn).",
+		}, []string{"path", "rule", "effect"}),
 	}
-	reg.MustRegister(m.requests, m.latency)
+	reg.MustRegister(m.requests, m.latency, m.violations)
 	return m
 }
 
 func (m *metrics) instrument(path string, h admission.Handler) admission.Handler {
+	observe := func(v policy.Violation, denied bool) {
+		effect := "warn"
+		if denied {
+			effect = "deny"
+		}
+		m.violations.WithLabelValues(path, v.Rule, effect).Inc()
+	}
 	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+		ctx = reply.WithObserver(ctx, observe)
 		start := time.Now()
 		resp := h.Handle(ctx, req)
 		m.latency.WithLabelValues(path).Observe(time.Since(start).Seconds())

@@ -9,9 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tollgate-dev/tollgate/signer"
+	"k8s.io/client-go/util/retry"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -308,6 +313,80 @@ func TestAudit(t *testing.T) {
 		}
 		if !strings.Contains(stderr, "namespace default is not labelled tollgate.dev/gate") || !strings.Contains(stderr, "tollgate.dev/gate=audit") {
 			t.Errorf("stderr does not say how to audit an unlabelled namespace:\n%s", stderr)
+		}
+	})
+
+	// Every metric the chart's Grafana dashboard queries is one the three
+	// processes expose: the webhook (this test's), the audit (the watch
+	// above) and the signer (started here, signing the run).
+	t.Run("the dashboard queries only metrics the processes expose", func(t *testing.T) {
+		dir := t.TempDir()
+		for _, o := range signerFixtures(t, dir, map[string]string{"artifacts.taskrun.format": "slsa/v2alpha4", "artifacts.taskrun.storage": "tekton"}) {
+			if _, isNS := o.(*corev1.Namespace); !isNS {
+				applyAll(t, admin, o)
+			}
+		}
+		signerMetrics := fmt.Sprintf("127.0.0.1:%d", proc.FreePort(t))
+		startSignerProcess(t, env, bin, "--metrics-address", signerMetrics)
+		tekton := env.As(t, envtest.TektonController, "system:serviceaccounts")
+		tr := &pipelinev1.TaskRun{}
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := admin.Get(ctx, client.ObjectKey{Namespace: "trial", Name: "no-limits"}, tr); err != nil {
+				return err
+			}
+			return envtest.CompleteTaskRun(ctx, tekton, tr, true)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		waitAnnotation(t, admin, tr, signer.AnnotationSigned)
+		scrape := func(url string) string {
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}
+		exposed := metricsText(t, env) + scrape("http://"+probe+"/metrics") + scrape("http://"+signerMetrics+"/metrics")
+
+		raw, err := os.ReadFile(filepath.Join(envtest.Root(), "charts", "tollgate", "files", "dashboards", "tollgate.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dash struct {
+			Panels []struct {
+				Title   string `json:"title"`
+				Targets []struct {
+					Expr string `json:"expr"`
+				} `json:"targets"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal(raw, &dash); err != nil {
+			t.Fatalf("the dashboard is not JSON: %v", err)
+		}
+		metric := regexp.MustCompile(`tollgate_[a-z_]+`)
+		queried := 0
+		for _, p := range dash.Panels {
+			if len(p.Targets) == 0 {
+				t.Errorf("panel %q queries nothing", p.Title)
+			}
+			for _, tg := range p.Targets {
+				names := metric.FindAllString(tg.Expr, -1)
+				if len(names) == 0 {
+					t.Errorf("panel %q: %q names no Tollgate metric", p.Title, tg.Expr)
+				}
+				for _, n := range names {
+					queried++
+					family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_sum"), "_count")
+					if !strings.Contains(exposed, "\n# TYPE "+family+" ") {
+						t.Errorf("panel %q queries %s, which no process exposes", p.Title, n)
+					}
+				}
+			}
+		}
+		if queried < 7 {
+			t.Errorf("the dashboard queries %d metrics", queried)
 		}
 	})
 }

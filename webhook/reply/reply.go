@@ -42,6 +42,14 @@ func WellFormed(req *admission.Request) error {
 
 // Decision turns a decision into an admission response, logging exemptions.
 func Decision(ctx context.Context, d *policy.Decision) admission.Response {
+	if o, ok := ctx.Value(observerKey{}).(Observer); ok {
+		for _, v := range d.Denials {
+			o(v, true)
+		}
+		for _, v := range d.Warnings {
+			o(v, false)
+		}
+	}
 	log := logf.FromContext(ctx)
 	for _, e := range d.Exempted {
 		log.Info("exempted", "policy", e.Policy, "rule", e.Rule, "task", e.Task, "reason", e.Reason)
@@ -76,4 +84,15 @@ func Decision(ctx context.Context, d *policy.Decision) admission.Response {
 		},
 		Warnings: warnings,
 	}}
+}
+
+// Observer is told each violation a decision answers with: denied, or a
+// warning (the server's metrics count them by rule).
+type Observer func(v policy.Violation, denied bool)
+
+type observerKey struct{}
+
+// WithObserver returns ctx with o, which Decision tells of every violation.
+func WithObserver(ctx context.Context, o Observer) context.Context {
+	return context.WithValue(ctx, observerKey{}, o)
 }
