@@ -193,7 +193,11 @@ func wire(ctx context.Context, cfg Config, log logr.Logger) (*app, error) {
 		return nil
 	}
 	h := runGuard.handler
-	if a.server, err = New(cfg.Server, Handlers{MutateRuns: h.MutateHandler(), ValidateRuns: h, MutateWorkloads: ig.MutateHandler(), ValidateWorkloads: ig}, ready, log); err != nil {
+	events, err := newEventRecorder(ctx, cfg.RestConfig, scheme)
+	if err != nil {
+		return nil, err
+	}
+	if a.server, err = New(cfg.Server, Handlers{MutateRuns: h.MutateHandler(), ValidateRuns: warnEvents(events, h), MutateWorkloads: ig.MutateHandler(), ValidateWorkloads: warnEvents(events, ig)}, ready, log); err != nil {
 		return nil, err
 	}
 	registerCacheMetrics(a.server.Registry, vcache.Stats)

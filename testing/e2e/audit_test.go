@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/webhook"
+
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tollgate-dev/tollgate/signer"
 	"k8s.io/client-go/util/retry"
@@ -96,8 +98,18 @@ func TestAudit(t *testing.T) {
 	}
 	noLimits := safeStep("test")
 	noLimits.ComputeResources = corev1.ResourceRequirements{}
-	if err := admin.Create(ctx, taskRun("trial", "no-limits", "tekton-builder", noLimits)); err != nil {
+	warned := taskRun("trial", "no-limits", "tekton-builder", noLimits)
+	if err := admin.Create(ctx, warned); err != nil {
 		t.Fatalf("the run was denied while its rule warns: %v", err)
+	}
+	// Under GitOps nobody reads the warnings handed to the client: they
+	// are also an Event on the object.
+	var evs string
+	if !waitFor(ctx, 20*time.Second, func() bool {
+		evs = strings.Join(eventReasons(t, admin, warned), "\n")
+		return strings.Contains(evs, webhook.ReasonAdmittedWithWarnings) && strings.Contains(evs, "[resources]")
+	}) {
+		t.Errorf("no %s Event naming the warning on the run: %q", webhook.ReasonAdmittedWithWarnings, evs)
 	}
 	// What admission says of the unsigned Deployment where it enforces.
 	enforcedErr := admin.Create(ctx, deployment("enforced", "unsigned", unsignedImg))

@@ -26,6 +26,7 @@ var permissionUses = map[string]string{
 	"webhook ClusterRole  configmaps get":                                                                                                 "Rego modules by configMapRef",
 	"webhook ClusterRole tollgate.dev clusterrunpolicies,clusterimagepolicies get,list,watch":                                             "the policy stores",
 	"webhook ClusterRole tollgate.dev clusterrunpolicies/status,clusterimagepolicies/status get,update,patch":                             "policy Ready status",
+	"webhook ClusterRole  events create,patch":                                                                                            "Warning Events on objects admitted with warnings (webhook.warnEvents)",
 	"webhook ClusterRole admissionregistration.k8s.io mutatingwebhookconfigurations,validatingwebhookconfigurations get,patch [tollgate]": "tls.mode self: the CA bundle of its own webhook configurations",
 	// webhook, its namespace
 	"webhook Role  secrets create": "creating the stamp key Secret and (tls.mode self) the certificate Secret when missing",
