@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 
 	"github.com/go-logr/logr"
@@ -18,6 +21,10 @@ import (
 	"github.com/tollgate-dev/tollgate/webhook/imagegate"
 	"github.com/tollgate-dev/tollgate/webhook/runguard"
 )
+
+// AuditCredentialsTTL is how long the audit keeps a workload's pull
+// secrets once read.
+const AuditCredentialsTTL = time.Minute
 
 // NewAuditScanner wires the audit's decisions as the webhook wires
 // admission's — the run guard's and the image gate's handlers, informer
@@ -69,7 +76,7 @@ func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.S
 		Policies:    imageStore.Current,
 		Gate:        &images.Gate{Verifier: images.NewVerifier(reg), Cache: vcache},
 		Namespaces:  cluster,
-		Credentials: imagegate.SecretCredentials{Reader: cl},
+		Credentials: &memoCredentials{inner: imagegate.SecretCredentials{Reader: cl}, ttl: AuditCredentialsTTL, memo: map[string]memoKeychain{}},
 		Budget:      cfg.Images.Budget,
 	})
 	if err != nil {
@@ -108,4 +115,45 @@ func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.S
 		return strings.Join(lines, "\n"), fmt.Sprintf("%p %p", runStore.Current(), imageStore.Current())
 	}
 	return &audit.Scanner{Reader: cl, Images: ig, Runs: rg, Policies: policies}, nil
+}
+
+// memoCredentials keeps each (namespace, service account, pull secrets)
+// keychain for ttl: an audit pass decides thousands of workloads that
+// share a few service accounts, and reading their pull secrets from the
+// API server for each one made the client's rate limit the pass's bound
+// (5,000 Pods: 99 s). Admission reads them every time; a pass may use
+// credentials up to ttl old.
+type memoCredentials struct {
+	inner imagegate.Credentials
+	ttl   time.Duration
+	mu    sync.Mutex
+	memo  map[string]memoKeychain
+}
+
+type memoKeychain struct {
+	kc     authn.Keychain
+	id     string
+	expiry time.Time
+}
+
+func (m *memoCredentials) Keychain(ctx context.Context, namespace, serviceAccount string, names []string) (authn.Keychain, string, error) {
+	key := namespace + "\x00" + serviceAccount + "\x00" + strings.Join(names, "\x00")
+	now := time.Now()
+	m.mu.Lock()
+	e, ok := m.memo[key]
+	m.mu.Unlock()
+	if ok && now.Before(e.expiry) {
+		return e.kc, e.id, nil
+	}
+	kc, id, err := m.inner.Keychain(ctx, namespace, serviceAccount, names)
+	if err != nil {
+		return nil, "", err // errors are not kept
+	}
+	m.mu.Lock()
+	if len(m.memo) > 10000 {
+		m.memo = map[string]memoKeychain{}
+	}
+	m.memo[key] = memoKeychain{kc: kc, id: id, expiry: now.Add(m.ttl)}
+	m.mu.Unlock()
+	return kc, id, nil
 }

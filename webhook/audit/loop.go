@@ -133,13 +133,16 @@ func (l *Loop) Pass(ctx context.Context) {
 			l.Log.Error(err, "auditing a namespace; its last report stays", "namespace", ns)
 			continue
 		}
+		nsFailing := 0
 		for _, r := range rows {
 			counts[[4]string{ns, r.Policy, r.Rule, r.Result}]++
 			if r.Result == Fail || r.Result == Error {
-				failing++
-				l.Log.Info("audit", "namespace", ns, "object", r.Object.Kind+"/"+r.Object.Name, "result", r.Result, "rule", r.Rule, "message", r.Message)
+				nsFailing++
+				l.Log.V(1).Info("audit", "namespace", ns, "object", r.Object.Kind+"/"+r.Object.Name, "result", r.Result, "rule", r.Rule, "message", r.Message)
 			}
 		}
+		failing += nsFailing
+		l.Log.Info("audited namespace", "namespace", ns, "rows", len(rows), "failing", nsFailing)
 		if err := WriteReport(ctx, l.Writer, Report(ns, rows, time.Now())); err != nil {
 			if errors.Is(err, ErrNoReportCRD) {
 				status = err
