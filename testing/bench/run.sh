@@ -54,6 +54,10 @@ echo "== signer latency: runs finishing at a steady 10/s, finish -> signed (targ
 go test ./testing/e2e -run '^$' -bench BenchmarkSignerLatency -benchtime 200x -timeout 30m | tee -a "$out" | grep Benchmark
 echo
 
+echo "== audit at scale: 5,000 Pods over 200 images in an audited namespace, tollgate audit --watch as a process (pass time, peak RSS, registry requests, admission p99 before/during)"
+go test ./testing/e2e -run '^$' -bench BenchmarkAuditScale -benchtime 5000x -timeout 30m | tee -a "$out" | grep Benchmark
+echo
+
 echo "== image gate, in-process through the webhook's HTTP stack (targets: hit p99 < 1 ms; miss p99 < 50 ms; one verification per digest)"
 go test ./webhook/imagegate -run '^$' -bench 'BenchmarkCacheHit|BenchmarkCacheMiss|BenchmarkEightContainersOneImage' -benchtime 500x -benchmem | tee -a "$out" | grep Benchmark
 go test ./webhook/imagegate -run '^$' -bench 'BenchmarkConcurrentAdmissions|BenchmarkCacheMemory' -benchtime 20x | tee -a "$out" | grep Benchmark
