@@ -102,6 +102,11 @@ func TestAudit(t *testing.T) {
 	if err := admin.Create(ctx, warned); err != nil {
 		t.Fatalf("the run was denied while its rule warns: %v", err)
 	}
+	// A live PipelineRun admitted the same way (Tekton is not running here:
+	// it stays unfinished, as a run in progress).
+	if err := admin.Create(ctx, pipelineRun("trial", "nightly", "tekton-builder", map[string][]pipelinev1.Step{"test": {noLimits}}, "test")); err != nil {
+		t.Fatalf("the PipelineRun was denied while its rule warns: %v", err)
+	}
 	// Under GitOps nobody reads the warnings handed to the client: they
 	// are also an Event on the object.
 	var evs string
@@ -178,17 +183,22 @@ func TestAudit(t *testing.T) {
 		if got := results(rows["taskrun/no-limits"]); got != "warn:resources" {
 			t.Errorf("taskrun/no-limits: %s", got)
 		}
-		if len(rows) != 3 {
-			t.Errorf("rows for %d objects, want 3 (a Deployment's ReplicaSets and Pods are audited through it): %v", len(rows), rows)
+		if got := results(rows["pipelinerun/nightly"]); got != "warn:resources" {
+			t.Errorf("pipelinerun/nightly: %s", got)
+		}
+		if len(rows) != 4 {
+			t.Errorf("rows for %d objects, want 4 (a Deployment's ReplicaSets and Pods are audited through it): %v", len(rows), rows)
 		}
 	})
 
 	t.Run("enforcing the run's rule turns its row to fail", func(t *testing.T) {
 		applyPolicy(t, admin, warnLimits(v1alpha1.Enforce))
 		_, rows := auditJSON(t)
-		r := rows["taskrun/no-limits"]
-		if results(r) != "fail:resources" || !strings.Contains(r[0].Message, "no cpu or memory limit") {
-			t.Errorf("taskrun/no-limits: %+v", r)
+		for _, k := range []string{"taskrun/no-limits", "pipelinerun/nightly"} {
+			r := rows[k]
+			if results(r) != "fail:resources" || !strings.Contains(r[0].Message, "no cpu or memory limit") || !strings.Contains(r[0].Message, "fix:") {
+				t.Errorf("%s: %+v", k, r)
+			}
 		}
 	})
 
@@ -282,14 +292,14 @@ func TestAudit(t *testing.T) {
 		var got map[string]string
 		if !waitFor(ctx, 60*time.Second, func() bool {
 			got = report(t)
-			return got["deployment/unsigned"] == "fail:signature,fail:slsa" && got["taskrun/no-limits"] == "warn:resources"
+			return got["deployment/unsigned"] == "fail:signature,fail:slsa" && got["taskrun/no-limits"] == "warn:resources" && got["pipelinerun/nightly"] == "warn:resources"
 		}) {
 			t.Fatalf("report: %v\nwatch output:\n%s", got, watcher.Output())
 		}
 		if d := time.Since(changed); d > 15*time.Second {
 			t.Errorf("the policy change was audited after %s: not at once", d.Round(time.Second))
 		}
-		if got["deployment/signed"] != "pass:image" || len(got) != 3 {
+		if got["deployment/signed"] != "pass:image" || len(got) != 4 {
 			t.Errorf("report: %v", got)
 		}
 		if err := proc.HTTPOK("http://" + probe + "/readyz")(); err != nil {
@@ -325,6 +335,50 @@ func TestAudit(t *testing.T) {
 		}
 		if !strings.Contains(stderr, "namespace default is not labelled tollgate.dev/gate") || !strings.Contains(stderr, "tollgate.dev/gate=audit") {
 			t.Errorf("stderr does not say how to audit an unlabelled namespace:\n%s", stderr)
+		}
+	})
+
+	t.Run("a registry that does not answer is never a pass", func(t *testing.T) {
+		// A workload pinned by digest (as the gate pins them), in its own
+		// audited namespace.
+		applyAll(t, admin, namespace("pinned", map[string]string{imagegate.LabelGate: imagegate.GateAudit}))
+		if err := admin.Create(ctx, podOf("pinned", "web", signedImg.String())); err != nil {
+			t.Fatal(err)
+		}
+		reg.Intercept(func(w http.ResponseWriter, _ *http.Request) bool {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return true
+		})
+		defer reg.Intercept(func(http.ResponseWriter, *http.Request) bool { return false })
+		code, out, stderr := run(t, "-n", "trial", "-n", "pinned", "-o", "json")
+		var rows []audit.Result
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("%v\n%s\n%s", err, out, stderr)
+		}
+		workloads, pods := 0, 0
+		for _, r := range rows {
+			if r.Object.Kind != "Deployment" && r.Object.Kind != "Pod" {
+				continue
+			}
+			workloads++
+			if r.Object.Kind == "Pod" {
+				pods++
+			}
+			if r.Result == audit.Pass || !strings.Contains(r.Message, "503") {
+				t.Errorf("%s/%s with the registry down: %s %s: %s", r.Object.Kind, r.Object.Name, r.Result, r.Rule, r.Message)
+			}
+			// Verifying a digest that the registry does not serve is a fault
+			// (an error row); a tag it cannot resolve is denied at admission
+			// as the reference's own failure (a fail row) — never a pass.
+			if r.Object.Kind == "Pod" && r.Result != audit.Error {
+				t.Errorf("the pinned Pod with the registry down: %s, want %s", r.Result, audit.Error)
+			}
+		}
+		if workloads < 3 || pods != 1 {
+			t.Errorf("rows for %d workloads (%d Pods), want the two Deployments and the Pod", workloads, pods)
+		}
+		if code != 1 {
+			t.Errorf("exit %d with the registry down, want 1", code)
 		}
 	})
 
