@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/go-logr/logr"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -132,17 +133,9 @@ type app struct {
 // It reads the stamp keys and obtains the serving certificate (retrying
 // until ctx is done) and starts their refresh loops.
 func wire(ctx context.Context, cfg Config, log logr.Logger) (*app, error) {
-	scheme, err := Scheme()
+	scheme, c, cl, err := clients(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("building the scheme: %w", err)
-	}
-	c, err := cache.New(cfg.RestConfig, cache.Options{Scheme: scheme})
-	if err != nil {
-		return nil, fmt.Errorf("creating the informer cache: %w", err)
-	}
-	cl, err := client.New(cfg.RestConfig, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, fmt.Errorf("creating the client: %w", err)
+		return nil, err
 	}
 	a := &app{cache: c, synced: &atomic.Bool{}}
 	rm := newRegoMetrics()
@@ -155,20 +148,10 @@ func wire(ctx context.Context, cfg Config, log logr.Logger) (*app, error) {
 		return nil, err
 	}
 	a.stores = map[string]policies{"run policies": runStore, "image policies": imageStore}
-	reg, err := images.NewRegistry(nil, cfg.Images.Limits)
-	if err != nil {
-		return nil, err
-	}
-	vcache, err := images.NewCache(cfg.Images.Cache)
-	if err != nil {
-		return nil, err
-	}
-	ig, err := imagegate.New(imagegate.Deps{
+	ig, reg, vcache, err := newImageGate(cfg.Images, imagegate.Deps{
 		Policies:    imageStore.Current,
-		Gate:        &images.Gate{Verifier: images.NewVerifier(reg), Cache: vcache},
 		Namespaces:  runGuard.cluster,
 		Credentials: imagegate.SecretCredentials{Reader: cl},
-		Budget:      cfg.Images.Budget,
 		ObserveRego: rm.observer("workloads"),
 	})
 	if err != nil {
@@ -205,6 +188,41 @@ func wire(ctx context.Context, cfg Config, log logr.Logger) (*app, error) {
 		func() float64 { now, _ := reg.InFlight(); return float64(now) }))
 	rm.register(a.server.Registry)
 	return a, nil
+}
+
+// newImageGate is the image gate's handler over deps with its own registry
+// client and verification cache, configured by opts.
+func newImageGate(opts ImageOptions, deps imagegate.Deps) (*imagegate.Handler, *images.Registry, *images.Cache, error) {
+	reg, err := images.NewRegistry(nil, opts.Limits)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	vcache, err := images.NewCache(opts.Cache)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	deps.Gate = &images.Gate{Verifier: images.NewVerifier(reg), Cache: vcache}
+	deps.Budget = opts.Budget
+	ig, err := imagegate.New(deps)
+	return ig, reg, vcache, err
+}
+
+// clients are the scheme, the informer cache (not started) and the live
+// client the webhook and the audit read the cluster with.
+func clients(cfg Config) (*runtime.Scheme, cache.Cache, client.Client, error) {
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("building the scheme: %w", err)
+	}
+	c, err := cache.New(cfg.RestConfig, cache.Options{Scheme: scheme})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("creating the informer cache: %w", err)
+	}
+	cl, err := client.New(cfg.RestConfig, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("creating the client: %w", err)
+	}
+	return scheme, c, cl, nil
 }
 
 // runGuard is the run guard's handler and the cluster view it reads.

@@ -13,10 +13,8 @@ import (
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 
 	"github.com/go-logr/logr"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/tollgate-dev/tollgate/policy/images"
 	"github.com/tollgate-dev/tollgate/webhook/audit"
 	"github.com/tollgate-dev/tollgate/webhook/imagegate"
 	"github.com/tollgate-dev/tollgate/webhook/runguard"
@@ -35,17 +33,9 @@ const AuditCredentialsTTL = time.Minute
 // is done, and so do the policies, recompiled on every change and every
 // cfg.PolicyResync.
 func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.Scanner, error) {
-	scheme, err := Scheme()
+	_, c, cl, err := clients(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("building the scheme: %w", err)
-	}
-	c, err := cache.New(cfg.RestConfig, cache.Options{Scheme: scheme})
-	if err != nil {
-		return nil, fmt.Errorf("creating the informer cache: %w", err)
-	}
-	cl, err := client.New(cfg.RestConfig, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, fmt.Errorf("creating the client: %w", err)
+		return nil, err
 	}
 	var readOnly client.Client // nil: the policy stores write no status
 	cluster, err := runguard.NewCacheCluster(ctx, c, cl)
@@ -64,20 +54,10 @@ func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.S
 	if err != nil {
 		return nil, err
 	}
-	reg, err := images.NewRegistry(nil, cfg.Images.Limits)
-	if err != nil {
-		return nil, err
-	}
-	vcache, err := images.NewCache(cfg.Images.Cache)
-	if err != nil {
-		return nil, err
-	}
-	ig, err := imagegate.New(imagegate.Deps{
+	ig, _, _, err := newImageGate(cfg.Images, imagegate.Deps{
 		Policies:    imageStore.Current,
-		Gate:        &images.Gate{Verifier: images.NewVerifier(reg), Cache: vcache},
 		Namespaces:  cluster,
 		Credentials: &memoCredentials{inner: imagegate.SecretCredentials{Reader: cl}, ttl: AuditCredentialsTTL, memo: map[string]memoKeychain{}},
-		Budget:      cfg.Images.Budget,
 	})
 	if err != nil {
 		return nil, err

@@ -62,26 +62,9 @@ func BenchmarkAuditScale(b *testing.B) {
 		}
 		imgs = append(imgs, img)
 	}
-	// The Pods, 8 writers.
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < b.N; i += 8 {
-				if err := admin.Create(ctx, podOf("fleet", fmt.Sprintf("pod-%05d", i), imgs[i%images].String())); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
+	createParallel(b, b.N, func(i int) error {
+		return admin.Create(ctx, podOf("fleet", fmt.Sprintf("pod-%05d", i), imgs[i%images].String()))
+	})
 	var requests int64
 	reg.Intercept(func(_ http.ResponseWriter, _ *http.Request) bool {
 		atomic.AddInt64(&requests, 1)

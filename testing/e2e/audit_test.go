@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -126,18 +124,7 @@ func TestAudit(t *testing.T) {
 	kubeconfig := writeKubeconfig(t, env, filepath.Join(t.TempDir(), "kubeconfig"), "")
 	run := func(t *testing.T, args ...string) (int, string, string) {
 		t.Helper()
-		cmd := exec.Command(bin, append([]string{"audit", "--kubeconfig", kubeconfig}, args...)...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		code := 0
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			code = exit.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, string(out), stderr.String()
+		return runCLI(t, nil, bin, append([]string{"audit", "--kubeconfig", kubeconfig}, args...)...)
 	}
 	auditJSON := func(t *testing.T) (int, map[string][]audit.Result) {
 		t.Helper()

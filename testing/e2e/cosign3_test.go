@@ -42,12 +42,15 @@ func tollgateBinary(t testing.TB) string {
 	return bin
 }
 
-// tollgateVerify runs `tollgate verify -o json` and returns its exit code
-// and the one result.
-func tollgateVerify(t *testing.T, bin string, args ...string) (int, verifyOutput, string) {
+// runCLI runs bin with args (and env added to this process's) and returns
+// its exit code, standard output and standard error; it fails the test
+// when bin could not run at all.
+func runCLI(t *testing.T, env []string, bin string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"verify", "-o", "json"}, args...)...)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	code := 0
 	var exit *exec.ExitError
@@ -56,14 +59,22 @@ func tollgateVerify(t *testing.T, bin string, args ...string) (int, verifyOutput
 	} else if err != nil {
 		t.Fatal(err)
 	}
+	return code, string(out), stderr.String()
+}
+
+// tollgateVerify runs `tollgate verify -o json` and returns its exit code
+// and the one result.
+func tollgateVerify(t *testing.T, bin string, args ...string) (int, verifyOutput, string) {
+	t.Helper()
+	code, out, _ := runCLI(t, []string{"DOCKER_CONFIG=" + t.TempDir()}, bin, append([]string{"verify", "-o", "json"}, args...)...)
 	var got []verifyOutput
 	if code != 2 {
-		if err := json.Unmarshal(out, &got); err != nil || len(got) != 1 {
+		if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 {
 			t.Fatalf("tollgate verify -o json: %v\n%s", err, out)
 		}
-		return code, got[0], string(out)
+		return code, got[0], out
 	}
-	return code, verifyOutput{}, string(out)
+	return code, verifyOutput{}, out
 }
 
 type verifyOutput struct {

@@ -96,33 +96,16 @@ func BenchmarkSignerMemory(b *testing.B) {
 	bin := tollgateBinary(b)
 	// Runs kept from before: created where the run guard does not look
 	// (Tollgate's own namespace), as the administrator, each already
-	// signed, in 8 parallel writers.
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < b.N; i += 8 {
-				tr := taskRun(signerNS, fmt.Sprintf("kept-%05d", i), "tekton-builder", safeStep("build"))
-				tr.Annotations = map[string]string{signer.AnnotationSigned: "true"}
-				tr.Labels = map[string]string{"bench": "memory"}
-				if err := env.Client.Create(ctx, tr); err != nil {
-					errs <- err
-					return
-				}
-				if err := envtest.CompleteTaskRun(ctx, env.Client, tr, true); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
+	// signed.
+	createParallel(b, b.N, func(i int) error {
+		tr := taskRun(signerNS, fmt.Sprintf("kept-%05d", i), "tekton-builder", safeStep("build"))
+		tr.Annotations = map[string]string{signer.AnnotationSigned: "true"}
+		tr.Labels = map[string]string{"bench": "memory"}
+		if err := env.Client.Create(ctx, tr); err != nil {
+			return err
+		}
+		return envtest.CompleteTaskRun(ctx, env.Client, tr, true)
+	})
 	b.ResetTimer()
 	var args []string
 	profileDir := os.Getenv("TOLLGATE_BENCH_PROFILE")
@@ -158,6 +141,30 @@ func BenchmarkSignerMemory(b *testing.B) {
 		if err := saveProfile("http://"+profiling+"/debug/pprof/heap?gc=1", filepath.Join(profileDir, "signer-heap.pprof")); err != nil {
 			b.Error(err)
 		}
+	}
+}
+
+// createParallel calls create(i) for i in [0, n) from 8 writers and
+// fails b on the first error.
+func createParallel(b *testing.B, n int, create func(i int) error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if err := create(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
 	}
 }
 
