@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -19,6 +18,9 @@ import (
 	"github.com/tollgate-dev/tollgate/webhook/imagegate"
 	"github.com/tollgate-dev/tollgate/webhook/runguard"
 )
+
+// AuditSyncTimeout bounds the wait for the audit's informer caches.
+const AuditSyncTimeout = 2 * time.Minute
 
 // AuditCredentialsTTL is how long the audit keeps a workload's pull
 // secrets once read.
@@ -64,12 +66,16 @@ func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.S
 	}
 	cacheErr := make(chan error, 1)
 	go func() { cacheErr <- c.Start(ctx) }()
-	if !c.WaitForCacheSync(ctx) {
+	// Informers retry a forbidden list forever: bound the wait and say
+	// what the audit must be allowed to read.
+	syncCtx, cancel := context.WithTimeout(ctx, AuditSyncTimeout)
+	defer cancel()
+	if !c.WaitForCacheSync(syncCtx) {
 		select {
 		case err := <-cacheErr:
 			return nil, fmt.Errorf("informer cache: %w", err)
 		default:
-			return nil, errors.New("the informer caches did not sync")
+			return nil, fmt.Errorf("the informer caches did not sync within %s: the audit lists and watches Namespaces, ServiceAccounts, RBAC, Tasks, Pipelines, StepActions, ClusterRunPolicies and ClusterImagePolicies cluster-wide (the chart's tollgate-audit ClusterRole); check that the kubeconfig's user may", AuditSyncTimeout)
 		}
 	}
 	for what, s := range map[string]policies{"run policies": runStore, "image policies": imageStore} {
