@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -33,6 +35,7 @@ import (
 
 type auditOptions struct {
 	kubeconfig string
+	files      []string
 	namespaces []string
 	output     string
 	tekton     []string
@@ -70,6 +73,20 @@ pass), skip, or pass, with the message admission gives and its fix.
 Without --namespace, every namespace labelled tollgate.dev/gate is audited.
 Exit status: 0 nothing fails, 1 a row fails or errs, 2 a usage error.
 
+With -f FILE|DIR (repeatable) it reads no cluster: it audits the
+workloads and runs in the manifests (YAML, several documents, or JSON; a
+DIR is searched for *.yaml, *.yml and *.json, as kubectl apply -f reads
+them, or the output of kubectl get -o yaml) with the ClusterImagePolicies
+and ClusterRunPolicies among them (the built-in default run policy
+beside them, as in a cluster), the Secrets and ConfigMaps the policies
+name, and the Namespaces, ServiceAccounts, RBAC, Tasks and Pipelines the
+run checks read. A namespace with no Namespace document is audited as if
+labelled tollgate.dev/gate=audit: what enforcing it would deny. Objects
+that name no namespace are in the first --namespace (default "default");
+--namespace also limits the audit to the namespaces it names. Images are
+resolved and verified in their registries, with the Docker config's
+credentials (~/.docker/config.json and its helpers).
+
 With --watch it runs until interrupted (the chart's audit Deployment):
 every --resync it audits every namespace labelled tollgate.dev/gate and
 rewrites the namespace's wg-policy PolicyReport (wgpolicyk8s.io/v1alpha2,
@@ -83,6 +100,7 @@ the first pass or while the PolicyReport CRD is missing).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	f.StringSliceVarP(&o.files, "filename", "f", nil, "audit the manifests in these files or directories instead of a cluster (repeatable)")
 	f.StringSliceVarP(&o.namespaces, "namespace", "n", nil, "namespaces to audit (repeatable; default: every namespace labelled tollgate.dev/gate)")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text (a table) or json (the rows)")
 	f.StringSliceVar(&o.tekton, "tekton-controller-users", []string{runs.DefaultTektonController}, "as for the webhook")
@@ -103,6 +121,12 @@ func runAudit(cmd *cobra.Command, o auditOptions) error {
 	}
 	if o.watch && o.resync < time.Second {
 		return usageError("--resync %s: want at least 1s", o.resync)
+	}
+	if len(o.files) > 0 {
+		if o.watch || o.kubeconfig != "" {
+			return usageError("-f audits manifests, not a cluster: it takes neither --watch nor --kubeconfig")
+		}
+		return runAuditFiles(cmd, o)
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.kubeconfig
@@ -158,6 +182,48 @@ func runAudit(cmd *cobra.Command, o auditOptions) error {
 		return err
 	}
 	return nil
+}
+
+// runAuditFiles is tollgate audit -f: the manifests' workloads and runs,
+// decided as runAudit decides a cluster's.
+func runAuditFiles(cmd *cobra.Command, o auditOptions) error {
+	ctx := cmd.Context()
+	progress := cmd.ErrOrStderr()
+	files, err := findFiles(o.files, ".yaml", ".yml", ".json")
+	if err != nil {
+		return usageError("%w", err)
+	}
+	docs, err := readDocuments(files)
+	if err != nil {
+		return usageError("%w", err)
+	}
+	defaultNS := "default"
+	if len(o.namespaces) > 0 {
+		defaultNS = o.namespaces[0]
+	}
+	m, err := readManifests(docs, defaultNS)
+	if err != nil {
+		return usageError("%w", err)
+	}
+	m.summary(progress, len(files))
+	scanner, assumed, err := offlineScanner(ctx, m, runs.Identities{TektonControllers: o.tekton, Trusted: o.trusted}, webhook.DefaultImageOptions().Budget)
+	if err != nil {
+		return usageError("%w", err)
+	}
+	for _, ns := range assumed {
+		fmt.Fprintf(progress, "audit: namespace %s has no Namespace document: audited as if labelled %s=%s (what enforcing it would deny)\n", ns, imagegate.LabelGate, imagegate.GateAudit)
+	}
+	namespaces := o.namespaces
+	if len(namespaces) == 0 {
+		namespaces = slices.Sorted(maps.Keys(m.objects))
+	}
+	var rows []audit.Result
+	for _, ns := range namespaces {
+		objs := m.objects[ns]
+		fmt.Fprintf(progress, "audit: namespace %s: %d objects ...\n", ns, len(objs))
+		rows = append(rows, scanner.Objects(ctx, ns, objs)...)
+	}
+	return emit(cmd.OutOrStdout(), o.output, rows, printAudit, func(r audit.Result) bool { return audit.Failed([]audit.Result{r}) })
 }
 
 // watchAudit is tollgate audit --watch.

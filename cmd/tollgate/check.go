@@ -131,7 +131,7 @@ func runCheck(cmd *cobra.Command, o checkOptions, args []string) error {
 		if err != nil {
 			return usageError("reading policies: %w", err)
 		}
-		if policies, err = runs.PoliciesFromDocuments(docs); err != nil {
+		if policies, err = runs.PoliciesFromDocuments(docs, nil); err != nil {
 			return usageError("%w", err)
 		}
 		if len(policies) == 0 {

@@ -137,25 +137,9 @@ func verifyPolicies(ctx context.Context, o verifyOptions) ([]*images.Policy, err
 		if err != nil {
 			return nil, err
 		}
-		var out []*images.Policy
-		for _, d := range docs {
-			if d.APIVersion != v1alpha1.GroupVersion.String() || d.Kind != "ClusterImagePolicy" {
-				return nil, fmt.Errorf("%s: %s %s is not a ClusterImagePolicy", d.Source, d.APIVersion, d.Kind)
-			}
-			var p v1alpha1.ClusterImagePolicy
-			strict, err := kjson.UnmarshalStrict(d.Raw, &p, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-			if err != nil {
-				return nil, fmt.Errorf("%s: decoding ClusterImagePolicy: %w", d.Source, err)
-			}
-			if len(strict) > 0 {
-				return nil, fmt.Errorf("%s: ClusterImagePolicy: %w", d.Source, errors.Join(strict...))
-			}
-			p.UID = types.UID("file:" + p.Name)
-			c, err := images.Compile(ctx, &p, deps)
-			if err != nil {
-				return nil, fmt.Errorf("%s: ClusterImagePolicy %q: %w", d.Source, p.Name, err)
-			}
-			out = append(out, c)
+		out, err := imagePoliciesFromDocuments(ctx, docs, deps)
+		if err != nil {
+			return nil, err
 		}
 		if len(out) == 0 {
 			return nil, fmt.Errorf("--policy %s holds no ClusterImagePolicy", o.policyFile)
@@ -163,6 +147,34 @@ func verifyPolicies(ctx context.Context, o verifyOptions) ([]*images.Policy, err
 		return out, nil
 	}
 	return nil, errors.New("give --key FILE or --policy FILE: nothing is trusted by default")
+}
+
+// imagePoliciesFromDocuments compiles ClusterImagePolicy documents, as
+// the webhook compiles them; any other kind is an error.
+func imagePoliciesFromDocuments(ctx context.Context, docs []runs.Document, deps images.Deps) ([]*images.Policy, error) {
+	var out []*images.Policy
+	for _, d := range docs {
+		if d.APIVersion != v1alpha1.GroupVersion.String() || d.Kind != "ClusterImagePolicy" {
+			return nil, fmt.Errorf("%s: %s %s is not a ClusterImagePolicy", d.Source, d.APIVersion, d.Kind)
+		}
+		var p v1alpha1.ClusterImagePolicy
+		strict, err := kjson.UnmarshalStrict(d.Raw, &p, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+		if err != nil {
+			return nil, fmt.Errorf("%s: decoding ClusterImagePolicy: %w", d.Source, err)
+		}
+		if len(strict) > 0 {
+			return nil, fmt.Errorf("%s: ClusterImagePolicy: %w", d.Source, errors.Join(strict...))
+		}
+		if p.UID == "" {
+			p.UID = types.UID("file:" + p.Name)
+		}
+		c, err := images.Compile(ctx, &p, deps)
+		if err != nil {
+			return nil, fmt.Errorf("%s: ClusterImagePolicy %q: %w", d.Source, p.Name, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // compileFlagPolicy is the policy the trust flags make: every image, one

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -274,12 +273,6 @@ func verifyAsGate(t *testing.T, policies []*images.Policy, labels map[string]str
 type gatedNamespace map[string]string
 
 func (n gatedNamespace) Labels(context.Context, string) (map[string]string, error) { return n, nil }
-
-type dockerConfig struct{}
-
-func (dockerConfig) Keychain(context.Context, string, string, []string) (authn.Keychain, string, error) {
-	return authn.DefaultKeychain, "docker-config", nil
-}
 
 // TestVerifyKeylessFlags: cosign's keyless flags make a keyless authority
 // (the identity anchored, the log required); each missing or conflicting

@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/yaml"
 
+	"github.com/tollgate-dev/tollgate/policy/rego"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
 
@@ -120,9 +121,10 @@ func StateFromDocuments(docs []Document) (StaticObjects, error) {
 	return s, nil
 }
 
-// PoliciesFromDocuments compiles ClusterRunPolicies; any error is returned
-// with the document it came from.
-func PoliciesFromDocuments(docs []Document) ([]*Policy, error) {
+// PoliciesFromDocuments compiles ClusterRunPolicies, their Rego modules'
+// ConfigMap references read through cms (nil: none may be referenced);
+// any error is returned with the document it came from.
+func PoliciesFromDocuments(docs []Document, cms rego.ConfigMaps) ([]*Policy, error) {
 	var out []*Policy
 	for _, d := range docs {
 		if d.APIVersion != v1alpha1.GroupVersion.String() || d.Kind != "ClusterRunPolicy" {
@@ -136,7 +138,7 @@ func PoliciesFromDocuments(docs []Document) ([]*Policy, error) {
 		if len(strict) > 0 {
 			return nil, fmt.Errorf("%s: ClusterRunPolicy: %w", d.Source, errors.Join(strict...))
 		}
-		c, err := Compile(context.Background(), &p, nil)
+		c, err := Compile(context.Background(), &p, cms)
 		if err != nil {
 			return nil, fmt.Errorf("%s: ClusterRunPolicy %q: %w", d.Source, p.Name, err)
 		}

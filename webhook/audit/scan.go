@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,53 +71,92 @@ func (s *Scanner) Namespace(ctx context.Context, ns string) (rows []Result, gate
 		return nil, false, fmt.Errorf("reading namespace %s: %w", ns, err)
 	}
 	gated = nsObj.Labels[imagegate.LabelGate] != ""
-	for _, wk := range workloadKinds {
-		items, err := s.list(ctx, wk.gvk, ns)
-		if err != nil {
-			return nil, gated, err
-		}
-		for _, u := range items {
-			if metav1.GetControllerOf(&u) != nil {
-				continue
-			}
-			obj := objectOf(&u)
-			raw, err := json.Marshal(u.Object)
-			if err != nil {
-				rows = append(rows, Errored(obj, obj.Kind+" "+ns+"/"+obj.Name, err))
-				continue
-			}
-			out, skip, err := s.Images.Audit(ctx, wk.gvk.Group, wk.gvk.Version, wk.gvk.Kind, wk.resource, ns, raw)
-			switch {
-			case err != nil:
-				rows = append(rows, Errored(obj, obj.Kind+" "+ns+"/"+obj.Name, err))
-			case skip != "": // not gated
-			default:
-				rows = append(rows, FromImages(obj, out)...)
-			}
-		}
-	}
-	for _, gvk := range runKinds {
+	var objs []unstructured.Unstructured
+	for _, gvk := range auditedKinds() {
 		items, err := s.list(ctx, gvk, ns)
 		if err != nil {
 			return nil, gated, err
 		}
-		for _, u := range items {
-			if finished(&u) || (gvk.Kind == "TaskRun" && ownedByPipelineRun(&u)) {
+		objs = append(objs, items...)
+	}
+	return s.Objects(ctx, ns, objs), gated, nil
+}
+
+// Objects audits objects of namespace ns, listed or read from manifests:
+// the workloads and runs among them, as Namespace does, in the order
+// Namespace lists them (by kind, then name). Objects of other kinds are
+// not audited (Audited says which are).
+func (s *Scanner) Objects(ctx context.Context, ns string, objs []unstructured.Unstructured) []Result {
+	order := map[schema.GroupVersionKind]int{}
+	for i, gvk := range auditedKinds() {
+		order[gvk] = i + 1
+	}
+	objs = slices.Clone(objs)
+	slices.SortStableFunc(objs, func(a, b unstructured.Unstructured) int {
+		return cmp.Or(cmp.Compare(order[a.GroupVersionKind()], order[b.GroupVersionKind()]), cmp.Compare(a.GetName(), b.GetName()))
+	})
+	var rows []Result
+	for i := range objs {
+		u := &objs[i]
+		gvk := u.GroupVersionKind()
+		if order[gvk] == 0 {
+			continue
+		}
+		obj := objectOf(u)
+		subject := obj.Kind + " " + ns + "/" + obj.Name
+		raw, err := json.Marshal(u.Object)
+		if err != nil {
+			rows = append(rows, Errored(obj, subject, err))
+			continue
+		}
+		if resource, ok := workloadResource(gvk); ok {
+			if metav1.GetControllerOf(u) != nil {
 				continue
 			}
-			obj := objectOf(&u)
-			raw, err := json.Marshal(u.Object)
-			if err == nil {
-				var d *policy.Decision
-				if d, err = s.Runs.Audit(ctx, gvk.Kind, ns, raw); err == nil {
-					rows = append(rows, FromRun(obj, d)...)
-					continue
-				}
+			out, skip, err := s.Images.Audit(ctx, gvk.Group, gvk.Version, gvk.Kind, resource, ns, raw)
+			switch {
+			case err != nil:
+				rows = append(rows, Errored(obj, subject, err))
+			case skip != "": // not gated
+			default:
+				rows = append(rows, FromImages(obj, out)...)
 			}
-			rows = append(rows, Errored(obj, obj.Kind+" "+ns+"/"+obj.Name, err))
+			continue
+		}
+		if finished(u) || (gvk.Kind == "TaskRun" && ownedByPipelineRun(u)) {
+			continue
+		}
+		d, err := s.Runs.Audit(ctx, gvk.Kind, ns, raw)
+		if err != nil {
+			rows = append(rows, Errored(obj, subject, err))
+			continue
+		}
+		rows = append(rows, FromRun(obj, d)...)
+	}
+	return rows
+}
+
+// Audited reports whether objects of a kind are audited: the workloads
+// the image gate reviews and tekton.dev/v1 runs.
+func Audited(gvk schema.GroupVersionKind) bool {
+	return slices.Contains(auditedKinds(), gvk)
+}
+
+func auditedKinds() []schema.GroupVersionKind {
+	out := make([]schema.GroupVersionKind, 0, len(workloadKinds)+len(runKinds))
+	for _, wk := range workloadKinds {
+		out = append(out, wk.gvk)
+	}
+	return append(out, runKinds...)
+}
+
+func workloadResource(gvk schema.GroupVersionKind) (string, bool) {
+	for _, wk := range workloadKinds {
+		if wk.gvk == gvk {
+			return wk.resource, true
 		}
 	}
-	return rows, gated, nil
+	return "", false
 }
 
 // list reads every object of a kind in ns, a page at a time.
