@@ -240,6 +240,10 @@ func (c *check) digest(ctx context.Context, ci ContainerImage, img Image, matchi
 	if err := c.failedRef[ci.Image]; err != nil {
 		v.Message = fmt.Sprintf("image %s: resolving the tag: %s", ci.Image, oneLine(err))
 		v.Fix = "check that the image exists and that the pod's pull secrets can read it"
+		if Unavailable(err) {
+			v.Fix = "retry once the registry answers; the gate fails closed"
+			v.Internal = true
+		}
 		c.out.add(v, c.req.Warn || allWarn(matching))
 		return nil, "", "", false
 	}

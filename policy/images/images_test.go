@@ -3,6 +3,7 @@ package images_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -564,5 +565,54 @@ func TestRegistryInFlightBound(t *testing.T) {
 	}
 	if busy.Load() == 0 {
 		t.Errorf("no verification met the bound (peak %d): the burst did not exercise it", peak)
+	}
+}
+
+// TestTagResolutionFaults: a tag the registry did not answer for (down, a
+// 5xx, a 429, nothing listening) is a fault — the denial is Internal (500
+// at admission, an error row in the audit) — while an answer about the
+// image (not found, unauthorized) is a verdict.
+func TestTagResolutionFaults(t *testing.T) {
+	f := newFixture(t)
+	p := keyPolicy(t, f.key.PublicPEM, slsa.PredicateV1)
+	cache, err := images.NewCache(images.DefaultCacheOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := &images.Gate{Verifier: f.verifier, Cache: cache}
+	img := f.reg.PushRandom(t, "faults/app", "v1")
+	defer f.reg.Intercept(func(http.ResponseWriter, *http.Request) bool { return false })
+	status := func(code int) func(http.ResponseWriter, *http.Request) bool {
+		return func(w http.ResponseWriter, _ *http.Request) bool {
+			http.Error(w, http.StatusText(code), code)
+			return true
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		ref      string
+		answer   func(http.ResponseWriter, *http.Request) bool
+		internal bool
+	}{
+		{"503", img.Context().Tag("v1").String(), status(http.StatusServiceUnavailable), true},
+		{"429", img.Context().Tag("v1").String(), status(http.StatusTooManyRequests), true},
+		{"nothing listening", "127.0.0.1:1/faults/app:v1", nil, true},
+		{"no such tag", img.Context().Tag("v2").String(), nil, false},
+		{"unauthorized", img.Context().Tag("v1").String(), status(http.StatusUnauthorized), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool { return tc.answer != nil && tc.answer(w, r) })
+			out := gate.Check(t.Context(), images.NewSet(p), images.Request{
+				Subject: "pod", Namespace: "prod", AllPolicies: true, ResolveTags: true, Operation: "CREATE",
+				Images:      []images.ContainerImage{{Image: tc.ref, Container: "app", Field: "spec.containers[0].image"}},
+				Credentials: func(context.Context) (authn.Keychain, string, error) { return authn.DefaultKeychain, "", nil },
+			})
+			if len(out.Denials) != 1 || !strings.Contains(out.Denials[0].Message, "resolving the tag") {
+				t.Fatalf("denials: %+v", out.Denials)
+			}
+			if got := out.Denials[0].Internal; got != tc.internal {
+				t.Errorf("Internal = %v, want %v: %s", got, tc.internal, out.Denials[0].String())
+			}
+		})
 	}
 }

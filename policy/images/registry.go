@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -126,7 +127,7 @@ func (r *Registry) open(ctx context.Context, repository name.Repository, kc auth
 	}
 	rt, err := transport.NewWithContext(ctx, repository.Registry, auth, r.base, []string{repository.Scope(transport.PullScope)})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrRegistry, repository.RegistryStr(), err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrRegistry, repository.RegistryStr(), err)
 	}
 	c := &http.Client{Transport: rt, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 3 {
@@ -157,7 +158,7 @@ func (r *repo) get(ctx context.Context, url string, accept []string, max int64) 
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s: %v", ErrRegistry, r.name.RegistryStr(), err)
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrRegistry, r.name.RegistryStr(), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
@@ -165,7 +166,7 @@ func (r *repo) get(ctx context.Context, url string, accept []string, max int64) 
 		return nil, nil, errNotFound
 	}
 	if err := transport.CheckError(resp, http.StatusOK); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s: %v", ErrRegistry, r.name.RegistryStr(), err)
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrRegistry, r.name.RegistryStr(), err)
 	}
 	if resp.ContentLength > max {
 		return nil, nil, fmt.Errorf("%w: %s announces %d bytes for %s, more than the limit of %d", ErrRegistry, r.name.RegistryStr(), resp.ContentLength, req.URL.Path, max)
@@ -279,9 +280,27 @@ func (r *Registry) Resolve(ctx context.Context, img Image, kc authn.Keychain) (M
 	}
 	m, err := s.manifest(ctx, id, imageManifestTypes)
 	if errors.Is(err, errNotFound) {
-		return Manifest{}, fmt.Errorf("%w: %s: %s not found", ErrRegistry, img.Repository.RegistryStr(), img.Ref)
+		return Manifest{}, fmt.Errorf("%w: %s: %s %w", ErrRegistry, img.Repository.RegistryStr(), img.Ref, errNotFound)
 	}
 	return m, err
+}
+
+// Unavailable reports whether err is a registry that did not answer — a
+// network error, a 5xx or 429 status, the time or the read budget spent —
+// rather than an answer about the image (not found, unauthorized, a
+// manifest refused): a fault, not a verdict.
+func Unavailable(err error) bool {
+	var te *transport.Error
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, errBusy), errors.Is(err, errBudget):
+		return true
+	case errors.As(err, &te):
+		return te.StatusCode >= 500 || te.StatusCode == http.StatusTooManyRequests
+	case errors.As(err, &ne):
+		return true
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {
