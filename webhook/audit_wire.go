@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -12,6 +13,9 @@ import (
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tollgate-dev/tollgate/webhook/audit"
@@ -35,7 +39,7 @@ const AuditCredentialsTTL = time.Minute
 // is done, and so do the policies, recompiled on every change and every
 // cfg.PolicyResync.
 func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.Scanner, error) {
-	_, c, cl, err := clients(cfg)
+	scheme, c, cl, err := clients(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -64,18 +68,28 @@ func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.S
 	if err != nil {
 		return nil, err
 	}
-	cacheErr := make(chan error, 1)
+	// The images running, for the loop to notice a new one between passes:
+	// every Pod, cut down to its images as it is read.
+	pods, err := cache.New(cfg.RestConfig, cache.Options{Scheme: scheme, DefaultTransform: podImages})
+	if err != nil {
+		return nil, fmt.Errorf("creating the Pod cache: %w", err)
+	}
+	if _, err := pods.GetInformer(ctx, &corev1.Pod{}); err != nil {
+		return nil, fmt.Errorf("watching Pods: %w", err)
+	}
+	cacheErr := make(chan error, 2)
 	go func() { cacheErr <- c.Start(ctx) }()
+	go func() { cacheErr <- pods.Start(ctx) }()
 	// Informers retry a forbidden list forever: bound the wait and say
 	// what the audit must be allowed to read.
 	syncCtx, cancel := context.WithTimeout(ctx, AuditSyncTimeout)
 	defer cancel()
-	if !c.WaitForCacheSync(syncCtx) {
+	if !c.WaitForCacheSync(syncCtx) || !pods.WaitForCacheSync(syncCtx) {
 		select {
 		case err := <-cacheErr:
 			return nil, fmt.Errorf("informer cache: %w", err)
 		default:
-			return nil, fmt.Errorf("the informer caches did not sync within %s: the audit lists and watches Namespaces, ServiceAccounts, RBAC, Tasks, Pipelines, StepActions, ClusterRunPolicies and ClusterImagePolicies cluster-wide (the chart's tollgate-audit ClusterRole); check that the kubeconfig's user may", AuditSyncTimeout)
+			return nil, fmt.Errorf("the informer caches did not sync within %s: the audit lists and watches Namespaces, ServiceAccounts, RBAC, Tasks, Pipelines, StepActions, ClusterRunPolicies, ClusterImagePolicies and Pods cluster-wide (the chart's tollgate-audit ClusterRole); check that the kubeconfig's user may", AuditSyncTimeout)
 		}
 	}
 	for what, s := range map[string]policies{"run policies": runStore, "image policies": imageStore} {
@@ -100,7 +114,49 @@ func NewAuditScanner(ctx context.Context, cfg Config, log logr.Logger) (*audit.S
 		sort.Strings(lines)
 		return strings.Join(lines, "\n"), fmt.Sprintf("%p %p", runStore.Current(), imageStore.Current())
 	}
-	return &audit.Scanner{Reader: cl, Images: ig, Runs: rg, Policies: policies}, nil
+	running := func(ctx context.Context) (map[string][]string, error) {
+		var nss corev1.NamespaceList
+		if err := c.List(ctx, &nss, client.HasLabels{imagegate.LabelGate}); err != nil {
+			return nil, err
+		}
+		out := make(map[string][]string, len(nss.Items))
+		for _, ns := range nss.Items {
+			var list corev1.PodList
+			if err := pods.List(ctx, &list, client.InNamespace(ns.Name)); err != nil {
+				return nil, err
+			}
+			imgs := []string{}
+			for i := range list.Items {
+				for _, ctr := range list.Items[i].Spec.Containers {
+					imgs = append(imgs, ctr.Image)
+				}
+			}
+			slices.Sort(imgs)
+			out[ns.Name] = slices.Compact(imgs)
+		}
+		return out, nil
+	}
+	return &audit.Scanner{Reader: cl, Images: ig, Runs: rg, Policies: policies, Running: running}, nil
+}
+
+// podImages cuts a Pod down to its name and images (init and ephemeral
+// containers' too) as the informer reads it: the audit holds every Pod of
+// the cluster in memory.
+func podImages(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion}}
+	for _, list := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, ctr := range list {
+			out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Image: ctr.Image})
+		}
+	}
+	for _, ctr := range p.Spec.EphemeralContainers {
+		out.Spec.Containers = append(out.Spec.Containers, corev1.Container{Image: ctr.Image})
+	}
+	return out, nil
 }
 
 // memoCredentials keeps each (namespace, service account, pull secrets)

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +27,7 @@ import (
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/testing/proc"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -189,6 +192,63 @@ func TestAudit(t *testing.T) {
 		}
 	})
 
+	// The same namespace as manifests, as kubectl get -o json dumps them:
+	// the offline audit reads no cluster and gives the same rows.
+	t.Run("tollgate audit -f gives the same rows offline", func(t *testing.T) {
+		rowsOf := func(t *testing.T, args ...string) []audit.Result {
+			t.Helper()
+			code, out, stderr := runCLI(t, nil, bin, append([]string{"audit", "-n", "trial", "-o", "json"}, args...)...)
+			var rows []audit.Result
+			if err := json.Unmarshal([]byte(out), &rows); err != nil || code != 1 {
+				t.Fatalf("tollgate audit %v: exit %d: %v\n%s\n%s", args, code, err, out, stderr)
+			}
+			sort.SliceStable(rows, func(i, j int) bool {
+				a, b := rows[i], rows[j]
+				return a.Object.Kind+a.Object.Name+a.Rule+a.Message < b.Object.Kind+b.Object.Name+b.Rule+b.Message
+			})
+			return rows
+		}
+		dir := t.TempDir()
+		for _, k := range []struct{ group, version, kind, namespace string }{
+			{"", "v1", "Namespace", ""},
+			{"", "v1", "ServiceAccount", ""},
+			{"", "v1", "Secret", "keys"},
+			{"rbac.authorization.k8s.io", "v1", "ClusterRole", ""},
+			{"rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", ""},
+			{"rbac.authorization.k8s.io", "v1", "Role", ""},
+			{"rbac.authorization.k8s.io", "v1", "RoleBinding", ""},
+			{"tollgate.dev", "v1alpha1", "ClusterImagePolicy", ""},
+			{"tollgate.dev", "v1alpha1", "ClusterRunPolicy", ""},
+			{"apps", "v1", "Deployment", "trial"},
+			{"", "v1", "Pod", "trial"},
+			{"tekton.dev", "v1", "PipelineRun", "trial"},
+			{"tekton.dev", "v1", "TaskRun", "trial"},
+		} {
+			l := &unstructured.UnstructuredList{}
+			l.SetGroupVersionKind(schema.GroupVersionKind{Group: k.group, Version: k.version, Kind: k.kind + "List"})
+			if err := admin.List(ctx, l, client.InNamespace(k.namespace)); err != nil {
+				t.Fatal(err)
+			}
+			for i := range l.Items {
+				l.Items[i].SetGroupVersionKind(schema.GroupVersionKind{Group: k.group, Version: k.version, Kind: k.kind})
+			}
+			l.SetAPIVersion("v1")
+			l.SetKind("List")
+			raw, err := l.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, k.kind+".json"), raw, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		online := rowsOf(t, "--kubeconfig", kubeconfig)
+		offline := rowsOf(t, "-f", dir)
+		if len(online) < 4 || !reflect.DeepEqual(online, offline) {
+			t.Errorf("offline rows are not the cluster's:\nonline:  %+v\noffline: %+v", online, offline)
+		}
+	})
+
 	// The background audit: tollgate audit --watch, as the chart runs it —
 	// as the chart's audit service account, with only the chart's RBAC.
 	values := filepath.Join(t.TempDir(), "values.yaml")
@@ -294,6 +354,26 @@ func TestAudit(t *testing.T) {
 		}
 	})
 
+	t.Run("a new image running is audited at once, not at the next resync", func(t *testing.T) {
+		fresh := reg.PushRandom(t, "trial/fresh", "v1")
+		pod := podOf("trial", "fresh", tagOf(fresh))
+		created := time.Now()
+		if err := admin.Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Delete(ctx, pod)
+		var got map[string]string
+		if !waitFor(ctx, 20*time.Second, func() bool {
+			got = report(t)
+			return got["pod/fresh"] == "fail:signature,fail:slsa"
+		}) {
+			t.Fatalf("the new image is not in the report: %v\nwatch output:\n%s", got, watcher.Output())
+		}
+		if d := time.Since(created); d > 15*time.Second || !strings.Contains(watcher.Output(), `"a new image runs; auditing its namespace now"`) {
+			t.Errorf("the new image was audited after %s, not at once:\n%s", d.Round(time.Second), watcher.Output())
+		}
+	})
+
 	t.Run("signing the image turns its rows to pass, in the report within a resync", func(t *testing.T) {
 		key.Sign(t, unsignedImg, signing.Options{})
 		key.Attest(t, unsignedImg, slsa.PredicateV1, signing.SLSAv1("https://tollgate.dev/builders/test"), signing.Options{})
@@ -354,11 +434,11 @@ func TestAudit(t *testing.T) {
 			if r.Result == audit.Pass || !strings.Contains(r.Message, "503") {
 				t.Errorf("%s/%s with the registry down: %s %s: %s", r.Object.Kind, r.Object.Name, r.Result, r.Rule, r.Message)
 			}
-			// Verifying a digest that the registry does not serve is a fault
-			// (an error row); a tag it cannot resolve is denied at admission
-			// as the reference's own failure (a fail row) — never a pass.
-			if r.Object.Kind == "Pod" && r.Result != audit.Error {
-				t.Errorf("the pinned Pod with the registry down: %s, want %s", r.Result, audit.Error)
+			// A registry that does not answer is a fault, whether it was
+			// asked to resolve a tag or to serve a digest's signatures: an
+			// error row (a 500 at admission), never a fail, never a pass.
+			if r.Result != audit.Error {
+				t.Errorf("%s/%s with the registry down: %s, want %s", r.Object.Kind, r.Object.Name, r.Result, audit.Error)
 			}
 		}
 		if workloads < 3 || pods != 1 {

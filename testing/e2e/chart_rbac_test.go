@@ -51,7 +51,7 @@ var permissionUses = map[string]string{
 	"audit ClusterRole rbac.authorization.k8s.io roles,clusterroles,rolebindings,clusterrolebindings get,list,watch": "the serviceAccount check's RBAC index, as the webhook's",
 	"audit ClusterRole  configmaps get":                                                                              "Rego modules by configMapRef, as the webhook's",
 	"audit ClusterRole tollgate.dev clusterrunpolicies,clusterimagepolicies get,list,watch":                          "the policy stores (read-only: no status written)",
-	"audit ClusterRole  pods list":                                                                                   "the workloads audited",
+	"audit ClusterRole  pods list,watch":                                                                             "the workloads audited; the images running, watched (a new one is audited at once)",
 	"audit ClusterRole apps deployments,statefulsets,daemonsets,replicasets list":                                    "the workloads audited",
 	"audit ClusterRole batch jobs,cronjobs list":                                                                     "the workloads audited",
 	"audit ClusterRole wgpolicyk8s.io policyreports get,create,update":                                               "each namespace's PolicyReport, rewritten every pass",

@@ -3,6 +3,8 @@ package audit
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -29,11 +31,13 @@ type Loop struct {
 	mu      sync.Mutex
 	status  error // why reports are not written, or nil
 	passes  int
+	counts  map[string]map[[3]string]float64 // rows by namespace, by policy, rule and result
+	audited map[string]map[string]bool       // images running in a namespace when it was last audited
 }
 
 // NewLoop registers the loop's metrics with reg.
 func NewLoop(s *Scanner, w client.Client, interval time.Duration, reg prometheus.Registerer, log logr.Logger) *Loop {
-	l := &Loop{Scanner: s, Writer: w, Interval: interval, Log: log,
+	l := &Loop{Scanner: s, Writer: w, Interval: interval, Log: log, counts: map[string]map[[3]string]float64{}, audited: map[string]map[string]bool{},
 		results: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tollgate_audit_results",
 			Help: "Audit rows of the last pass by namespace, policy, rule and result (pass, fail, warn, error, skip).",
@@ -50,7 +54,8 @@ const (
 )
 
 // Run audits now, then every Interval and after every policy change, until
-// ctx is done.
+// ctx is done; between passes, a namespace where a new image runs is
+// audited at once.
 func (l *Loop) Run(ctx context.Context) {
 	declared, compiled := l.policies(ctx)
 	next := time.Now().Add(l.Interval)
@@ -71,6 +76,7 @@ func (l *Loop) Run(ctx context.Context) {
 		case !changed:
 			seen = time.Time{}
 			if !due {
+				l.newImages(ctx)
 				continue
 			}
 		case c == compiled && !due:
@@ -114,6 +120,7 @@ func (l *Loop) Ready() error {
 // Pass audits every gated namespace once.
 func (l *Loop) Pass(ctx context.Context) {
 	start := time.Now()
+	running := l.running(ctx)
 	var list corev1.NamespaceList
 	if err := l.Scanner.Reader.List(ctx, &list, client.HasLabels{imagegate.LabelGate}); err != nil {
 		l.Log.Error(err, "listing gated namespaces; the audit pass is skipped")
@@ -125,41 +132,127 @@ func (l *Loop) Pass(ctx context.Context) {
 	}
 	sort.Strings(names)
 	var status error
-	counts := map[[4]string]float64{}
 	failing := 0
+	counts := map[string]map[[3]string]float64{}
 	for _, ns := range names {
-		rows, _, err := l.Scanner.Namespace(ctx, ns)
-		if err != nil {
-			l.Log.Error(err, "auditing a namespace; its last report stays", "namespace", ns)
+		c, nsFailing, err := l.namespace(ctx, ns, running)
+		switch {
+		case errors.Is(err, ErrNoReportCRD):
+			status = err
+		case err != nil:
+			if old, ok := l.counts[ns]; ok { // its last report stays: and its figures
+				counts[ns] = old
+			}
 			continue
 		}
-		nsFailing := 0
-		for _, r := range rows {
-			counts[[4]string{ns, r.Policy, r.Rule, r.Result}]++
-			if r.Result == Fail || r.Result == Error {
-				nsFailing++
-				l.Log.V(1).Info("audit", "namespace", ns, "object", r.Object.Kind+"/"+r.Object.Name, "result", r.Result, "rule", r.Rule, "message", r.Message)
-			}
-		}
+		counts[ns] = c
 		failing += nsFailing
-		l.Log.Info("audited namespace", "namespace", ns, "rows", len(rows), "failing", nsFailing)
-		if err := WriteReport(ctx, l.Writer, Report(ns, rows, time.Now())); err != nil {
-			if errors.Is(err, ErrNoReportCRD) {
-				status = err
-			} else {
-				l.Log.Error(err, "writing the report", "namespace", ns)
-			}
-		}
-	}
-	l.results.Reset()
-	for k, v := range counts {
-		l.results.WithLabelValues(k[0], k[1], k[2], k[3]).Set(v)
 	}
 	l.mu.Lock()
-	l.status, l.passes = status, l.passes+1
+	l.status, l.passes, l.counts = status, l.passes+1, counts
 	l.mu.Unlock()
+	l.publish()
 	if status != nil {
 		l.Log.Error(status, "audit results are logged and exported, not reported")
 	}
 	l.Log.Info("audit pass finished", "namespaces", len(names), "failing", failing, "duration", time.Since(start).Round(time.Millisecond).String())
+}
+
+// namespace audits one namespace and writes its report. The images
+// running there (running[ns]) are remembered as audited. An error is
+// returned when the namespace could not be audited (its last report
+// stays), or, with the rows counted, when the report CRD is missing.
+func (l *Loop) namespace(ctx context.Context, ns string, running map[string][]string) (map[[3]string]float64, int, error) {
+	rows, _, err := l.Scanner.Namespace(ctx, ns)
+	if err != nil {
+		l.Log.Error(err, "auditing a namespace; its last report stays", "namespace", ns)
+		return nil, 0, err
+	}
+	if imgs, ok := running[ns]; ok {
+		l.mu.Lock()
+		l.audited[ns] = toSet(imgs)
+		l.mu.Unlock()
+	}
+	counts := map[[3]string]float64{}
+	failing := 0
+	for _, r := range rows {
+		counts[[3]string{r.Policy, r.Rule, r.Result}]++
+		if r.Result == Fail || r.Result == Error {
+			failing++
+			l.Log.V(1).Info("audit", "namespace", ns, "object", r.Object.Kind+"/"+r.Object.Name, "result", r.Result, "rule", r.Rule, "message", r.Message)
+		}
+	}
+	l.Log.Info("audited namespace", "namespace", ns, "rows", len(rows), "failing", failing)
+	if err := WriteReport(ctx, l.Writer, Report(ns, rows, time.Now())); err != nil {
+		if errors.Is(err, ErrNoReportCRD) {
+			return counts, failing, err
+		}
+		l.Log.Error(err, "writing the report", "namespace", ns)
+	}
+	return counts, failing, nil
+}
+
+// newImages audits at once each gated namespace running an image its last
+// audit did not see (a namespace gated since is all new).
+func (l *Loop) newImages(ctx context.Context) {
+	running := l.running(ctx)
+	for _, ns := range slices.Sorted(maps.Keys(running)) {
+		l.mu.Lock()
+		seen := l.audited[ns]
+		l.mu.Unlock()
+		fresh := ""
+		for _, img := range running[ns] {
+			if !seen[img] {
+				fresh = img
+				break
+			}
+		}
+		if fresh == "" {
+			continue
+		}
+		l.Log.Info("a new image runs; auditing its namespace now", "namespace", ns, "image", fresh)
+		counts, _, err := l.namespace(ctx, ns, running)
+		if err != nil && !errors.Is(err, ErrNoReportCRD) {
+			l.mu.Lock()
+			l.audited[ns] = toSet(running[ns]) // not again before the resync
+			l.mu.Unlock()
+			continue
+		}
+		l.mu.Lock()
+		l.counts[ns] = counts
+		l.mu.Unlock()
+		l.publish()
+	}
+}
+
+func (l *Loop) running(ctx context.Context) map[string][]string {
+	if l.Scanner.Running == nil {
+		return nil
+	}
+	r, err := l.Scanner.Running(ctx)
+	if err != nil {
+		l.Log.Error(err, "reading the images running")
+		return nil
+	}
+	return r
+}
+
+// publish sets tollgate_audit_results from the counts.
+func (l *Loop) publish() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.results.Reset()
+	for ns, c := range l.counts {
+		for k, v := range c {
+			l.results.WithLabelValues(ns, k[0], k[1], k[2]).Set(v)
+		}
+	}
+}
+
+func toSet(ss []string) map[string]bool {
+	m := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		m[s] = true
+	}
+	return m
 }

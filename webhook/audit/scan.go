@@ -37,6 +37,11 @@ type Scanner struct {
 	// and generations) and which compiled snapshots decide: the loop runs
 	// a pass when the first changes, once the second has followed.
 	Policies func(ctx context.Context) (declared, compiled string)
+	// Running, when set, lists the images running in each gated
+	// namespace (from an informer cache, cheap to ask every few seconds):
+	// the loop audits a namespace at once when an image its last audit
+	// did not see runs there.
+	Running func(ctx context.Context) (map[string][]string, error)
 }
 
 // workloadKinds are the kinds the image gate reviews, with their
