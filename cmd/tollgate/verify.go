@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
-	kjson "sigs.k8s.io/json"
 
 	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/images"
@@ -158,12 +157,8 @@ func imagePoliciesFromDocuments(ctx context.Context, docs []runs.Document, deps 
 			return nil, fmt.Errorf("%s: %s %s is not a ClusterImagePolicy", d.Source, d.APIVersion, d.Kind)
 		}
 		var p v1alpha1.ClusterImagePolicy
-		strict, err := kjson.UnmarshalStrict(d.Raw, &p, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-		if err != nil {
-			return nil, fmt.Errorf("%s: decoding ClusterImagePolicy: %w", d.Source, err)
-		}
-		if len(strict) > 0 {
-			return nil, fmt.Errorf("%s: ClusterImagePolicy: %w", d.Source, errors.Join(strict...))
+		if err := d.DecodeStrict(&p); err != nil {
+			return nil, err
 		}
 		if p.UID == "" {
 			p.UID = types.UID("file:" + p.Name)

@@ -88,6 +88,19 @@ func (d *Document) IsRun() bool {
 	return d.APIVersion == "tekton.dev/v1" && (d.Kind == KindPipelineRun || d.Kind == KindTaskRun)
 }
 
+// DecodeStrict decodes d into obj as the API server would: an unknown or
+// duplicate field is an error naming the document.
+func (d *Document) DecodeStrict(obj any) error {
+	strict, err := kjson.UnmarshalStrict(d.Raw, obj, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err != nil {
+		return fmt.Errorf("%s: decoding %s: %w", d.Source, d.Kind, err)
+	}
+	if len(strict) > 0 {
+		return fmt.Errorf("%s: %s: %w", d.Source, d.Kind, errors.Join(strict...))
+	}
+	return nil
+}
+
 // StateFromDocuments decodes the cluster objects a StaticCluster holds.
 // Kinds it does not model are an error, so a typo never silently drops RBAC.
 func StateFromDocuments(docs []Document) (StaticObjects, error) {
@@ -131,12 +144,8 @@ func PoliciesFromDocuments(docs []Document, cms rego.ConfigMaps) ([]*Policy, err
 			return nil, fmt.Errorf("%s: kind %s %s is not a ClusterRunPolicy", d.Source, d.APIVersion, d.Kind)
 		}
 		var p v1alpha1.ClusterRunPolicy
-		strict, err := kjson.UnmarshalStrict(d.Raw, &p, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-		if err != nil {
-			return nil, fmt.Errorf("%s: decoding ClusterRunPolicy: %w", d.Source, err)
-		}
-		if len(strict) > 0 {
-			return nil, fmt.Errorf("%s: ClusterRunPolicy: %w", d.Source, errors.Join(strict...))
+		if err := d.DecodeStrict(&p); err != nil {
+			return nil, err
 		}
 		c, err := Compile(context.Background(), &p, cms)
 		if err != nil {
