@@ -1,4 +1,5 @@
-// Package sigstore runs the real keyless servers for tests, on loopback:
+// Package sigstore runs the real keyless servers for tests (and for
+// make demo KEYLESS=1), on loopback:
 // Fulcio v1.8.8 (its ephemeral CA, trusting the harness's kube-apiserver as
 // the Kubernetes OIDC issuer) and Rekor v1.5.4 on Trillian v1.7.3 on
 // PostgreSQL 15 (the machine's own). The binaries come from `make tools`
@@ -40,6 +41,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tollgate-dev/tollgate/testing/envtest"
 	"github.com/tollgate-dev/tollgate/testing/proc"
@@ -62,7 +65,11 @@ type Stack struct {
 	// TreeID is Rekor's Trillian tree.
 	TreeID int64
 
-	rekor *rekor
+	root    string
+	dir     string
+	rekor   *rekor
+	stops   []func() // in the order started
+	started []*proc.Process
 }
 
 // rekorV1 serializes the tests that run Rekor v1: it binds its metrics on
@@ -76,72 +83,158 @@ func Start(t testing.TB, iss Issuer) *Stack {
 	t.Helper()
 	rekorV1.Lock()
 	t.Cleanup(rekorV1.Unlock)
-	dsn := startPostgres(t)
-	trillian := startTrillian(t, dsn)
-	s := &Stack{}
-	s.startRekor(t, trillian)
-	s.FulcioURL, s.FulcioRoots = startFulcio(t, iss)
+	s, err := Run(root(), iss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the keyless servers' output:\n%s", s.Output())
+		}
+		s.Stop()
+	})
 	return s
+}
+
+// Run is Start for a caller that is not a test (make demo KEYLESS=1),
+// with the tools of the checkout at root; Stop stops everything it
+// started. Rekor v1 binds :2112: one Stack at a time on a machine.
+func Run(root string, iss Issuer) (s *Stack, err error) {
+	s = &Stack{root: root}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	if s.dir, err = os.MkdirTemp("", "tollgate-sigstore-"); err != nil {
+		return nil, err
+	}
+	dir := s.dir
+	s.onStop(func() { os.RemoveAll(dir) })
+	dsn, err := s.startPostgres()
+	if err != nil {
+		return nil, err
+	}
+	trillian, err := s.startTrillian(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.startRekor(trillian); err != nil {
+		return nil, err
+	}
+	if s.FulcioURL, s.FulcioRoots, err = s.startFulcio(iss); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Stop stops every server, last started first, and removes their data.
+func (s *Stack) Stop() {
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+	s.stops = nil
+}
+
+func (s *Stack) onStop(f func()) { s.stops = append(s.stops, f) }
+
+// Output is what every server printed so far.
+func (s *Stack) Output() string {
+	var b strings.Builder
+	for _, p := range s.started {
+		fmt.Fprintf(&b, "--- %s\n%s\n", p.Name, p.Output())
+	}
+	return b.String()
+}
+
+// launch starts a server, stopped with the stack, and waits until ready.
+func (s *Stack) launch(p *proc.Process, what string, ready func() error) error {
+	if err := p.Launch(); err != nil {
+		return err
+	}
+	s.started = append(s.started, p)
+	s.onStop(p.Stop)
+	return p.Await(what, ready)
+}
+
+// tempDir is a new directory in the stack's scratch directory.
+func (s *Stack) tempDir(name string) (string, error) {
+	return os.MkdirTemp(s.dir, name+"-")
 }
 
 // startPostgres initializes a database cluster in a scratch directory and
 // runs it on a loopback port, as the postgres user when this is root
 // (PostgreSQL refuses to run as root). It returns the Trillian database's
 // URI, with Trillian's schema loaded.
-func startPostgres(t testing.TB) string {
-	t.Helper()
+func (s *Stack) startPostgres() (string, error) {
 	bindir, err := pgBin()
 	if err != nil {
-		t.Fatalf("PostgreSQL: %v", err)
+		return "", fmt.Errorf("PostgreSQL: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "tollgate-pg-")
+	dir, err := s.tempDir("pg")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	var attr *syscall.SysProcAttr
 	if os.Geteuid() == 0 {
 		pg, err := user.Lookup("postgres")
 		if err != nil {
-			t.Fatalf("PostgreSQL does not run as root and there is no postgres user: %v", err)
+			return "", fmt.Errorf("PostgreSQL does not run as root and there is no postgres user: %w", err)
 		}
 		uid, _ := strconv.Atoi(pg.Uid)
 		gid, _ := strconv.Atoi(pg.Gid)
 		attr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-		if err := os.Chmod(dir, 0o755); err == nil {
-			err = os.Chown(dir, uid, gid)
+		// Its directory and every one above it must be reachable by it.
+		for _, d := range []string{s.dir, dir} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				return "", err
+			}
 		}
-		if err != nil {
-			t.Fatal(err)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return "", err
 		}
 	}
 	data := filepath.Join(dir, "data")
 	initdb := exec.Command(filepath.Join(bindir, "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
 	initdb.SysProcAttr = attr
 	if out, err := initdb.CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
+		return "", fmt.Errorf("initdb: %v\n%s", err, out)
 	}
-	port := proc.FreePort(t)
-	p := proc.Start(t, "postgres", filepath.Join(bindir, "postgres"), attr, "-D", data, "-p", strconv.Itoa(port), "-k", dir,
+	port, err := proc.Port()
+	if err != nil {
+		return "", err
+	}
+	p := proc.New("postgres", filepath.Join(bindir, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-k", dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
+	p.Cmd.SysProcAttr = attr
 	p.StopSignal = syscall.SIGINT // fast shutdown: its children stop with it
-	p.WaitFor(t, "accepting connections", func() error {
+	if err := s.launch(p, "accepting connections", func() error {
 		out, err := exec.Command(filepath.Join(bindir, "pg_isready"), "-h", "127.0.0.1", "-p", strconv.Itoa(port)).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
 		return nil
-	})
-	psql := func(db string, args ...string) {
-		t.Helper()
+	}); err != nil {
+		return "", err
+	}
+	psql := func(db string, args ...string) error {
 		cmd := exec.Command(filepath.Join(bindir, "psql"), append([]string{"-v", "ON_ERROR_STOP=1", "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "-d", db}, args...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("psql %v: %v\n%s", args, err, out)
+			return fmt.Errorf("psql %v: %v\n%s", args, err, out)
 		}
+		return nil
 	}
-	psql("postgres", "-c", "CREATE DATABASE trillian")
-	psql("trillian", "-f", trillianSchema(t))
-	return fmt.Sprintf("postgresql:///trillian?host=%s&port=%d&user=postgres&sslmode=disable", "127.0.0.1", port)
+	schema, err := trillianSchema(s.root)
+	if err != nil {
+		return "", err
+	}
+	if err := psql("postgres", "-c", "CREATE DATABASE trillian"); err != nil {
+		return "", err
+	}
+	if err := psql("trillian", "-f", schema); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("postgresql:///trillian?host=%s&port=%d&user=postgres&sslmode=disable", "127.0.0.1", port), nil
 }
 
 // pgBin is the directory of the machine's PostgreSQL server programs.
@@ -155,31 +248,57 @@ func pgBin() (string, error) {
 
 // trillianSchema is Trillian's PostgreSQL schema, from the module the
 // tools were built from.
-func trillianSchema(t testing.TB) string {
-	t.Helper()
+func trillianSchema(root string) (string, error) {
 	list := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/google/trillian")
-	list.Dir = filepath.Join(root(), "testing", "tools", "sigstore")
+	list.Dir = filepath.Join(root, "testing", "tools", "sigstore")
 	out, err := list.Output()
 	if err != nil {
-		t.Fatalf("locating Trillian's schema (go list -m github.com/google/trillian in testing/tools/sigstore): %v", err)
+		return "", fmt.Errorf("locating Trillian's schema (go list -m github.com/google/trillian in testing/tools/sigstore): %w", err)
 	}
-	return filepath.Join(strings.TrimSpace(string(out)), "storage", "postgresql", "schema", "storage.sql")
+	return filepath.Join(strings.TrimSpace(string(out)), "storage", "postgresql", "schema", "storage.sql"), nil
+}
+
+// ports are n free loopback ports.
+func ports(n int) ([]int, error) {
+	out := make([]int, n)
+	for i := range out {
+		p, err := proc.Port()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
 }
 
 // startTrillian runs Trillian's log server and log signer (this one
 // signer is always the master) on the database; it returns the log
 // server's gRPC address.
-func startTrillian(t testing.TB, dsn string) string {
-	t.Helper()
+func (s *Stack) startTrillian(dsn string) (string, error) {
 	common := []string{"--storage_system=postgresql", "--quota_system=postgresql", "--postgresql_uri=" + dsn}
-	rpc := fmt.Sprintf("127.0.0.1:%d", proc.FreePort(t))
-	server := proc.Start(t, "trillian_log_server", proc.Tool(t, root(), "trillian_log_server"), nil,
-		append(common, "--rpc_endpoint="+rpc, fmt.Sprintf("--http_endpoint=127.0.0.1:%d", proc.FreePort(t)))...)
-	server.WaitFor(t, "serving gRPC", proc.DialOK(rpc))
-	proc.Start(t, "trillian_log_signer", proc.Tool(t, root(), "trillian_log_signer"), nil,
-		append(common, "--force_master", "--sequencer_interval=50ms",
-			fmt.Sprintf("--rpc_endpoint=127.0.0.1:%d", proc.FreePort(t)), fmt.Sprintf("--http_endpoint=127.0.0.1:%d", proc.FreePort(t)))...)
-	return rpc
+	p, err := ports(4)
+	if err != nil {
+		return "", err
+	}
+	rpc := fmt.Sprintf("127.0.0.1:%d", p[0])
+	serverBin, err := proc.ToolPath(s.root, "trillian_log_server")
+	if err != nil {
+		return "", err
+	}
+	signerBin, err := proc.ToolPath(s.root, "trillian_log_signer")
+	if err != nil {
+		return "", err
+	}
+	server := proc.New("trillian_log_server", serverBin, append(common, "--rpc_endpoint="+rpc, fmt.Sprintf("--http_endpoint=127.0.0.1:%d", p[1]))...)
+	if err := s.launch(server, "serving gRPC", proc.DialOK(rpc)); err != nil {
+		return "", err
+	}
+	signer := proc.New("trillian_log_signer", signerBin, append(common, "--force_master", "--sequencer_interval=50ms",
+		fmt.Sprintf("--rpc_endpoint=127.0.0.1:%d", p[2]), fmt.Sprintf("--http_endpoint=127.0.0.1:%d", p[3]))...)
+	if err := s.launch(signer, "running", func() error { return nil }); err != nil {
+		return "", err
+	}
+	return rpc, nil
 }
 
 // rekor is how Rekor was started, to stop and start it again as the same
@@ -194,46 +313,60 @@ type rekor struct {
 // startRekor runs rekor-server on the Trillian log server (it creates its
 // tree on the first start), with its signing key in a file and its search
 // index in an in-process Redis, and fills in the stack's Rekor fields.
-func (s *Stack) startRekor(t testing.TB, trillian string) {
-	t.Helper()
-	redis := miniredis.RunT(t)
+func (s *Stack) startRekor(trillian string) error {
+	redis, err := miniredis.Run()
+	if err != nil {
+		return fmt.Errorf("miniredis: %w", err)
+	}
+	s.onStop(redis.Close)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	keyFile := filepath.Join(t.TempDir(), "rekor-key.pem")
+	keyFile := filepath.Join(s.dir, "rekor-key.pem")
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	s.rekor = &rekor{trillian: trillian, redisPort: redis.Port(), port: proc.FreePort(t), keyFile: keyFile}
-	s.RekorURL = fmt.Sprintf("http://127.0.0.1:%d", s.rekor.port)
-	s.StartRekor(t)
-	pub, err := get(s.RekorURL + "/api/v1/log/publicKey")
+	port, err := proc.Port()
 	if err != nil {
-		t.Fatalf("rekor-server: %v", err)
+		return err
 	}
-	s.RekorKey = pub
+	s.rekor = &rekor{trillian: trillian, redisPort: redis.Port(), port: port, keyFile: keyFile}
+	s.RekorURL = fmt.Sprintf("http://127.0.0.1:%d", s.rekor.port)
+	if err := s.runRekor(); err != nil {
+		return err
+	}
+	if s.RekorKey, err = get(s.RekorURL + "/api/v1/log/publicKey"); err != nil {
+		return fmt.Errorf("rekor-server: %w", err)
+	}
 	info, err := get(s.RekorURL + "/api/v1/log")
 	if err != nil {
-		t.Fatalf("rekor-server: %v", err)
+		return fmt.Errorf("rekor-server: %w", err)
 	}
 	var log struct {
 		TreeID string `json:"treeID"`
 	}
 	if err := json.Unmarshal(info, &log); err != nil {
-		t.Fatalf("rekor-server /api/v1/log: %v\n%s", err, info)
+		return fmt.Errorf("rekor-server /api/v1/log: %w\n%s", err, info)
 	}
 	s.TreeID, _ = strconv.ParseInt(log.TreeID, 10, 64)
+	return nil
 }
 
 // StartRekor (re)starts Rekor: the same port, key and, once it has one,
 // tree.
 func (s *Stack) StartRekor(t testing.TB) {
 	t.Helper()
+	if err := s.runRekor(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *Stack) runRekor() error {
 	r := s.rekor
 	host, port, _ := strings.Cut(r.trillian, ":")
 	args := []string{"serve",
@@ -244,8 +377,12 @@ func (s *Stack) StartRekor(t testing.TB) {
 	if s.TreeID != 0 {
 		args = append(args, fmt.Sprintf("--trillian_log_server.tlog_id=%d", s.TreeID))
 	}
-	r.proc = proc.Start(t, "rekor-server", proc.Tool(t, root(), "rekor-server"), nil, args...)
-	r.proc.WaitFor(t, "serving its log", proc.HTTPOK(s.RekorURL+"/api/v1/log"))
+	bin, err := proc.ToolPath(s.root, "rekor-server")
+	if err != nil {
+		return err
+	}
+	r.proc = proc.New("rekor-server", bin, args...)
+	return s.launch(r.proc, "serving its log", proc.HTTPOK(s.RekorURL+"/api/v1/log"))
 }
 
 // StopRekor stops Rekor (its database and index stay).
@@ -254,31 +391,42 @@ func (s *Stack) StopRekor() { s.rekor.proc.Stop() }
 // startFulcio runs Fulcio with an ephemeral CA, trusting one Kubernetes
 // issuer (audience "sigstore"), without a CT log. It returns Fulcio's URL
 // and its root certificate.
-func startFulcio(t testing.TB, iss Issuer) (string, []byte) {
-	t.Helper()
-	dir := t.TempDir()
+func (s *Stack) startFulcio(iss Issuer) (string, []byte, error) {
+	dir, err := s.tempDir("fulcio")
+	if err != nil {
+		return "", nil, err
+	}
 	cfg, err := json.Marshal(map[string]any{"OIDCIssuers": map[string]any{
 		iss.URL: map[string]any{"IssuerURL": iss.URL, "ClientID": "sigstore", "Type": "kubernetes", "CACert": string(iss.CA)},
 	}})
 	if err != nil {
-		t.Fatal(err)
+		return "", nil, err
 	}
 	cfgPath := filepath.Join(dir, "config.json")
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
+		return "", nil, err
 	}
-	port := proc.FreePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	p := proc.Start(t, "fulcio", proc.Tool(t, root(), "fulcio"), nil, "serve", "--ca", "ephemeralca", "--config-path", cfgPath,
-		"--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--grpc-host", "127.0.0.1", "--grpc-port", strconv.Itoa(proc.FreePort(t)), "--metrics-port", strconv.Itoa(proc.FreePort(t)),
+	p, err := ports(3)
+	if err != nil {
+		return "", nil, err
+	}
+	bin, err := proc.ToolPath(s.root, "fulcio")
+	if err != nil {
+		return "", nil, err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", p[0])
+	fulcio := proc.New("fulcio", bin, "serve", "--ca", "ephemeralca", "--config-path", cfgPath,
+		"--host", "127.0.0.1", "--port", strconv.Itoa(p[0]),
+		"--grpc-host", "127.0.0.1", "--grpc-port", strconv.Itoa(p[1]), "--metrics-port", strconv.Itoa(p[2]),
 		"--ct-log-url", "", "--legacy-unix-domain-socket", filepath.Join(dir, "legacy.sock"))
-	p.WaitFor(t, "serving its root", proc.HTTPOK(url+"/api/v1/rootCert"))
+	if err := s.launch(fulcio, "serving its root", proc.HTTPOK(url+"/api/v1/rootCert")); err != nil {
+		return "", nil, err
+	}
 	roots, err := get(url + "/api/v1/rootCert")
 	if err != nil {
-		t.Fatalf("fulcio: %v", err)
+		return "", nil, fmt.Errorf("fulcio: %w", err)
 	}
-	return url, roots
+	return url, roots, nil
 }
 
 func get(url string) ([]byte, error) {
@@ -307,37 +455,46 @@ func get(url string) ([]byte, error) {
 // system:unauthenticated).
 func IssuerOf(t testing.TB, env *envtest.Env) Issuer {
 	t.Helper()
+	iss, err := IssuerFor(t.Context(), env.Config, env.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss
+}
+
+// IssuerFor is IssuerOf for a caller that is not a test: the API server
+// cfg names, c an administrator's client of it.
+func IssuerFor(ctx context.Context, cfg *rest.Config, c client.Client) (Issuer, error) {
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(env.Config.CAData)
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	pool.AppendCertsFromPEM(cfg.CAData)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 	crb := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "tollgate-test-oidc-discovery"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:service-account-issuer-discovery"},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: "system:unauthenticated"}},
 	}
-	if err := env.Client.Create(t.Context(), crb); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("opening the OIDC discovery endpoints: %v", err)
+	if err := c.Create(ctx, crb); err != nil && !apierrors.IsAlreadyExists(err) {
+		return Issuer{}, fmt.Errorf("opening the OIDC discovery endpoints: %w", err)
 	}
 	var doc struct {
 		Issuer string `json:"issuer"`
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := c.Get(strings.TrimSuffix(env.Config.Host, "/") + "/.well-known/openid-configuration")
+		resp, err := hc.Get(strings.TrimSuffix(cfg.Host, "/") + "/.well-known/openid-configuration")
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &doc) == nil && doc.Issuer != "" {
-				break
+				return Issuer{URL: doc.Issuer, CA: cfg.CAData}, nil
 			}
 			err = fmt.Errorf("%s: %s", resp.Status, body)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the API server's OIDC discovery document: %v", err)
+			return Issuer{}, fmt.Errorf("the API server's OIDC discovery document: %w", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return Issuer{URL: doc.Issuer, CA: env.Config.CAData}
 }
 
 // Token is a TokenRequest token of service account ns/name with audience
@@ -345,16 +502,26 @@ func IssuerOf(t testing.TB, env *envtest.Env) Issuer {
 // if missing).
 func Token(t testing.TB, env *envtest.Env, ns, name string) string {
 	t.Helper()
+	tok, err := TokenFor(t.Context(), env.Client, ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TokenFor is Token for a caller that is not a test, with an
+// administrator's client.
+func TokenFor(ctx context.Context, c client.Client, ns, name string) (string, error) {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	if err := env.Client.Create(t.Context(), sa); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("service account %s/%s: %v", ns, name, err)
+	if err := c.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("service account %s/%s: %w", ns, name, err)
 	}
 	expiry := int64(3600)
 	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"sigstore"}, ExpirationSeconds: &expiry}}
-	if err := env.Client.SubResource("token").Create(t.Context(), sa, tr); err != nil {
-		t.Fatalf("a token for %s/%s: %v", ns, name, err)
+	if err := c.SubResource("token").Create(ctx, sa, tr); err != nil {
+		return "", fmt.Errorf("a token for %s/%s: %w", ns, name, err)
 	}
-	return tr.Status.Token
+	return tr.Status.Token, nil
 }
 
 // StartLocalKMS runs local-kms, a real implementation of the AWS KMS API,
