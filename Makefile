@@ -55,8 +55,8 @@ bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm $
 	./testing/tools/build.sh $(notdir $@)
 
 .PHONY: demo
-demo: build bin/kube-apiserver bin/etcd bin/cosign bin/helm bin/tekton-controller bin/tekton-webhook ## the whole system on this machine (tollgate dev and the real Tekton), walked through step by step
-	$(GO) run ./testing/demo -tollgate bin/tollgate
+demo: build bin/kube-apiserver bin/etcd bin/cosign bin/helm bin/tekton-controller bin/tekton-webhook $(if $(KEYLESS),$(KEYLESS_TOOLS)) ## the whole system on this machine (tollgate dev and the real Tekton), walked through step by step; KEYLESS=1 adds the keyless act (Fulcio, Rekor)
+	$(GO) run ./testing/demo -tollgate bin/tollgate $(if $(KEYLESS),-keyless)
 
 .PHONY: dev
 dev: build bin/kube-apiserver bin/etcd bin/cosign bin/helm bin/tekton-controller bin/tekton-webhook ## tollgate dev and the real Tekton, to explore by hand (Ctrl-C stops everything)

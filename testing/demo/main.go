@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -31,12 +33,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"knative.dev/pkg/apis"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tollgate-dev/tollgate/policy/images"
 	"github.com/tollgate-dev/tollgate/policy/slsa"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
+	"github.com/tollgate-dev/tollgate/testing/sigstore"
 	"github.com/tollgate-dev/tollgate/testing/tekton"
 	"github.com/tollgate-dev/tollgate/webhook"
 )
@@ -72,6 +77,7 @@ func run() int {
 	root, _ := os.Getwd()
 	tollgate := flag.String("tollgate", filepath.Join(root, "bin", "tollgate"), "the tollgate binary to run (make demo builds bin/tollgate)")
 	explore := flag.Bool("explore", false, "start tollgate dev and Tekton, print how to reach them, and wait for Ctrl-C instead of walking through (make dev)")
+	keyless := flag.Bool("keyless", false, "add the article's production setup as a last act: keyless signing with Fulcio, every signature in Rekor (make demo KEYLESS=1; needs make tools' Fulcio, Rekor and Trillian, and the machine's PostgreSQL)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "tollgate-demo-")
 	if err != nil {
@@ -286,6 +292,13 @@ Steps run on this machine with its tools (git, tar, and crane in %s); Ctrl-C sto
 		return 1
 	}
 
+	if *keyless {
+		say("\n== 10. Keyless and transparency: the article's production setup (no private key anywhere, every signature in Rekor)")
+		if !keylessAct(ctx, cfg, admin, root, dir, st.Registry, pr) {
+			failed = true
+		}
+	}
+
 	say("")
 	if failed {
 		say("demo: a step did not behave as shown (see ✗ above). tollgate dev's output:\n%s", devOut.String())
@@ -293,6 +306,174 @@ Steps run on this machine with its tools (git, tar, and crane in %s); Ctrl-C sto
 	}
 	say("demo: every step behaved as shown. Next: README.md (installing with Helm, writing policies).")
 	return 0
+}
+
+// keylessAct starts Fulcio (trusting this API server as the OIDC issuer)
+// and Rekor on Trillian on PostgreSQL, switches the running signer to the
+// article's production chains-config keys, runs the article's PipelineRun
+// again, verifies the result with cosign and rekor-cli as the article's
+// readers would, and gates on the signer's identity instead of a key.
+func keylessAct(ctx context.Context, cfg *rest.Config, admin client.Client, root, dir, registry string, first *pipelinev1.PipelineRun) bool {
+	iss, err := sigstore.IssuerFor(ctx, cfg, admin)
+	if err != nil {
+		check(false, "the API server as an OIDC issuer: %v", err)
+		return false
+	}
+	say("   starting PostgreSQL, Trillian, Rekor v1.5.4 and Fulcio v1.8.8 on loopback (bin/, built by make tools) ...")
+	stack, err := sigstore.Run(root, iss)
+	if err != nil {
+		check(false, "the keyless servers: %v", err)
+		return false
+	}
+	defer stack.Stop()
+	check(true, "Fulcio at %s trusts this cluster's service-account issuer %s; Rekor at %s", stack.FulcioURL, iss.URL, stack.RekorURL)
+
+	token, err := sigstore.TokenFor(ctx, admin, "tollgate-system", "tollgate-signer")
+	if err != nil {
+		check(false, "%v", err)
+		return false
+	}
+	tokenFile := filepath.Join(dir, "oidc-token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		check(false, "%v", err)
+		return false
+	}
+	check(true, "the signer's service-account token, audience sigstore, in %s (the chart projects it at /var/run/sigstore/cosign/oidc-token)", tokenFile)
+
+	keys := map[string]string{
+		"signers.x509.fulcio.enabled":      "true",
+		"signers.x509.fulcio.address":      stack.FulcioURL,
+		"signers.x509.fulcio.issuer":       iss.URL,
+		"signers.x509.fulcio.provider":     "filesystem",
+		"signers.x509.identity.token.file": tokenFile,
+		"transparency.enabled":             "true",
+		"transparency.url":                 stack.RekorURL,
+	}
+	cm := &corev1.ConfigMap{}
+	err = admin.Get(ctx, client.ObjectKey{Namespace: "tollgate-system", Name: "chains-config"}, cm)
+	if err == nil {
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		for k, v := range keys {
+			cm.Data[k] = v
+		}
+		err = admin.Update(ctx, cm)
+	}
+	check(err == nil, "chains-config patched with the article's keys: signers.x509.fulcio.{enabled,address,issuer,provider}, transparency.{enabled,url} (provider filesystem: the article's spiffe is refused by name)")
+	if err != nil {
+		say("   %v", err)
+		return false
+	}
+
+	pr := &pipelinev1.PipelineRun{}
+	if err := decodeFile(filepath.Join(root, "testing", "samples", "demo", "pipelinerun.yaml"), pr); err != nil {
+		check(false, "%v", err)
+		return false
+	}
+	pr.Name = "build-and-push-keyless"
+	for i, p := range pr.Spec.Params {
+		if p.Name == "image-ref" {
+			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(registry + "/team-a/widget-api:2.0")
+		}
+	}
+	if err := admin.Create(ctx, pr); err != nil {
+		check(false, "creating the PipelineRun: %v", err)
+		return false
+	}
+	done := waitFor(ctx, 3*time.Minute, func() bool {
+		if admin.Get(ctx, client.ObjectKeyFromObject(pr), pr) != nil {
+			return false
+		}
+		c := pr.Status.GetCondition(apis.ConditionSucceeded)
+		return c != nil && c.Status != corev1.ConditionUnknown
+	})
+	c := pr.Status.GetCondition(apis.ConditionSucceeded)
+	check(done && c.IsTrue(), "Tekton ran the PipelineRun %s again: %s", pr.Name, conditionText(c))
+	img, err := pipelineImage(pr)
+	if !done || !c.IsTrue() || err != nil {
+		say("   %v", err)
+		return false
+	}
+	build := &pipelinev1.TaskRun{}
+	for _, ref := range pr.Status.ChildReferences {
+		if ref.PipelineTaskName == "build-push" {
+			build.Namespace, build.Name = pr.Namespace, ref.Name
+		}
+	}
+	for kind, o := range map[string]client.Object{"TaskRun": build, "PipelineRun": pr} {
+		signed := waitFor(ctx, 90*time.Second, func() bool {
+			return admin.Get(ctx, client.ObjectKeyFromObject(o), o) == nil && o.GetAnnotations()["chains.tekton.dev/signed"] == "true"
+		})
+		check(signed, "chains.tekton.dev/signed=true on the %s %s, its provenance entry in chains.tekton.dev/transparency=%s", kind, o.GetName(), o.GetAnnotations()["chains.tekton.dev/transparency"])
+		if !signed {
+			return false
+		}
+	}
+
+	trust := filepath.Join(dir, "keyless")
+	if err := os.MkdirAll(trust, 0o700); err != nil {
+		check(false, "%v", err)
+		return false
+	}
+	fulcioPEM, rekorPub := filepath.Join(trust, "fulcio.pem"), filepath.Join(trust, "rekor.pub")
+	if err := errors.Join(os.WriteFile(fulcioPEM, stack.FulcioRoots, 0o600), os.WriteFile(rekorPub, stack.RekorKey, 0o600)); err != nil {
+		check(false, "%v", err)
+		return false
+	}
+	identity := "https://kubernetes.io/namespaces/tollgate-system/serviceaccounts/tollgate-signer"
+	for _, args := range [][]string{
+		{"verify", "--certificate-identity", identity, "--certificate-oidc-issuer", iss.URL, "--rekor-url", stack.RekorURL, "--insecure-ignore-sct", img.String()},
+		{"verify-attestation", "--type", "slsaprovenance1", "--certificate-identity", identity, "--certificate-oidc-issuer", iss.URL, "--rekor-url", stack.RekorURL, "--insecure-ignore-sct", img.String()},
+	} {
+		cmd := exec.Command(filepath.Join(root, "bin", "cosign"), args...)
+		cmd.Env = append(os.Environ(), "TUF_ROOT="+filepath.Join(dir, "tuf"), "SIGSTORE_ROOT_FILE="+fulcioPEM, "SIGSTORE_REKOR_PUBLIC_KEY="+rekorPub)
+		out, err := cmd.CombinedOutput()
+		check(err == nil, "cosign %s --certificate-identity %s (with the Rekor check): %s", args[0], identity, firstLine(out, err))
+	}
+	search := exec.Command(filepath.Join(root, "bin", "rekor-cli"), "search", "--rekor_server", stack.RekorURL, "--sha", img.DigestStr())
+	search.Env = append(os.Environ(), "HOME="+dir)
+	out, err := search.CombinedOutput()
+	uuid := regexp.MustCompile(`(?m)^[0-9a-f]{64,80}$`).FindString(string(out))
+	check(err == nil && uuid != "", "rekor-cli search --sha %s: the provenance entry %s", img.DigestStr(), cmp.Or(uuid, firstLine(out, err)))
+
+	// The gate: the key-based policy gives way to the signer's identity.
+	cmTrust := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "tollgate-system", Name: "sigstore-trust-root"},
+		Data: map[string]string{images.FulcioRootsKey: string(stack.FulcioRoots), images.RekorPublicKeyKey: string(stack.RekorKey)}}
+	policy := &v1alpha1.ClusterImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "built-here-keyless"}, Spec: v1alpha1.ClusterImagePolicySpec{
+		Images: []v1alpha1.ImagePattern{{Glob: registry + "/team-a/**"}},
+		Authorities: []v1alpha1.Authority{{Name: "tollgate-signer", Keyless: &v1alpha1.KeylessAuthority{
+			Identities: []v1alpha1.Identity{{Issuer: iss.URL, Subject: identity}},
+			TrustRoot:  v1alpha1.TrustRoot{ConfigMapRef: &v1alpha1.SecretRef{Namespace: "tollgate-system", Name: "sigstore-trust-root"}},
+		}}},
+		Attestations: []v1alpha1.AttestationRequirement{{Name: "slsa", PredicateType: slsa.PredicateV1, Rego: builderRule,
+			Producer: &v1alpha1.ProducerRequirement{Namespaces: []string{"team-a"}}}},
+	}}
+	err = admin.Delete(ctx, &v1alpha1.ClusterImagePolicy{ObjectMeta: metav1.ObjectMeta{Name: "built-here"}})
+	if err == nil {
+		err = admin.Create(ctx, cmTrust)
+	}
+	if err == nil {
+		err = admin.Create(ctx, policy)
+	}
+	if err != nil {
+		check(false, "replacing the key policy: %v", err)
+		return false
+	}
+	check(waitReady(ctx, admin, policy.Name), "ClusterImagePolicy built-here-keyless: a keyless authority (this identity, this issuer, the log required) replaces built-here's key")
+	tag := img.Context().Tag("2.0").String()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "widget-api-keyless"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: tag}}}}
+	err = admin.Create(ctx, pod)
+	check(err == nil && pod.Spec.Containers[0].Image == tag+"@"+img.DigestStr(), "the keylessly signed image is admitted and pinned: %s", pod.Spec.Containers[0].Image)
+	if err != nil {
+		say("   %v", err)
+	}
+	old, err := pipelineImage(first)
+	if err == nil {
+		err = admin.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "widget-api-keyed"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: old.String()}}}})
+	}
+	check(err != nil && strings.Contains(err.Error(), "denied the request"), "the image signed with a key (act 5) is denied now that only the signer's identity is trusted:\n%s", indent(errString(err)))
+	return true
 }
 
 const builderRule = `package demo.builder
