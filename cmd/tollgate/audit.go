@@ -85,11 +85,13 @@ labelled tollgate.dev/gate=audit: what enforcing it would deny. Objects
 that name no namespace are in the first --namespace (default "default");
 --namespace also limits the audit to the namespaces it names. Images are
 resolved and verified in their registries, with the Docker config's
-credentials (~/.docker/config.json and its helpers).
+credentials (~/.docker/config.json and its helpers); the manifests' image
+pull secrets are not read.
 
 With --watch it runs until interrupted (the chart's audit Deployment):
-every --resync it audits every namespace labelled tollgate.dev/gate and
-rewrites the namespace's wg-policy PolicyReport (wgpolicyk8s.io/v1alpha2,
+every --resync and on every policy change it audits every namespace
+labelled tollgate.dev/gate (and a namespace at once when an image runs
+there that its last audit did not see), and rewrites the namespace's wg-policy PolicyReport (wgpolicyk8s.io/v1alpha2,
 named tollgate-audit: a row per object and rule, at most 1,000 listed, the
 summary counting all), logs what fails, and exports
 tollgate_audit_results{namespace,policy,rule,result} on /metrics at
