@@ -50,7 +50,7 @@ echo "== signer memory: RSS of the tollgate signer process with 10,000 finished,
 go test ./testing/e2e -run '^$' -bench BenchmarkSignerMemory -benchtime 10000x -timeout 30m | tee -a "$out" | grep Benchmark
 echo
 
-echo "== signer latency: runs finishing at a steady 10/s, finish -> signed (target p99 < 1 s)"
+echo "== signer latency: the tollgate signer process, runs finishing at a steady 10/s and 20/s, finish -> signed (target p99 < 500 ms at 20/s)"
 go test ./testing/e2e -run '^$' -bench BenchmarkSignerLatency -benchtime 200x -timeout 30m | tee -a "$out" | grep Benchmark
 echo
 
