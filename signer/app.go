@@ -8,9 +8,11 @@ import (
 	"github.com/go-logr/logr"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -21,6 +23,17 @@ import (
 
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
+
+// runMetadataOnly is the cache's transform: no object keeps its
+// managedFields, and a run's metadata (the only part of a run cached) keeps
+// what identifies it, not its annotations — with tekton storage those hold
+// its provenance and signatures, kilobytes a run, read live when needed.
+func runMetadataOnly(in any) (any, error) {
+	if m, ok := in.(*metav1.PartialObjectMetadata); ok {
+		m.Annotations = nil
+	}
+	return cache.TransformStripManagedFields()(in)
+}
 
 // Run starts the signing controller and blocks until ctx is done.
 func Run(ctx context.Context, cfg Config, log logr.Logger) error {
@@ -46,18 +59,22 @@ func Run(ctx context.Context, cfg Config, log logr.Logger) error {
 			// Only the signer's own ConfigMap and Secret are cached.
 			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{ns: {}}},
 			&corev1.Secret{}:    {Namespaces: map[string]cache.Config{ns: {}}},
-		}},
+		}, DefaultTransform: runMetadataOnly},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	r := newReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorderFor("tollgate-signer"), cfg.Options, newMetrics(crmetrics.Registry))
 	workers := cfg.Workers
-	if err := ctrl.NewControllerManagedBy(mgr).Named("taskruns").For(&pipelinev1.TaskRun{}).
+	// Runs are watched by their metadata only: a reconcile reads its run
+	// (and a PipelineRun its child TaskRuns) from the API server as served,
+	// so the cache only says which run changed — a cluster's finished runs,
+	// their provenance in annotations, are not held in memory.
+	if err := ctrl.NewControllerManagedBy(mgr).Named("taskruns").For(&pipelinev1.TaskRun{}, builder.OnlyMetadata).
 		WithOptions(controllerOptions(workers)).Complete(reconcile.Func(r.ReconcileTaskRun)); err != nil {
 		return err
 	}
-	if err := ctrl.NewControllerManagedBy(mgr).Named("pipelineruns").For(&pipelinev1.PipelineRun{}).
+	if err := ctrl.NewControllerManagedBy(mgr).Named("pipelineruns").For(&pipelinev1.PipelineRun{}, builder.OnlyMetadata).
 		WithOptions(controllerOptions(workers)).Complete(reconcile.Func(r.ReconcilePipelineRun)); err != nil {
 		return err
 	}

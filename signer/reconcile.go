@@ -92,7 +92,9 @@ func (r *Reconciler) children(ctx context.Context, pr *pipelinev1.PipelineRun) (
 			continue
 		}
 		tr := &pipelinev1.TaskRun{}
-		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: ref.Name}, tr); err != nil {
+		// As served, not from a cache: the child's final status may be newer
+		// than what a cache has seen when the PipelineRun finishes.
+		if err := r.Reader.Get(ctx, client.ObjectKey{Namespace: pr.Namespace, Name: ref.Name}, tr); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
