@@ -187,15 +187,10 @@ Steps run on this machine with its tools (git, tar, and crane in %s); Ctrl-C sto
 		"denied before any Pod exists:\n%s", indent(errString(err)))
 
 	say("\n== 3. The article's PipelineRun: a git checkout, then an image built and pushed (testing/samples/demo)")
-	pr := &pipelinev1.PipelineRun{}
-	if err := decodeFile(filepath.Join(root, "testing", "samples", "demo", "pipelinerun.yaml"), pr); err != nil {
+	pr, err := articleRun(root, "", st.Registry+"/team-a/widget-api:1.0")
+	if err != nil {
 		check(false, "%v", err)
 		return 1
-	}
-	for i, p := range pr.Spec.Params {
-		if p.Name == "image-ref" {
-			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(st.Registry + "/team-a/widget-api:1.0")
-		}
 	}
 	err = admin.Create(ctx, pr)
 	check(err == nil && pr.Annotations["tollgate.dev/spec-digest"] != "", "admitted and stamped tollgate.dev/spec-digest=%s", pr.Annotations["tollgate.dev/spec-digest"])
@@ -205,13 +200,7 @@ Steps run on this machine with its tools (git, tar, and crane in %s); Ctrl-C sto
 	}
 
 	say("\n== 4. Tekton runs it: its child TaskRuns and their Pods, each admitted by Tollgate")
-	done := waitFor(ctx, 3*time.Minute, func() bool {
-		if admin.Get(ctx, client.ObjectKeyFromObject(pr), pr) != nil {
-			return false
-		}
-		c := pr.Status.GetCondition(apis.ConditionSucceeded)
-		return c != nil && c.Status != corev1.ConditionUnknown
-	})
+	done := waitFinished(ctx, admin, pr)
 	c := pr.Status.GetCondition(apis.ConditionSucceeded)
 	check(done && c.IsTrue(), "Tekton %s ran the PipelineRun: %s", tk.Version, conditionText(c))
 	if !done || !c.IsTrue() {
@@ -232,16 +221,8 @@ Steps run on this machine with its tools (git, tar, and crane in %s); Ctrl-C sto
 	}
 
 	say("\n== 5. The signer signs it: SLSA provenance and a cosign signature, stored next to the image")
-	build := &pipelinev1.TaskRun{}
-	for _, ref := range pr.Status.ChildReferences {
-		if ref.PipelineTaskName == "build-push" {
-			build.Namespace, build.Name = pr.Namespace, ref.Name
-		}
-	}
-	for kind, o := range map[string]client.Object{"TaskRun": build, "PipelineRun": pr} {
-		signed := waitFor(ctx, 60*time.Second, func() bool {
-			return admin.Get(ctx, client.ObjectKeyFromObject(o), o) == nil && o.GetAnnotations()["chains.tekton.dev/signed"] == "true"
-		})
+	for kind, o := range map[string]client.Object{"TaskRun": buildTaskRun(pr), "PipelineRun": pr} {
+		signed := waitSigned(ctx, admin, o, 60*time.Second)
 		check(signed, "chains.tekton.dev/signed=true on the %s %s", kind, o.GetName())
 	}
 
@@ -366,28 +347,16 @@ func keylessAct(ctx context.Context, cfg *rest.Config, admin client.Client, root
 		return false
 	}
 
-	pr := &pipelinev1.PipelineRun{}
-	if err := decodeFile(filepath.Join(root, "testing", "samples", "demo", "pipelinerun.yaml"), pr); err != nil {
+	pr, err := articleRun(root, "build-and-push-keyless", registry+"/team-a/widget-api:2.0")
+	if err != nil {
 		check(false, "%v", err)
 		return false
-	}
-	pr.Name = "build-and-push-keyless"
-	for i, p := range pr.Spec.Params {
-		if p.Name == "image-ref" {
-			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(registry + "/team-a/widget-api:2.0")
-		}
 	}
 	if err := admin.Create(ctx, pr); err != nil {
 		check(false, "creating the PipelineRun: %v", err)
 		return false
 	}
-	done := waitFor(ctx, 3*time.Minute, func() bool {
-		if admin.Get(ctx, client.ObjectKeyFromObject(pr), pr) != nil {
-			return false
-		}
-		c := pr.Status.GetCondition(apis.ConditionSucceeded)
-		return c != nil && c.Status != corev1.ConditionUnknown
-	})
+	done := waitFinished(ctx, admin, pr)
 	c := pr.Status.GetCondition(apis.ConditionSucceeded)
 	check(done && c.IsTrue(), "Tekton ran the PipelineRun %s again: %s", pr.Name, conditionText(c))
 	img, err := pipelineImage(pr)
@@ -395,16 +364,8 @@ func keylessAct(ctx context.Context, cfg *rest.Config, admin client.Client, root
 		say("   %v", err)
 		return false
 	}
-	build := &pipelinev1.TaskRun{}
-	for _, ref := range pr.Status.ChildReferences {
-		if ref.PipelineTaskName == "build-push" {
-			build.Namespace, build.Name = pr.Namespace, ref.Name
-		}
-	}
-	for kind, o := range map[string]client.Object{"TaskRun": build, "PipelineRun": pr} {
-		signed := waitFor(ctx, 90*time.Second, func() bool {
-			return admin.Get(ctx, client.ObjectKeyFromObject(o), o) == nil && o.GetAnnotations()["chains.tekton.dev/signed"] == "true"
-		})
+	for kind, o := range map[string]client.Object{"TaskRun": buildTaskRun(pr), "PipelineRun": pr} {
+		signed := waitSigned(ctx, admin, o, 90*time.Second)
 		check(signed, "chains.tekton.dev/signed=true on the %s %s, its provenance entry in chains.tekton.dev/transparency=%s", kind, o.GetName(), o.GetAnnotations()["chains.tekton.dev/transparency"])
 		if !signed {
 			return false
@@ -629,6 +590,53 @@ deny contains sprintf("built by %q, not by make image", [lib.builder_id(a.statem
 	lib.builder_id(a.statement) != "https://tollgate.dev/builders/make-image"
 }
 `
+
+// articleRun is the article's PipelineRun (testing/samples/demo) pushing
+// image; name, when set, renames it.
+func articleRun(root, name, image string) (*pipelinev1.PipelineRun, error) {
+	pr := &pipelinev1.PipelineRun{}
+	if err := decodeFile(filepath.Join(root, "testing", "samples", "demo", "pipelinerun.yaml"), pr); err != nil {
+		return nil, err
+	}
+	if name != "" {
+		pr.Name = name
+	}
+	for i, p := range pr.Spec.Params {
+		if p.Name == "image-ref" {
+			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(image)
+		}
+	}
+	return pr, nil
+}
+
+// waitFinished waits up to 3 minutes for Tekton to finish pr.
+func waitFinished(ctx context.Context, admin client.Client, pr *pipelinev1.PipelineRun) bool {
+	return waitFor(ctx, 3*time.Minute, func() bool {
+		if admin.Get(ctx, client.ObjectKeyFromObject(pr), pr) != nil {
+			return false
+		}
+		c := pr.Status.GetCondition(apis.ConditionSucceeded)
+		return c != nil && c.Status != corev1.ConditionUnknown
+	})
+}
+
+// buildTaskRun is the child TaskRun of pr that built and pushed the image.
+func buildTaskRun(pr *pipelinev1.PipelineRun) *pipelinev1.TaskRun {
+	build := &pipelinev1.TaskRun{}
+	for _, ref := range pr.Status.ChildReferences {
+		if ref.PipelineTaskName == "build-push" {
+			build.Namespace, build.Name = pr.Namespace, ref.Name
+		}
+	}
+	return build
+}
+
+// waitSigned waits up to d for the signer to mark o signed.
+func waitSigned(ctx context.Context, admin client.Client, o client.Object, d time.Duration) bool {
+	return waitFor(ctx, d, func() bool {
+		return admin.Get(ctx, client.ObjectKeyFromObject(o), o) == nil && o.GetAnnotations()["chains.tekton.dev/signed"] == "true"
+	})
+}
 
 // buildCrane builds go-containerregistry's crane into dir/bin: the
 // article's build step pushes with it.
