@@ -17,11 +17,13 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TEST_TIMEOUT ?= 30m
 FUZZTIME ?= 30s
 
-# The keyless and KMS servers (one module: testing/tools/sigstore).
+# The keyless and KMS servers (one module: testing/tools/sigstore), and
+# SPIRE for the spiffe identity provider (testing/tools/spire).
 KEYLESS_TOOLS := bin/fulcio bin/rekor-server bin/rekor-cli bin/trillian_log_server bin/trillian_log_signer bin/local-kms
+SPIRE_TOOLS := bin/spire-server bin/spire-agent bin/oidc-discovery-provider
 # Tekton Pipelines' controller, webhook and resolvers (testing/tools/tekton; TEKTON_VERSION=… for another release).
 TEKTON_TOOLS := bin/tekton-controller bin/tekton-webhook bin/tekton-resolvers
-TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS) $(TEKTON_TOOLS)
+TEST_TOOLS := bin/kube-apiserver bin/etcd bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS) $(SPIRE_TOOLS) $(TEKTON_TOOLS)
 
 .PHONY: help
 help: ## list the targets
@@ -49,9 +51,9 @@ release: bin/helm ## VERSION=vX.Y.Z IMAGE=REGISTRY/REPO [KEY=…]: push the imag
 
 .PHONY: tools
 tools: ## build the test tools into the cache (once; ~40 min cold): kube-apiserver, etcd, controller-gen, cosign v2 and v3, helm, Fulcio, Rekor, Trillian
-	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign cosign3 helm $(notdir $(KEYLESS_TOOLS)) $(notdir $(TEKTON_TOOLS))
+	./testing/tools/build.sh etcd kube-apiserver controller-gen cosign cosign3 helm $(notdir $(KEYLESS_TOOLS)) $(notdir $(SPIRE_TOOLS)) $(notdir $(TEKTON_TOOLS))
 
-bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS) $(TEKTON_TOOLS):
+bin/kube-apiserver bin/etcd bin/controller-gen bin/cosign bin/cosign3 bin/helm $(KEYLESS_TOOLS) $(SPIRE_TOOLS) $(TEKTON_TOOLS):
 	./testing/tools/build.sh $(notdir $@)
 
 .PHONY: demo

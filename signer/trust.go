@@ -175,10 +175,14 @@ func (t *trust) signerFor(ctx context.Context, snap *snapshot, which string) (*s
 // keylessSigner returns the current Fulcio-certified signer, keeping one
 // source (its key and certificate) per Fulcio configuration.
 func (t *trust) keylessSigner(ctx context.Context, f config.Fulcio) (*sign.Signer, error) {
-	key := f.Address + "|" + f.TokenFile
+	key := f.Address + "|" + f.Provider + "|" + f.TokenFile
 	cur := t.keyless.Load()
 	if cur == nil || cur.key != key {
-		src, err := sign.NewKeyless(sign.FulcioOptions{URL: f.Address, Token: sign.TokenFile(f.TokenFile)})
+		token := sign.TokenFile(f.TokenFile)
+		if f.Provider == config.ProviderSPIFFE {
+			token = sign.SPIFFEToken()
+		}
+		src, err := sign.NewKeyless(sign.FulcioOptions{URL: f.Address, Token: token})
 		if err != nil {
 			return nil, err
 		}

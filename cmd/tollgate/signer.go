@@ -43,7 +43,9 @@ image pull secrets of the run's service account and podTemplate, then the
 signer's own environment credentials. Signing keys: x509 (signing-secrets),
 kms (signers.kms.kmsref: gcpkms://, awskms://, azurekms://, hashivault://, or
 a sigstore KMS plugin), or keyless (signers.x509.fulcio.*: a Fulcio
-certificate for the signer's own OIDC token, provider filesystem); with
+certificate for the signer's own identity: provider filesystem, a token
+file, or spiffe, a JWT-SVID from the SPIFFE Workload API at
+$SPIFFE_ENDPOINT_SOCKET or /tmp/spire-agent/public/api.sock); with
 transparency.enabled every signature and attestation is logged in Rekor
 (transparency.url) and a run is marked signed only once it is.
 

@@ -105,7 +105,7 @@ type Fulcio struct {
 	Address string
 	// Issuer is the OIDC issuer of the identity (recorded; Fulcio decides).
 	Issuer string
-	// Provider of the identity token: ProviderFilesystem.
+	// Provider of the identity token: ProviderFilesystem or ProviderSPIFFE.
 	Provider string
 	// TokenFile is the filesystem provider's token
 	// (signers.x509.identity.token.file).
@@ -115,10 +115,14 @@ type Fulcio struct {
 // Identity token providers (signers.x509.fulcio.provider, Chains' names).
 const (
 	ProviderFilesystem = "filesystem"
+	// ProviderSPIFFE asks the SPIFFE Workload API for a JWT-SVID, as
+	// Chains (cosign's spiffe provider) does: the socket named by
+	// SPIFFE_ENDPOINT_SOCKET, or /tmp/spire-agent/public/api.sock.
+	ProviderSPIFFE = "spiffe"
 )
 
 // providersNotYet are Chains' other providers: refused by name.
-var providersNotYet = []string{"spiffe", "github", "google", "buildkite-agent"}
+var providersNotYet = []string{"github", "google", "buildkite-agent"}
 
 // KMS configures the kms signer.
 type KMS struct {
@@ -268,9 +272,9 @@ var keys = []key{
 	{"signers.x509.fulcio.issuer", absoluteURL(func(c *Config, v string) { c.Fulcio.Issuer = v })},
 	{"signers.x509.fulcio.provider", func(c *Config, v string) error {
 		if slices.Contains(providersNotYet, v) {
-			return fmt.Errorf("the %s identity provider is not supported by Tollgate yet; use filesystem (a projected service-account token, audience sigstore, in signers.x509.identity.token.file)", v)
+			return fmt.Errorf("the %s identity provider is not supported by Tollgate yet; use filesystem (a projected service-account token, audience sigstore, in signers.x509.identity.token.file) or spiffe (a JWT-SVID from the SPIFFE Workload API)", v)
 		}
-		return oneOf([]string{ProviderFilesystem}, func(c *Config, v string) { c.Fulcio.Provider = v })(c, v)
+		return oneOf([]string{ProviderFilesystem, ProviderSPIFFE}, func(c *Config, v string) { c.Fulcio.Provider = v })(c, v)
 	}},
 	{"signers.x509.identity.token.file", text(func(c *Config, v string) { c.Fulcio.TokenFile = v })},
 	{"signers.x509.tuf.mirror.url", notYet("keyless signing (signers.x509.tuf.mirror.url)")},

@@ -91,7 +91,7 @@ func TestParse(t *testing.T) {
 		{"a malformed boolean is an error, not false", map[string]string{"artifacts.pipelinerun.enable-deep-inspection": "yes"}, nil, []string{`"yes" is not a boolean`}},
 		{"kms without a ref", map[string]string{"artifacts.taskrun.signer": "kms"}, nil, []string{"artifacts.taskrun.signer: kms needs signers.kms.kmsref"}},
 		{"transparency in bundles", map[string]string{"transparency.enabled": "true", "storage.oci.encoding-format": "sigstore-bundle"}, func(c *Config) { c.TransparencyEnabled, c.OCIEncoding = true, "sigstore-bundle" }, nil},
-		{"an identity provider Tollgate does not read", map[string]string{"signers.x509.fulcio.provider": "spiffe"}, nil, []string{"signers.x509.fulcio.provider: the spiffe identity provider is not supported by Tollgate yet; use filesystem"}},
+		{"an identity provider Tollgate does not read", map[string]string{"signers.x509.fulcio.provider": "github"}, nil, []string{"signers.x509.fulcio.provider: the github identity provider is not supported by Tollgate yet; use filesystem"}},
 		{"a relative Fulcio URL", map[string]string{"signers.x509.fulcio.address": "fulcio.local"}, nil, []string{`signers.x509.fulcio.address: "fulcio.local" is not an absolute URL`}},
 
 		{"image signatures in tekton storage are refused", map[string]string{"artifacts.oci.storage": "tekton"}, nil, []string{"artifacts.oci.storage: tekton storage of image signatures is not supported"}},

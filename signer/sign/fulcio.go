@@ -23,6 +23,8 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
 )
 
 // Keyless signing: an ephemeral key certified by Fulcio for the signer's
@@ -97,6 +99,38 @@ func TokenFile(path string) func(context.Context) (string, error) {
 			return "", fmt.Errorf("the identity token file %s is empty", path)
 		}
 		return t, nil
+	}
+}
+
+// DefaultSPIFFESocket is where Chains' spiffe provider (cosign's) finds the
+// SPIFFE Workload API when SPIFFE_ENDPOINT_SOCKET is not set.
+const DefaultSPIFFESocket = "/tmp/spire-agent/public/api.sock"
+
+// SPIFFEToken asks the SPIFFE Workload API (a SPIRE agent) for a JWT-SVID
+// with the audience Fulcio expects ("sigstore"), at each request: the
+// socket named by SPIFFE_ENDPOINT_SOCKET, or DefaultSPIFFESocket.
+func SPIFFEToken() func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		socket := os.Getenv("SPIFFE_ENDPOINT_SOCKET")
+		if socket == "" {
+			socket = DefaultSPIFFESocket
+		}
+		addr := socket
+		if !strings.Contains(addr, "://") {
+			addr = "unix://" + addr
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		c, err := workloadapi.New(ctx, workloadapi.WithAddr(addr))
+		if err != nil {
+			return "", fmt.Errorf("the SPIFFE Workload API at %s (signers.x509.fulcio.provider spiffe; SPIFFE_ENDPOINT_SOCKET): %w", addr, err)
+		}
+		defer c.Close()
+		svid, err := c.FetchJWTSVID(ctx, jwtsvid.Params{Audience: "sigstore"})
+		if err != nil {
+			return "", fmt.Errorf("a JWT-SVID from the SPIFFE Workload API at %s: %w", addr, err)
+		}
+		return svid.Marshal(), nil
 	}
 }
 

@@ -341,7 +341,7 @@ func keylessAct(ctx context.Context, cfg *rest.Config, admin client.Client, root
 		}
 		err = admin.Update(ctx, cm)
 	}
-	check(err == nil, "chains-config patched with the article's keys: signers.x509.fulcio.{enabled,address,issuer,provider}, transparency.{enabled,url} (provider filesystem: the article's spiffe is refused by name)")
+	check(err == nil, "chains-config patched with the article's keys: signers.x509.fulcio.{enabled,address,issuer,provider}, transparency.{enabled,url} (provider filesystem: a token file; the article's spiffe needs a SPIRE agent, tested in TestSignerKeylessSPIFFE)")
 	if err != nil {
 		say("   %v", err)
 		return false

@@ -395,6 +395,48 @@ func TestSignerKeyless(t *testing.T) {
 	})
 }
 
+// TestSignerKeylessSPIFFE: the article's production ConfigMap as written —
+// provider spiffe — with a real SPIRE (server, agent, OIDC discovery
+// provider): the signer's identity is a JWT-SVID from the agent's Workload
+// API, Fulcio (trusting SPIRE's issuer, type spiffe) certifies it, every
+// signature goes to Rekor, and cosign verifies the SPIFFE identity with
+// the log; the gate admits the image under a keyless authority for it.
+func TestSignerKeylessSPIFFE(t *testing.T) {
+	spire := sigstore.StartSPIRE(t)
+	id := spire.Register(t, "ns/"+signerNS+"/sa/tollgate-signer", os.Getuid())
+	w := startKeylessSignerWith(t, nil, spire)
+	img, tr := w.buildSigned(t, "spiffe-build")
+	if entry := tr.GetAnnotations()[signer.AnnotationTransparency]; !strings.HasPrefix(entry, w.stack.RekorURL) {
+		t.Errorf("%s = %q, want the entry in %s", signer.AnnotationTransparency, entry, w.stack.RekorURL)
+	}
+	k := newKeylessSetup(t, w.iss, w.stack)
+	cenv := []string{"SIGSTORE_ROOT_FILE=" + k.fulcioPEM, "SIGSTORE_REKOR_PUBLIC_KEY=" + k.rekorPEM}
+	for _, args := range [][]string{{"verify", img.String()}, {"verify-attestation", "--type", "slsaprovenance1", img.String()}} {
+		args = append(args, "--certificate-identity", id, "--certificate-oidc-issuer", spire.Issuer.URL,
+			"--rekor-url", w.stack.RekorURL, "--insecure-ignore-sct", "--allow-insecure-registry")
+		if out, err := cosignCLI(t, w.dir, cenv, args...); err != nil {
+			t.Fatalf("cosign %s: %v\n%s", args[0], err, out)
+		}
+	}
+	// The Kubernetes identity is not what signed it.
+	if out, err := cosignCLI(t, w.dir, cenv, "verify", img.String(), "--certificate-identity", images.ServiceAccountIdentity(signerNS, "tollgate-signer"),
+		"--certificate-oidc-issuer", w.iss.URL, "--rekor-url", w.stack.RekorURL, "--insecure-ignore-sct", "--allow-insecure-registry"); err == nil {
+		t.Fatalf("cosign verified a SPIFFE-signed image as the Kubernetes service account:\n%s", out)
+	}
+	applyAll(t, w.env.Client, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "sigstore-trust-root"},
+		Data: map[string]string{images.TrustedRootKey: readFile(t, k.trustedRoot)}})
+	p := imagePolicy("spiffe-signer", w.reg.Host, func(s *v1alpha1.ClusterImagePolicySpec) {
+		s.Authorities = []v1alpha1.Authority{{Name: "signer", Keyless: &v1alpha1.KeylessAuthority{
+			Identities: []v1alpha1.Identity{{Issuer: spire.Issuer.URL, Subject: id}},
+			TrustRoot:  v1alpha1.TrustRoot{ConfigMapRef: &v1alpha1.SecretRef{Namespace: signerNS, Name: "sigstore-trust-root"}},
+		}}}
+	})
+	applyImagePolicy(t, w.env.Client, p, metav1.ConditionTrue)
+	if err := w.env.Client.Create(t.Context(), podOf(gatedNS, "spiffe-built", img.String())); err != nil {
+		t.Fatalf("the gate denied what the signer signed with its SPIFFE identity: %v", err)
+	}
+}
+
 // TestSignerKeylessOutages: a token Fulcio refuses leaves the run unsigned,
 // saying why (CertificateFailed), until the token is good; Rekor stops
 // while a backlog of finished runs waits — nothing is marked signed while
@@ -496,12 +538,24 @@ type keylessSigner struct {
 // token in a file) plus extra keys.
 func startKeylessSigner(t *testing.T, extra map[string]string) *keylessSigner {
 	t.Helper()
+	return startKeylessSignerWith(t, extra, nil)
+}
+
+// startKeylessSignerWith is startKeylessSigner; with spire, Fulcio also
+// trusts SPIRE's issuer and the signer's identity is a JWT-SVID from the
+// SPIRE agent (provider spiffe), its process registered as the signer.
+func startKeylessSignerWith(t *testing.T, extra map[string]string, spire *sigstore.SPIRE) *keylessSigner {
+	t.Helper()
 	w := &keylessSigner{dir: t.TempDir()}
 	w.env = startGuarded(t, namespace(signerNS, nil), serviceAccount(signerNS, "tekton-builder"),
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: signerNS, Name: "chains-config"}},
 		namespace(gatedNS, map[string]string{imagegate.LabelGate: imagegate.GateEnforce}))
 	w.iss = sigstore.IssuerOf(t, w.env)
-	w.stack = sigstore.Start(t, w.iss)
+	issuers := []sigstore.Issuer{w.iss}
+	if spire != nil {
+		issuers = append(issuers, spire.Issuer)
+	}
+	w.stack = sigstore.Start(t, issuers...)
 	w.token = sigstore.Token(t, w.env, signerNS, "tollgate-signer")
 	w.tokenFile = writeFile(t, filepath.Join(w.dir, "oidc-token"), []byte(w.token))
 	tokenFile := w.tokenFile
@@ -519,6 +573,14 @@ func startKeylessSigner(t *testing.T, extra map[string]string) *keylessSigner {
 		"signers.x509.identity.token.file": tokenFile,
 		"transparency.enabled":             "true",
 		"transparency.url":                 w.stack.RekorURL,
+	}
+	if spire != nil {
+		// The article's production keys as written: provider spiffe, the
+		// issuer SPIRE's; the Workload API where SPIFFE_ENDPOINT_SOCKET says.
+		delete(cm.Data, "signers.x509.identity.token.file")
+		cm.Data["signers.x509.fulcio.issuer"] = spire.Issuer.URL
+		cm.Data["signers.x509.fulcio.provider"] = "spiffe"
+		t.Setenv("SPIFFE_ENDPOINT_SOCKET", spire.Socket)
 	}
 	for k, v := range extra {
 		cm.Data[k] = v

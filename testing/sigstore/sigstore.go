@@ -13,6 +13,7 @@
 package sigstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -53,6 +54,10 @@ import (
 type Issuer struct {
 	URL string
 	CA  []byte
+	// Type is Fulcio's issuer type: "kubernetes" (empty) or "spiffe", whose
+	// tokens are JWT-SVIDs of TrustDomain.
+	Type        string
+	TrustDomain string
 }
 
 // Stack is a running Fulcio and Rekor.
@@ -78,12 +83,13 @@ var rekorV1 sync.Mutex
 
 func root() string { return envtest.Root() }
 
-// Start starts PostgreSQL, Trillian, Rekor and Fulcio for one test.
-func Start(t testing.TB, iss Issuer) *Stack {
+// Start starts PostgreSQL, Trillian, Rekor and Fulcio (trusting the
+// issuers) for one test.
+func Start(t testing.TB, issuers ...Issuer) *Stack {
 	t.Helper()
 	rekorV1.Lock()
 	t.Cleanup(rekorV1.Unlock)
-	s, err := Run(root(), iss)
+	s, err := Run(root(), issuers...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +105,7 @@ func Start(t testing.TB, iss Issuer) *Stack {
 // Run is Start for a caller that is not a test (make demo KEYLESS=1),
 // with the tools of the checkout at root; Stop stops everything it
 // started. Rekor v1 binds :2112: one Stack at a time on a machine.
-func Run(root string, iss Issuer) (s *Stack, err error) {
+func Run(root string, issuers ...Issuer) (s *Stack, err error) {
 	s = &Stack{root: root}
 	defer func() {
 		if err != nil {
@@ -122,7 +128,7 @@ func Run(root string, iss Issuer) (s *Stack, err error) {
 	if err := s.startRekor(trillian); err != nil {
 		return nil, err
 	}
-	if s.FulcioURL, s.FulcioRoots, err = s.startFulcio(iss); err != nil {
+	if s.FulcioURL, s.FulcioRoots, err = s.startFulcio(issuers); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -388,17 +394,26 @@ func (s *Stack) runRekor() error {
 // StopRekor stops Rekor (its database and index stay).
 func (s *Stack) StopRekor() { s.rekor.proc.Stop() }
 
-// startFulcio runs Fulcio with an ephemeral CA, trusting one Kubernetes
-// issuer (audience "sigstore"), without a CT log. It returns Fulcio's URL
-// and its root certificate.
-func (s *Stack) startFulcio(iss Issuer) (string, []byte, error) {
+// startFulcio runs Fulcio with an ephemeral CA, trusting the issuers
+// (audience "sigstore"), without a CT log. It returns Fulcio's URL and its
+// root certificate.
+func (s *Stack) startFulcio(issuers []Issuer) (string, []byte, error) {
 	dir, err := s.tempDir("fulcio")
 	if err != nil {
 		return "", nil, err
 	}
-	cfg, err := json.Marshal(map[string]any{"OIDCIssuers": map[string]any{
-		iss.URL: map[string]any{"IssuerURL": iss.URL, "ClientID": "sigstore", "Type": "kubernetes", "CACert": string(iss.CA)},
-	}})
+	trusted := map[string]any{}
+	for _, iss := range issuers {
+		c := map[string]any{"IssuerURL": iss.URL, "ClientID": "sigstore", "Type": cmp.Or(iss.Type, "kubernetes")}
+		if len(iss.CA) > 0 {
+			c["CACert"] = string(iss.CA)
+		}
+		if iss.TrustDomain != "" {
+			c["SPIFFETrustDomain"] = iss.TrustDomain
+		}
+		trusted[iss.URL] = c
+	}
+	cfg, err := json.Marshal(map[string]any{"OIDCIssuers": trusted})
 	if err != nil {
 		return "", nil, err
 	}

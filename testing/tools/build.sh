@@ -28,11 +28,13 @@ pkg_of() {
     trillian_log_server|trillian_log_signer) echo github.com/google/trillian/cmd/$1 ;;
     local-kms) echo github.com/nsmithuk/local-kms ;;
     tekton-controller|tekton-webhook|tekton-resolvers) echo github.com/tektoncd/pipeline/cmd/${1#tekton-} ;;
+    spire-server|spire-agent) echo github.com/spiffe/spire/cmd/$1 ;;
+    oidc-discovery-provider) echo github.com/spiffe/spire/support/oidc-discovery-provider ;;
     *) echo "build.sh: unknown tool $1 (known: $all)" >&2; return 2 ;;
   esac
 }
 
-all="kube-apiserver etcd cosign cosign3 helm controller-gen fulcio rekor-server rekor-cli trillian_log_server trillian_log_signer local-kms tekton-controller tekton-webhook tekton-resolvers"
+all="kube-apiserver etcd cosign cosign3 helm controller-gen fulcio rekor-server rekor-cli trillian_log_server trillian_log_signer local-kms tekton-controller tekton-webhook tekton-resolvers spire-server spire-agent oidc-discovery-provider"
 
 # The keyless servers share one module (testing/tools/sigstore), so their
 # builds share compiled packages.
@@ -40,6 +42,7 @@ dir_of() {
   case $1 in
     fulcio|rekor-server|rekor-cli|trillian_log_server|trillian_log_signer|local-kms) echo "$here/sigstore" ;;
     tekton-controller|tekton-webhook|tekton-resolvers) echo "$here/tekton" ;;
+    spire-server|spire-agent|oidc-discovery-provider) echo "$here/spire" ;;
     *) echo "$here/$1" ;;
   esac
 }
@@ -57,6 +60,7 @@ mod_of() {
     trillian_log_server|trillian_log_signer) echo github.com/google/trillian ;;
     local-kms) echo github.com/nsmithuk/local-kms ;;
     tekton-controller|tekton-webhook|tekton-resolvers) echo github.com/tektoncd/pipeline ;;
+    spire-server|spire-agent|oidc-discovery-provider) echo github.com/spiffe/spire ;;
   esac
 }
 
