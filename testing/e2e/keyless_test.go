@@ -398,24 +398,42 @@ func TestSignerKeyless(t *testing.T) {
 // TestSignerKeylessSPIFFE: the article's production ConfigMap as written —
 // provider spiffe — with a real SPIRE (server, agent, OIDC discovery
 // provider): the signer's identity is a JWT-SVID from the agent's Workload
-// API, Fulcio (trusting SPIRE's issuer, type spiffe) certifies it, every
-// signature goes to Rekor, and cosign verifies the SPIFFE identity with
-// the log; the gate admits the image under a keyless authority for it.
+// API, Fulcio (trusting SPIRE's issuer, type spiffe) certifies it, a
+// TaskRun and a PipelineRun are signed with every signature in Rekor,
+// cosign verifies the SPIFFE identity with the log (not the Kubernetes
+// one), rekor-cli finds both provenance entries, and the gate admits the
+// image under a keyless authority for the SPIFFE identity.
 func TestSignerKeylessSPIFFE(t *testing.T) {
 	spire := sigstore.StartSPIRE(t)
 	id := spire.Register(t, "ns/"+signerNS+"/sa/tollgate-signer", os.Getuid())
-	w := startKeylessSignerWith(t, nil, spire)
+	w := startKeylessSignerWith(t, map[string]string{
+		"artifacts.pipelinerun.format":  "slsa/v2alpha4",
+		"artifacts.pipelinerun.storage": "oci",
+	}, spire)
 	img, tr := w.buildSigned(t, "spiffe-build")
 	if entry := tr.GetAnnotations()[signer.AnnotationTransparency]; !strings.HasPrefix(entry, w.stack.RekorURL) {
 		t.Errorf("%s = %q, want the entry in %s", signer.AnnotationTransparency, entry, w.stack.RekorURL)
 	}
+	// A PipelineRun signed the same way.
+	img2 := w.reg.PushRandom(t, "team-a/spiffe-pipeline", "1.0")
+	pr := imagePipelineRun("spiffe-pipeline", img2)
+	w.run(t, pr)
+	if got := waitAnnotation(t, w.env.Client, pr, signer.AnnotationSigned); got != "true" {
+		t.Fatalf("signed = %q; events: %v", got, eventReasons(t, w.env.Client, pr))
+	}
 	k := newKeylessSetup(t, w.iss, w.stack)
 	cenv := []string{"SIGSTORE_ROOT_FILE=" + k.fulcioPEM, "SIGSTORE_REKOR_PUBLIC_KEY=" + k.rekorPEM}
-	for _, args := range [][]string{{"verify", img.String()}, {"verify-attestation", "--type", "slsaprovenance1", img.String()}} {
-		args = append(args, "--certificate-identity", id, "--certificate-oidc-issuer", spire.Issuer.URL,
-			"--rekor-url", w.stack.RekorURL, "--insecure-ignore-sct", "--allow-insecure-registry")
-		if out, err := cosignCLI(t, w.dir, cenv, args...); err != nil {
-			t.Fatalf("cosign %s: %v\n%s", args[0], err, out)
+	for _, d := range []name.Digest{img, img2} {
+		for _, args := range [][]string{{"verify", d.String()}, {"verify-attestation", "--type", "slsaprovenance1", d.String()}} {
+			args = append(args, "--certificate-identity", id, "--certificate-oidc-issuer", spire.Issuer.URL,
+				"--rekor-url", w.stack.RekorURL, "--insecure-ignore-sct", "--allow-insecure-registry")
+			if out, err := cosignCLI(t, w.dir, cenv, args...); err != nil {
+				t.Fatalf("cosign %s: %v\n%s", args[0], err, out)
+			}
+		}
+		out, err := runTool(t, "rekor-cli", w.dir, nil, "search", "--rekor_server", w.stack.RekorURL, "--sha", d.DigestStr())
+		if err != nil || !regexp.MustCompile(`(?m)^[0-9a-f]{64,80}$`).MatchString(out) {
+			t.Fatalf("rekor-cli search --sha %s: %v\n%s", d.DigestStr(), err, out)
 		}
 	}
 	// The Kubernetes identity is not what signed it.
