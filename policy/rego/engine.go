@@ -127,9 +127,12 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// DefaultOptions give a rule 100 ms: far above what a rule needs (tens of
-// microseconds), far below the webhook timeout.
-func DefaultOptions() Options { return Options{Timeout: 100 * time.Millisecond} }
+// DefaultOptions give a policy's rules 1 s: far above what rules need
+// (tens of microseconds), far below the webhook timeout, and long enough
+// that a stall of the process (a collection, a busy 2-core node: 100 ms
+// was seen to deny a run whose rules take microseconds) does not deny;
+// an endless rule is still cut, and denies.
+func DefaultOptions() Options { return Options{Timeout: time.Second} }
 
 // Program is the compiled Rego of one policy: a prepared query for each
 // package's deny and warn rules. It is immutable and safe for concurrent use.
