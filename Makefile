@@ -73,8 +73,9 @@ test-unit: ## unit tests only (no control plane)
 	$(GO) test -count=1 -short $$($(GO) list ./... | grep -v /testing/e2e)
 
 .PHONY: fuzz
-fuzz: ## fuzz the spec digest, run extraction, both handlers and image verification of hostile registry content, legacy and bundles (FUZZTIME=30s each)
+fuzz: ## fuzz the spec digest, the one-pass decoder against sigs.k8s.io/json, run extraction, both handlers and image verification of hostile registry content, legacy and bundles (FUZZTIME=30s each)
 	$(GO) test ./policy/specdigest -run '^$$' -fuzz FuzzCanonical -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/apijson -run '^$$' -fuzz FuzzSameAsAPIServerDecoding -fuzztime $(FUZZTIME)
 	$(GO) test ./policy/runs -run '^$$' -fuzz FuzzAdmit -fuzztime $(FUZZTIME)
 	$(GO) test ./webhook/runguard -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME)
 	$(GO) test ./webhook/imagegate -run '^$$' -fuzz FuzzHandler -fuzztime $(FUZZTIME)

@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/tollgate-dev/tollgate/internal/apijson"
 )
 
 // MaxRequestBytes bounds an AdmissionReview body. The API server's own
@@ -26,9 +28,11 @@ const MaxRequestBytes = 7 << 20
 var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // reviewHandler serves admission.v1 AdmissionReviews. It decodes the review
-// in one pass with encoding/json (controller-runtime's generic decoder reads
-// the body twice), recovers panics into a 500 that denies, and puts a logger
-// with the request's fields in the context.
+// in one pass over the bytes with apijson, member names matched exactly as
+// the API server writes them (encoding/json reads the body three times:
+// to validate it, to decode it, and again for the object it keeps raw),
+// recovers panics into a 500 that denies, and puts a logger with the
+// request's fields in the context.
 type reviewHandler struct {
 	handler admission.Handler
 	log     logr.Logger
@@ -78,7 +82,7 @@ func (h *reviewHandler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
+	if err := apijson.Unmarshal(body, &review); err != nil {
 		h.reject(w, http.StatusBadRequest, fmt.Errorf("decoding the AdmissionReview: %w", err))
 		return
 	}
@@ -91,7 +95,9 @@ func (h *reviewHandler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := admission.Request{AdmissionRequest: *review.Request}
-	log := h.log.WithValues("uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "user", req.UserInfo.Username)
+	// Plain strings: the logger encodes typed values (types.UID, the
+	// operation) by reflection, at every request, logged or not.
+	log := h.log.WithValues("uid", string(req.UID), "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", string(req.Operation), "user", req.UserInfo.Username)
 	resp := h.handle(logf.IntoContext(r.Context(), log), req, log)
 	resp.UID = req.UID
 	// admission.Response carries JSON patch operations; the wire format

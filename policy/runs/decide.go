@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	kjson "sigs.k8s.io/json"
-
+	"github.com/tollgate-dev/tollgate/internal/apijson"
 	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
 )
@@ -96,7 +95,7 @@ func (f *Facts) identify() error {
 			} `json:"pipelineRef"`
 		} `json:"spec"`
 	}
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(r.Object, &o); err != nil {
+	if err := apijson.Unmarshal(r.Object, &o); err != nil {
 		return fmt.Errorf("%w: decoding %s: %w", ErrInvalidRun, r.Kind, err)
 	}
 	f.Run = &Input{Kind: r.Kind, Namespace: r.Namespace, Name: o.Metadata.Name, Annotations: o.Metadata.Annotations}

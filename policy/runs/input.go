@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	kjson "sigs.k8s.io/json"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/pod"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/tollgate-dev/tollgate/internal/apijson"
 	"github.com/tollgate-dev/tollgate/policy/rbac"
 )
 
@@ -125,7 +125,7 @@ func Decode(kind string, raw []byte) (*pipelinev1.PipelineRun, *pipelinev1.TaskR
 	switch kind {
 	case KindPipelineRun:
 		pr := &pipelinev1.PipelineRun{}
-		if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, pr); err != nil {
+		if err := apijson.Unmarshal(raw, pr); err != nil {
 			return nil, nil, fmt.Errorf("%w: decoding PipelineRun: %w", ErrInvalidRun, err)
 		}
 		if pr.Kind != "" && pr.Kind != KindPipelineRun {
@@ -134,7 +134,7 @@ func Decode(kind string, raw []byte) (*pipelinev1.PipelineRun, *pipelinev1.TaskR
 		return pr, nil, nil
 	case KindTaskRun:
 		tr := &pipelinev1.TaskRun{}
-		if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, tr); err != nil {
+		if err := apijson.Unmarshal(raw, tr); err != nil {
 			return nil, nil, fmt.Errorf("%w: decoding TaskRun: %w", ErrInvalidRun, err)
 		}
 		if tr.Kind != "" && tr.Kind != KindTaskRun {

@@ -2,11 +2,11 @@ package runs
 
 import (
 	"fmt"
-	kjson "sigs.k8s.io/json"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/tollgate-dev/tollgate/internal/apijson"
 	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
@@ -109,7 +109,7 @@ type objectMeta struct {
 
 func annotationsOf(raw []byte) (map[string]string, error) {
 	var m objectMeta
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &m); err != nil {
+	if err := apijson.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("decoding metadata: %w", err)
 	}
 	return m.Metadata.Annotations, nil

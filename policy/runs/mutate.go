@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	kjson "sigs.k8s.io/json"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/tollgate-dev/tollgate/internal/apijson"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
@@ -283,19 +283,20 @@ func (s *Stamp) Annotations(keys *specdigest.Keys, namespace, kind string) map[s
 	return out
 }
 
-// StampOf computes the stamp of a run given as raw JSON.
+// StampOf computes the stamp of a run given as raw JSON, reading the
+// object once: the spec digest and, from the same pass, the metadata.
 func StampOf(raw []byte) (*Stamp, error) {
-	d, err := specdigest.OfObject(raw)
+	d, metadata, err := specdigest.OfObjectWith(raw, "metadata")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRun, err)
 	}
 	var meta struct {
-		Metadata struct {
-			Annotations map[string]string `json:"annotations"`
-		} `json:"metadata"`
+		Annotations map[string]string `json:"annotations"`
 	}
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &meta); err != nil {
-		return nil, fmt.Errorf("%w: decoding metadata: %w", ErrInvalidRun, err)
+	if metadata != nil {
+		if err := apijson.Unmarshal(metadata, &meta); err != nil {
+			return nil, fmt.Errorf("%w: decoding metadata: %w", ErrInvalidRun, err)
+		}
 	}
-	return &Stamp{Digest: d, HasAnnotations: meta.Metadata.Annotations != nil}, nil
+	return &Stamp{Digest: d, HasAnnotations: meta.Annotations != nil}, nil
 }

@@ -5,8 +5,7 @@ import (
 	"slices"
 	"sort"
 
-	kjson "sigs.k8s.io/json"
-
+	"github.com/tollgate-dev/tollgate/internal/apijson"
 	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/v1alpha1"
 )
@@ -113,13 +112,13 @@ func finalizerRemoved(oldRaw, newRaw []byte, user string, ids Identities) ([]fin
 		return nil, nil
 	}
 	var o, n embeddedMeta
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(oldRaw, &o); err != nil {
+	if err := apijson.Unmarshal(oldRaw, &o); err != nil {
 		return nil, err
 	}
 	if !slices.Contains(o.Metadata.Finalizers, SignerFinalizer) {
 		return nil, nil
 	}
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(newRaw, &n); err != nil {
+	if err := apijson.Unmarshal(newRaw, &n); err != nil {
 		return nil, err
 	}
 	if slices.Contains(n.Metadata.Finalizers, SignerFinalizer) {
@@ -144,7 +143,7 @@ func CheckDefinition(policies []*Policy, kind, namespace, name string, raw []byt
 		return d
 	}
 	var m embeddedMeta
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &m); err != nil {
+	if err := apijson.Unmarshal(raw, &m); err != nil {
 		return applyFindings(d, policies, in, []finding{{check: v1alpha1.CheckSpecIntegrity, object: "metadata", message: "decoding " + kind + ": " + err.Error(), fix: "send a valid object"}})
 	}
 	fs := reservedInEmbedded(&m)

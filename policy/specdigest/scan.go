@@ -424,32 +424,32 @@ func (c *canonicalizer) skipValue(depth int) error {
 }
 
 // canonicalSpecOf finds the top-level "spec" member of an object and
-// canonicalizes it; other members are only validated.
-func canonicalSpecOf(obj []byte) ([]byte, error) {
+// canonicalizes it; other members are only validated. The raw JSON of the
+// last top-level member named keep (when keep is not "") is returned too.
+func canonicalSpecOf(obj []byte, keep string) (spec, kept []byte, err error) {
 	c := &canonicalizer{in: obj, out: make([]byte, 0, len(obj))}
 	c.ws()
 	if c.pos >= len(c.in) || c.in[c.pos] != '{' {
-		return nil, fmt.Errorf("decoding object: %w", ErrNotObject)
+		return nil, nil, fmt.Errorf("decoding object: %w", ErrNotObject)
 	}
 	c.pos++
-	var spec []byte
 	found := false
 	c.ws()
 	if c.pos < len(c.in) && c.in[c.pos] == '}' {
-		return nil, fmt.Errorf("object has no spec: %w", ErrNotObject)
+		return nil, nil, fmt.Errorf("object has no spec: %w", ErrNotObject)
 	}
 	for {
 		c.ws()
 		if c.pos >= len(c.in) || c.in[c.pos] != '"' {
-			return nil, c.fail("expected a member name")
+			return nil, nil, c.fail("expected a member name")
 		}
 		key, err := c.str()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		c.ws()
 		if c.pos >= len(c.in) || c.in[c.pos] != ':' {
-			return nil, c.fail("expected :")
+			return nil, nil, c.fail("expected :")
 		}
 		c.pos++
 		if key == "spec" {
@@ -457,26 +457,33 @@ func canonicalSpecOf(obj []byte) ([]byte, error) {
 			c.ws()
 			if c.pos < len(c.in) && c.in[c.pos] != '{' {
 				if err := c.skipValue(1); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				spec, found = nil, false
 				// A non-object spec: remembered as invalid unless a later "spec" replaces it.
 				found = true
 			} else {
 				if err := c.value(1, true); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				// Keep the canonical spec; later members are only
 				// validated, into the free capacity after it.
 				spec, found = c.out, true
 				c.out = c.out[len(c.out):]
 			}
-		} else if err := c.skipValue(1); err != nil {
-			return nil, err
+		} else {
+			c.ws()
+			start := c.pos
+			if err := c.skipValue(1); err != nil {
+				return nil, nil, err
+			}
+			if keep != "" && key == keep {
+				kept = c.in[start:c.pos]
+			}
 		}
 		c.ws()
 		if c.pos >= len(c.in) {
-			return nil, c.fail("unterminated object")
+			return nil, nil, c.fail("unterminated object")
 		}
 		if c.in[c.pos] == ',' {
 			c.pos++
@@ -486,14 +493,14 @@ func canonicalSpecOf(obj []byte) ([]byte, error) {
 			c.pos++
 			break
 		}
-		return nil, c.fail("expected , or } in object")
+		return nil, nil, c.fail("expected , or } in object")
 	}
 	c.ws()
 	if c.pos != len(c.in) {
-		return nil, errors.New("decoding object: trailing data after the JSON value")
+		return nil, nil, errors.New("decoding object: trailing data after the JSON value")
 	}
 	if !found || spec == nil {
-		return nil, fmt.Errorf("object has no spec: %w", ErrNotObject)
+		return nil, nil, fmt.Errorf("object has no spec: %w", ErrNotObject)
 	}
-	return spec, nil
+	return spec, kept, nil
 }

@@ -37,12 +37,21 @@ func OfSpec(spec []byte) (string, error) {
 // OfObject returns the digest of the "spec" member of a whole object given as
 // raw JSON, reading the object once.
 func OfObject(obj []byte) (string, error) {
-	c, err := canonicalSpecOf(obj)
+	d, _, err := OfObjectWith(obj, "")
+	return d, err
+}
+
+// OfObjectWith is OfObject that also returns the raw JSON of the object's
+// top-level member named member (the last one, as a decoder keeps it; nil
+// when there is none), read in the same pass: the run guard's stamp needs
+// the digest and the metadata, and the object is read once.
+func OfObjectWith(obj []byte, member string) (digest string, raw []byte, err error) {
+	c, raw, err := canonicalSpecOf(obj, member)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	sum := sha256.Sum256(c)
-	return Prefix + hex.EncodeToString(sum[:]), nil
+	return Prefix + hex.EncodeToString(sum[:]), raw, nil
 }
 
 // Canonical returns the canonical JSON of a spec, lifecycle fields removed.

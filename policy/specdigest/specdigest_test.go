@@ -181,3 +181,42 @@ func BenchmarkOfObject(b *testing.B) {
 		}
 	}
 }
+
+// TestOfObjectWith: the member comes back as the bytes a decoder would
+// keep (the last top-level one of that name, escapes in its name decoded),
+// and the digest is OfObject's.
+func TestOfObjectWith(t *testing.T) {
+	for _, tc := range []struct {
+		name, obj, want string
+		absent          bool
+	}{
+		{name: "found", obj: `{"metadata":{"annotations":{"a":"b"}},"spec":{}}`, want: `{"annotations":{"a":"b"}}`},
+		{name: "after the spec", obj: `{"spec":{"x":1}, "metadata" : {"name":"n"} }`, want: `{"name":"n"}`},
+		{name: "the last one wins", obj: `{"metadata":{"name":"a"},"spec":{},"metadata":null}`, want: `null`},
+		{name: "escaped name", obj: `{"\u006detadata":[1],"spec":{}}`, want: `[1]`},
+		{name: "nested is not top-level", obj: `{"spec":{"metadata":{"name":"x"}}}`, absent: true},
+		{name: "absent", obj: `{"spec":{}}`, absent: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, raw, err := OfObjectWith([]byte(tc.obj), "metadata")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := mustObjectDigest(t, []byte(tc.obj)); d != want {
+				t.Errorf("digest %s, OfObject says %s", d, want)
+			}
+			if tc.absent {
+				if raw != nil {
+					t.Errorf("got %q, want nothing", raw)
+				}
+				return
+			}
+			if string(raw) != tc.want {
+				t.Errorf("got %q, want %q", raw, tc.want)
+			}
+		})
+	}
+	if _, _, err := OfObjectWith([]byte(`{"metadata":{"a":},"spec":{}}`), "metadata"); err == nil {
+		t.Error("invalid JSON in the member was not refused")
+	}
+}

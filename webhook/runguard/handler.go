@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"gomodules.xyz/jsonpatch/v2"
-	kjson "sigs.k8s.io/json"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -18,6 +17,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/tollgate-dev/tollgate/internal/apijson"
 	"github.com/tollgate-dev/tollgate/policy"
 	"github.com/tollgate-dev/tollgate/policy/runs"
 	"github.com/tollgate-dev/tollgate/policy/specdigest"
@@ -235,7 +235,7 @@ func (h *Handler) validatePod(ctx context.Context, req *admission.Request) admis
 		return errored(badRequest("kind Pod does not match resource %s", req.Resource.Resource))
 	}
 	pod := &corev1.Pod{}
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, pod); err != nil {
+	if err := apijson.Unmarshal(req.Object.Raw, pod); err != nil {
 		return errored(badRequest("decoding Pod: %w", err))
 	}
 	if _, ok := pod.Labels[runs.LabelTaskRun]; !ok {
