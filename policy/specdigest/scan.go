@@ -173,6 +173,7 @@ func (c *canonicalizer) object(depth int, top bool) error {
 	sbase := len(c.stack)
 	defer func() { c.stack = c.stack[:sbase] }()
 	replacedAny := false
+	ascending := true
 	c.out = append(c.out, '{')
 	c.ws()
 	if c.pos < len(c.in) && c.in[c.pos] == '}' {
@@ -205,12 +206,18 @@ func (c *canonicalizer) object(depth int, top bool) error {
 		}
 		m := member{key: key, start: start, end: len(c.out)}
 		// A repeated key: the last one wins, as when decoding into a map.
+		// While keys come in increasing order (the API server writes them
+		// sorted), a new key cannot repeat an earlier one: the search is
+		// needed only once the order breaks.
 		replaced := false
-		for i := sbase; i < len(c.stack); i++ {
-			if bytes.Equal(c.stack[i].key, key) {
-				c.stack[i] = m
-				replaced = true
-				break
+		if n := len(c.stack); !ascending || n == sbase || bytes.Compare(c.stack[n-1].key, key) >= 0 {
+			ascending = ascending && n == sbase
+			for i := sbase; i < len(c.stack); i++ {
+				if bytes.Equal(c.stack[i].key, key) {
+					c.stack[i] = m
+					replaced = true
+					break
+				}
 			}
 		}
 		if !replaced {
@@ -280,18 +287,15 @@ func (c *canonicalizer) str() (string, error) {
 func (c *canonicalizer) strBytes() ([]byte, error) {
 	c.pos++ // opening quote
 	start := c.pos
-	// Fast path: no escapes, valid UTF-8, no control characters.
+	// Fast path: ASCII without escapes or control characters, as nearly
+	// every string in a run is; anything else takes the loop below.
 	for i := start; i < len(c.in); i++ {
 		ch := c.in[i]
 		if ch == '"' {
-			s := c.in[start:i]
-			if utf8.Valid(s) {
-				c.pos = i + 1
-				return s, nil
-			}
-			break
+			c.pos = i + 1
+			return c.in[start:i], nil
 		}
-		if ch == '\\' || ch < 0x20 {
+		if ch == '\\' || ch < 0x20 || ch >= utf8.RuneSelf {
 			break
 		}
 	}
@@ -385,33 +389,43 @@ func hex4(b []byte, at int) (rune, bool) {
 }
 
 // appendStringBytes appends s as a canonical JSON string: the characters
-// JSON requires escaped, escaped; nothing else (no HTML escaping).
+// JSON requires escaped, escaped; nothing else (no HTML escaping). Runs of
+// characters that need nothing are copied whole: every string of every
+// admitted run is written here.
 func appendStringBytes(out []byte, s []byte) []byte {
 	out = append(out, '"')
+	start := 0
 	for i := 0; i < len(s); {
 		ch := s[i]
 		if ch < utf8.RuneSelf {
+			if ch >= 0x20 && ch != '"' && ch != '\\' {
+				i++
+				continue
+			}
+			out = append(out, s[start:i]...)
 			switch {
 			case ch == '"':
 				out = append(out, '\\', '"')
 			case ch == '\\':
 				out = append(out, '\\', '\\')
-			case ch < 0x20:
-				out = append(out, '\\', 'u', '0', '0', "0123456789abcdef"[ch>>4], "0123456789abcdef"[ch&0xf])
 			default:
-				out = append(out, ch)
+				out = append(out, '\\', 'u', '0', '0', "0123456789abcdef"[ch>>4], "0123456789abcdef"[ch&0xf])
 			}
 			i++
+			start = i
 			continue
 		}
 		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 {
+			out = append(out, s[start:i]...)
 			out = append(out, `\ufffd`...)
-		} else {
-			out = append(out, s[i:i+size]...)
+			i++
+			start = i
+			continue
 		}
 		i += size
 	}
+	out = append(out, s[start:]...)
 	return append(out, '"')
 }
 

@@ -100,7 +100,7 @@ func TestValid(t *testing.T) {
 // mutating path does) whenever the input is valid JSON.
 func FuzzCanonical(f *testing.F) {
 	for _, s := range []string{
-		`{}`, `{"a":1}`, `{"status":"x","b":[1,2,{"c":null}]}`, `{"s":"\u2028\ud800"}`, `{"n":1.0e-7}`,
+		`{}`, `{"a":1}`, `{"status":"x","b":[1,2,{"c":null}]}`, `{"b":1,"a":2,"b":3}`, `{"a":1,"b":2,"a":3,"c":4}`, `{"s":"é\u00e9\"\u0001"}`, `{"s":"\u2028\ud800"}`, `{"n":1.0e-7}`,
 		`{"pipelineSpec":{"tasks":[{"name":"a","taskSpec":{"steps":[{"name":"s","image":"x","script":"echo"}]}}]}}`,
 	} {
 		f.Add([]byte(s))
