@@ -33,7 +33,8 @@ import (
 // keys Secret), driven from outside over TLS by one keep-alive HTTP/2
 // client with C requests in flight. Each sub-benchmark sends b.N
 // byte-identical AdmissionReviews (CREATE of benchdata's PipelineRun, 5
-// tasks × 3 steps; the deny body has one privileged step) to one path and
+// tasks × 3 steps; the deny body has one privileged step; the floor is the
+// same review as a DELETE, answered without a decision) to one path and
 // reports latency percentiles, requests per second, the server's CPU per
 // review (utime+stime from /proc, all its threads) and its resident
 // memory. `make bench` prints the table.
@@ -115,6 +116,11 @@ func BenchmarkWebhookProcess(b *testing.B) {
 		{"validate-allow", webhook.PathValidateRuns, benchdata.Review(stamped(allowObj), Alice), true},
 		{"validate-deny", webhook.PathValidateRuns, benchdata.Review(stamped(denyObj), Alice), false},
 		{"mutate", webhook.PathMutateRuns, benchdata.Review(allowObj, Alice), true},
+		// The floor: the validate-allow body as a DELETE, which the run
+		// guard allows once the review is decoded, without reading the
+		// run. What it costs is the transport (TLS, HTTP/2, the body read,
+		// the envelope decode, the answer), not the decision.
+		{"floor", webhook.PathValidateRuns, asDelete(b, benchdata.Review(stamped(allowObj), Alice)), true},
 	}
 	for _, c := range cases {
 		r, proto, err := post(c.path, c.body)
@@ -274,4 +280,13 @@ func writeKubeconfig(t testing.TB, env *envtest.Env, path, user string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// asDelete turns a CREATE review into the DELETE of the same object.
+func asDelete(b *testing.B, review []byte) []byte {
+	out := bytes.Replace(review, []byte(`"operation":"CREATE"`), []byte(`"operation":"DELETE"`), 1)
+	if bytes.Equal(out, review) {
+		b.Fatal("the review is not a CREATE")
+	}
+	return out
 }
