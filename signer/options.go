@@ -79,14 +79,17 @@ type Config struct {
 	// ProbeAddr serves /healthz and /readyz; MetricsAddr /metrics ("0" disables).
 	ProbeAddr   string
 	MetricsAddr string
-	// Workers is how many runs of each kind are signed at once.
+	// Workers is how many runs of each kind are signed at once. A run
+	// mostly waits on the API server (reading it, the patch the run guard
+	// reviews, the Event), so more workers than cores pay: 4 signed 88
+	// runs/s and 16 sign 103 on 2 shared cores (BENCHMARKS.md).
 	Workers int
 }
 
 // DefaultConfig is the configuration the chart runs (RestConfig and
 // Options.Registry unset).
 func DefaultConfig() Config {
-	return Config{Options: DefaultOptions(), LeaderElection: true, ProbeAddr: ":8081", MetricsAddr: ":8080", Workers: 4}
+	return Config{Options: DefaultOptions(), LeaderElection: true, ProbeAddr: ":8081", MetricsAddr: ":8080", Workers: 16}
 }
 
 // Validate reports missing or inconsistent configuration.

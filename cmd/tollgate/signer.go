@@ -50,9 +50,11 @@ transparency.enabled every signature and attestation is logged in Rekor
 (transparency.url) and a run is marked signed only once it is.
 
 A run costs two to four API requests (reading it as served, the pull
-secrets for oci storage, the annotation patch, an Event), so --kube-api-qps
-bounds throughput until CPU does: 50 allowed about 30 runs/s, 200 (the
-default) 65, 500 85, on 2 cores shared with the API server (BENCHMARKS.md).`,
+secrets for oci storage, the annotation patch, an Event) and mostly waits
+on them: --workers runs of each kind are signed at once (16: about 100
+runs/s with tekton storage on 2 cores shared with the API server, where 4
+signed 88; BENCHMARKS.md), and --kube-api-qps caps the requests (50 allowed
+about 30 runs/s).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rules := clientcmd.NewDefaultClientConfigLoadingRules()
