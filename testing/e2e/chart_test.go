@@ -334,3 +334,66 @@ func TestChartKeylessToken(t *testing.T) {
 		t.Errorf("without keyless a token is projected (audience %q at %q)", aud, mount)
 	}
 }
+
+// TestChartSPIFFESocket: with keyless provider spiffe (the article's
+// production chains-config), the SPIRE agent's socket directory is mounted
+// into the signer (SPIFFE CSI driver or the node's directory) and
+// SPIFFE_ENDPOINT_SOCKET names the socket in it; with the filesystem
+// provider nothing of SPIFFE is there.
+func TestChartSPIFFESocket(t *testing.T) {
+	type wiring struct{ env, mount, csiDriver, hostPath string }
+	wired := func(objs []*unstructured.Unstructured) (w wiring) {
+		for _, o := range objs {
+			if o.GetKind() != "Deployment" || !strings.HasSuffix(o.GetName(), "-signer") {
+				continue
+			}
+			vols, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
+			for _, v := range vols {
+				vm := v.(map[string]any)
+				if vm["name"] != "spiffe-workload-api" {
+					continue
+				}
+				w.csiDriver, _, _ = unstructured.NestedString(vm, "csi", "driver")
+				w.hostPath, _, _ = unstructured.NestedString(vm, "hostPath", "path")
+			}
+			ctrs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			for _, c := range ctrs {
+				cm := c.(map[string]any)
+				envs, _, _ := unstructured.NestedSlice(cm, "env")
+				for _, e := range envs {
+					if e.(map[string]any)["name"] == "SPIFFE_ENDPOINT_SOCKET" {
+						w.env, _ = e.(map[string]any)["value"].(string)
+					}
+				}
+				mounts, _, _ := unstructured.NestedSlice(cm, "volumeMounts")
+				for _, m := range mounts {
+					if m.(map[string]any)["name"] == "spiffe-workload-api" {
+						w.mount, _ = m.(map[string]any)["mountPath"].(string)
+					}
+				}
+			}
+		}
+		return w
+	}
+	ci := filepath.Join(envtest.Root(), "charts", "tollgate", "ci")
+	csi := filepath.Join(t.TempDir(), "csi-values.yaml")
+	if err := os.WriteFile(csi, []byte("signer:\n  spiffe:\n    volume: csi\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		values []string
+		want   wiring
+	}{
+		{"spiffe, the node's directory", []string{filepath.Join(ci, "spiffe-values.yaml")},
+			wiring{env: "unix:///spiffe-workload-api/spire-agent.sock", mount: "/spiffe-workload-api", hostPath: "/run/spire/agent-sockets"}},
+		{"spiffe, the CSI driver", []string{filepath.Join(ci, "spiffe-values.yaml"), csi},
+			wiring{env: "unix:///spiffe-workload-api/spire-agent.sock", mount: "/spiffe-workload-api", csiDriver: "csi.spiffe.io"}},
+		{"filesystem provider", []string{filepath.Join(ci, "keyless-values.yaml")}, wiring{}},
+		{"no keyless", nil, wiring{}},
+	} {
+		if got := wired(render(t, c.values...)); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
