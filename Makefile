@@ -86,6 +86,15 @@ fuzz: ## fuzz the spec digest, the one-pass decoder against sigs.k8s.io/json, ru
 bench: $(TEST_TOOLS) ## benchmarks: run guard in-process and through the API server (see BENCHMARKS.md)
 	./testing/bench/run.sh
 
+# OPA Gatekeeper v3.20.1, for make bench-compare only (testing/tools/gatekeeper:
+# its go.sum copied from the module; no test needs it).
+bin/gatekeeper:
+	./testing/tools/build.sh gatekeeper
+
+.PHONY: bench-compare
+bench-compare: $(TEST_TOOLS) bin/gatekeeper ## OPA Gatekeeper v3.20.1 (built once from the Go module proxy) and the tollgate webhook process on the same reviews: req/s, p50/p90/p99, CPU per review, RSS
+	./testing/bench/compare.sh
+
 .PHONY: golden
 golden: ## regenerate signer/provenance/testdata/chains from Tekton Chains v0.24.0 itself
 	cd testing/tools/chainsgolden && $(GO) run . -out ../../../signer/provenance/testdata/chains

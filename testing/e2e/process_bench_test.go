@@ -65,29 +65,7 @@ func BenchmarkWebhookProcess(b *testing.B) {
 	p.WaitFor(b, "ready", proc.HTTPOK("http://"+probe+"/readyz"))
 	pid := p.Cmd.Process.Pid
 
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(env.CAData)
-	client := &http.Client{Transport: &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 16,
-	}}
-	post := func(path string, body []byte) (*admissionv1.AdmissionResponse, string, error) {
-		resp, err := client.Post("https://"+addr+path, "application/json", bytes.NewReader(body))
-		if err != nil {
-			return nil, "", err
-		}
-		defer resp.Body.Close()
-		raw, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return nil, "", err
-		}
-		var out admissionv1.AdmissionReview
-		if err := json.Unmarshal(raw, &out); err != nil || out.Response == nil {
-			return nil, "", fmt.Errorf("%s: %s: bad review %q", path, resp.Status, raw)
-		}
-		return out.Response, resp.Proto, nil
-	}
+	post := newPoster(addr, env.CAData)
 
 	// The validating bodies are what the API server sends after the
 	// mutating webhook: the run with the stamp (and its MAC) this process
@@ -138,73 +116,123 @@ func BenchmarkWebhookProcess(b *testing.B) {
 	for _, conc := range []int{1, 8} {
 		for _, c := range cases {
 			b.Run(fmt.Sprintf("%s/C=%d", c.name, conc), func(b *testing.B) {
-				b.SetBytes(int64(len(c.body)))
-				send := func(n int) []time.Duration {
-					lat := make([]time.Duration, n)
-					var wg sync.WaitGroup
-					var mu sync.Mutex
-					var failure error
-					next := make(chan int, n)
-					for i := 0; i < n; i++ {
-						next <- i
-					}
-					close(next)
-					for w := 0; w < conc; w++ {
-						wg.Add(1)
+				var profile func() (wait func())
+				if profileDir != "" {
+					file := filepath.Join(profileDir, strings.ReplaceAll(c.name+"-C"+strconv.Itoa(conc), "/", "-")+".pprof")
+					profile = func() func() {
+						var profiled sync.WaitGroup
+						profiled.Add(1)
 						go func() {
-							defer wg.Done()
-							for i := range next {
-								start := time.Now()
-								r, _, err := post(c.path, c.body)
-								lat[i] = time.Since(start)
-								if err == nil && r.Allowed != c.allowed {
-									err = fmt.Errorf("allowed = %v", r.Allowed)
-								}
-								if err != nil {
-									mu.Lock()
-									failure = err
-									mu.Unlock()
-								}
+							defer profiled.Done()
+							if err := saveProfile("http://"+profiling+"/debug/pprof/profile?seconds=5", file); err != nil {
+								b.Error(err)
 							}
 						}()
+						return profiled.Wait
 					}
-					wg.Wait()
-					if failure != nil {
-						b.Fatal(failure)
-					}
-					return lat
 				}
-				send(200 * conc) // warm: connections, caches, the heap's size
-				var profiled sync.WaitGroup
-				if profileDir != "" {
-					profiled.Add(1)
-					go func() {
-						defer profiled.Done()
-						file := filepath.Join(profileDir, strings.ReplaceAll(c.name+"-C"+strconv.Itoa(conc), "/", "-")+".pprof")
-						if err := saveProfile("http://"+profiling+"/debug/pprof/profile?seconds=5", file); err != nil {
-							b.Error(err)
-						}
-					}()
-				}
-				cpu0 := cpuTicks(b, pid)
-				b.ResetTimer()
-				start := time.Now()
-				lat := send(b.N)
-				wall := time.Since(start)
-				b.StopTimer()
-				profiled.Wait()
-				cpu := cpuTicks(b, pid) - cpu0
-				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-				pct := func(q float64) float64 { return float64(lat[int(float64(len(lat)-1)*q)].Microseconds()) / 1000 }
-				b.ReportMetric(pct(0.50), "p50-ms")
-				b.ReportMetric(pct(0.90), "p90-ms")
-				b.ReportMetric(pct(0.99), "p99-ms")
-				b.ReportMetric(float64(b.N)/wall.Seconds(), "req/s")
-				b.ReportMetric(float64(cpu)*1000/clockTicks/float64(b.N), "cpu-ms/review")
-				b.ReportMetric(rssMiB(b, pid), "rss-MiB")
+				loadRow(b, post, c.path, c.body, c.allowed, conc, pid, profile)
 			})
 		}
 	}
+}
+
+// reviewPoster posts an AdmissionReview to a path of the process under
+// test and returns its response and the protocol it came over.
+type reviewPoster func(path string, body []byte) (*admissionv1.AdmissionResponse, string, error)
+
+// newPoster returns a reviewPoster for the process serving addr with a
+// certificate ca signs: one HTTP/2 keep-alive client, as the API server
+// calls webhooks.
+func newPoster(addr string, ca []byte) reviewPoster {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 16,
+	}}
+	return func(path string, body []byte) (*admissionv1.AdmissionResponse, string, error) {
+		resp, err := client.Post("https://"+addr+path, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, "", err
+		}
+		var out admissionv1.AdmissionReview
+		if err := json.Unmarshal(raw, &out); err != nil || out.Response == nil {
+			return nil, "", fmt.Errorf("%s: %s: bad review %q", path, resp.Status, raw)
+		}
+		return out.Response, resp.Proto, nil
+	}
+}
+
+// loadRow sends b.N copies of body to path with conc requests in flight,
+// after a warm-up, each answer checked (allowed or not), and reports the
+// latency percentiles, requests per second, and the CPU per review and
+// resident memory of process pid; profile, when set, is started with the
+// row and waited for after it.
+func loadRow(b *testing.B, post reviewPoster, path string, body []byte, allowed bool, conc, pid int, profile func() (wait func())) {
+	b.SetBytes(int64(len(body)))
+	send := func(n int) []time.Duration {
+		lat := make([]time.Duration, n)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var failure error
+		next := make(chan int, n)
+		for i := 0; i < n; i++ {
+			next <- i
+		}
+		close(next)
+		for w := 0; w < conc; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					start := time.Now()
+					r, _, err := post(path, body)
+					lat[i] = time.Since(start)
+					if err == nil && r.Allowed != allowed {
+						err = fmt.Errorf("allowed = %v", r.Allowed)
+					}
+					if err != nil {
+						mu.Lock()
+						failure = err
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if failure != nil {
+			b.Fatal(failure)
+		}
+		return lat
+	}
+	send(200 * conc) // warm: connections, caches, the heap's size
+	wait := func() {}
+	if profile != nil {
+		wait = profile()
+	}
+	cpu0 := cpuTicks(b, pid)
+	b.ResetTimer()
+	start := time.Now()
+	lat := send(b.N)
+	wall := time.Since(start)
+	b.StopTimer()
+	wait()
+	cpu := cpuTicks(b, pid) - cpu0
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(q float64) float64 { return float64(lat[int(float64(len(lat)-1)*q)].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.90), "p90-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(b.N)/wall.Seconds(), "req/s")
+	b.ReportMetric(float64(cpu)*1000/clockTicks/float64(b.N), "cpu-ms/review")
+	b.ReportMetric(rssMiB(b, pid), "rss-MiB")
 }
 
 // saveProfile writes what GET url answers to file.

@@ -30,11 +30,12 @@ pkg_of() {
     tekton-controller|tekton-webhook|tekton-resolvers) echo github.com/tektoncd/pipeline/cmd/${1#tekton-} ;;
     spire-server|spire-agent) echo github.com/spiffe/spire/cmd/$1 ;;
     oidc-discovery-provider) echo github.com/spiffe/spire/support/oidc-discovery-provider ;;
+    gatekeeper) echo github.com/open-policy-agent/gatekeeper/v3 ;;
     *) echo "build.sh: unknown tool $1 (known: $all)" >&2; return 2 ;;
   esac
 }
 
-all="kube-apiserver etcd cosign cosign3 helm controller-gen fulcio rekor-server rekor-cli trillian_log_server trillian_log_signer local-kms tekton-controller tekton-webhook tekton-resolvers spire-server spire-agent oidc-discovery-provider"
+all="kube-apiserver etcd cosign cosign3 helm controller-gen fulcio rekor-server rekor-cli trillian_log_server trillian_log_signer local-kms tekton-controller tekton-webhook tekton-resolvers spire-server spire-agent oidc-discovery-provider gatekeeper"
 
 # The keyless servers share one module (testing/tools/sigstore), so their
 # builds share compiled packages.
@@ -61,6 +62,7 @@ mod_of() {
     local-kms) echo github.com/nsmithuk/local-kms ;;
     tekton-controller|tekton-webhook|tekton-resolvers) echo github.com/tektoncd/pipeline ;;
     spire-server|spire-agent|oidc-discovery-provider) echo github.com/spiffe/spire ;;
+    gatekeeper) echo github.com/open-policy-agent/gatekeeper/v3 ;;
   esac
 }
 
