@@ -32,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -434,7 +435,43 @@ func (tk *Tekton) startResolvers(ctx context.Context, config string) error {
 	}
 	p.Cmd.Env = env
 	tk.resolvers = p
-	return p.Launch()
+	if err := p.Launch(); err != nil {
+		return err
+	}
+	return awaitResolversLeading(ctx, p)
+}
+
+// awaitResolversLeading returns once every resolver controller leads its
+// bucket. When one starts leading, Tekton's resolver framework enqueues
+// every ResolutionRequest in the cluster to it, whatever its type
+// (LeaderAwareFuncs lists labels.Everything(), not the resolver's
+// selector): a request made before then can be taken by the wrong
+// resolver, e.g. a cluster request failed by the hub resolver for missing
+// its "version" parameter. A release pod starts long before runs reach it;
+// here the tests create runs at once, so they wait for this.
+func awaitResolversLeading(ctx context.Context, p *proc.Process) error {
+	registered := regexp.MustCompile(`Registering (\d+) controllers`)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out := p.Output()
+		if m := registered.FindStringSubmatch(out); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			if n > 0 && strings.Count(out, "has started leading") >= n {
+				return nil
+			}
+		}
+		if exited, err := p.Exited(); exited {
+			return fmt.Errorf("tekton-resolvers exited: %v\n%s", err, out)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("tekton-resolvers' controllers did not all lead within a minute:\n%s", out)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // ResolversOutput is what the resolvers logged so far (empty unless run).
