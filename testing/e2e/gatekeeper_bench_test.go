@@ -193,7 +193,9 @@ func gatekeeperCRDs(b *testing.B) [][]byte {
 	return docs
 }
 
-func decodeYAML(b *testing.B, raw []byte) []*unstructured.Unstructured {
+// decodeYAML reads the objects of a YAML (or JSON) stream.
+func decodeYAML(t testing.TB, raw []byte) []*unstructured.Unstructured {
+	t.Helper()
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
 	var out []*unstructured.Unstructured
 	for {
@@ -202,7 +204,7 @@ func decodeYAML(b *testing.B, raw []byte) []*unstructured.Unstructured {
 			if err.Error() == "EOF" {
 				return out
 			}
-			b.Fatalf("decoding YAML: %v", err)
+			t.Fatalf("decoding YAML: %v", err)
 		}
 		if len(u.Object) > 0 {
 			out = append(out, u)
