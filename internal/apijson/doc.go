@@ -1,6 +1,8 @@
 // Package apijson decodes the JSON the Kubernetes API server sends to the
-// webhooks (AdmissionReviews and the runs, Pods and workloads inside them)
-// in one pass.
+// run guard (AdmissionReviews and the runs and Pods inside them) in one
+// pass. The image gate still decodes its workloads with sigs.k8s.io/json;
+// the fuzz test already holds the two decoders together for Pods,
+// Deployments and CronJobs.
 //
 // Unmarshal has the semantics of sigs.k8s.io/json's
 // UnmarshalCaseSensitivePreserveInts, which is how the API server itself
